@@ -1,0 +1,25 @@
+"""Pure-torch LoRA math for the explainer: no streamlit, no plotly."""
+from .device import default_dtype, describe_device, pick_device
+from .example import MAX_DIM, MAX_N, PRESETS, build_example, check_dims
+from .lora import (
+    Example,
+    LoraForward,
+    ParamCounts,
+    delta_weight,
+    init_gaussian,
+    init_peft_default,
+    init_random,
+    lora_forward,
+    lora_scaling,
+    merge,
+    param_counts,
+    seed_example,
+    unmerge,
+)
+
+__all__ = [
+    "Example", "LoraForward", "ParamCounts", "MAX_DIM", "MAX_N", "PRESETS",
+    "build_example", "check_dims", "default_dtype", "delta_weight", "describe_device",
+    "init_gaussian", "init_peft_default", "init_random", "lora_forward", "lora_scaling",
+    "merge", "param_counts", "pick_device", "seed_example", "unmerge",
+]
