@@ -1,0 +1,21 @@
+"""Entry point: page config, navigation, the shared sidebar, and the URL written after each run."""
+import streamlit as st
+
+from lora_app import ui
+from lora_app.compute import device_choice
+
+st.set_page_config(page_title="LoRA inside attention", page_icon="🧮", layout="wide")
+ui.load_url_state()
+
+page = st.navigation([
+    st.Page("pages/explore.py", title="Explore", url_path="explore", icon=":material/grid_on:", default=True),
+])
+
+ui.sidebar_controls()
+device = device_choice()
+st.sidebar.caption(f"Math runs on **{device.label}**")
+if device.problem:
+    st.sidebar.warning(f"{device.problem}; using the CPU instead.")
+
+page.run()
+ui.write_url(ui.current_config())

@@ -1,0 +1,152 @@
+"""The Explore config: one frozen dataclass built from widgets and the URL, validated on the server.
+
+Widget limits are enforced only in the browser, so every value is checked here again; a bad value
+is clamped or dropped and a notice says what happened. No streamlit import: this is plain Python.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from lora_core import MAX_N, PRESETS, lora_scaling
+
+DIM_CHOICES = (*range(1, 17), 20, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+ALPHA_MIN, ALPHA_MAX, ALPHA_STEP = 0.5, 64.0, 0.5
+SEED_MAX = 2**31 - 1
+CELL_LIMIT = 1e6  # an edited entry larger than this is refused: it only blows up the colour scale
+MATRIX_LABELS = {"X": "X", "W": "W_Q", "A": "A_Q", "B": "B_Q"}
+
+DEFAULTS = {"preset": "seed", "seed": 0, "n": 3, "d": 5, "k": 3, "r": 2, "alpha": 2.0, "rslora": False}
+URL_KEYS = tuple(DEFAULTS)
+
+
+@dataclass(frozen=True)
+class ExploreConfig:
+    """Everything that determines the Explore page's numbers; caches are keyed on it."""
+    preset: str = "seed"
+    seed: int = 0
+    n: int = 3       # tokens: rows of X
+    d: int = 5       # input width: rows of W
+    k: int = 3       # output width: columns of W
+    r: int = 2       # LoRA rank
+    alpha: float = 2.0
+    rslora: bool = False
+    edits: tuple[tuple[str, int, int, float], ...] = field(default=())  # (matrix, i, j, value), 0-based
+
+    @property
+    def scaling(self) -> float:
+        return lora_scaling(self.alpha, self.r, self.rslora)
+
+    def url_params(self) -> dict[str, str]:
+        return {key: _format(getattr(self, key)) for key in URL_KEYS}
+
+
+def _format(v) -> str:
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def _as_int(raw) -> int:
+    if isinstance(raw, bool):
+        raise ValueError
+    if isinstance(raw, (int, float)):
+        if not math.isfinite(raw) or int(raw) != raw:
+            raise ValueError
+        return int(raw)
+    return int(str(raw).strip())
+
+
+def _as_float(raw) -> float:
+    value = float(str(raw).strip()) if isinstance(raw, str) else float(raw)
+    if not math.isfinite(value):
+        raise ValueError
+    return value
+
+
+def _nearest(value: int, choices) -> int:
+    return min(choices, key=lambda c: (abs(c - value), c))
+
+
+def sanitize(raw: dict) -> tuple[dict, list[str]]:
+    """Turn raw values (from the URL or from widgets) into valid ones, with a notice for every change.
+
+    Missing keys take their defaults silently; present but invalid ones are reported by name.
+    """
+    out, notices = dict(DEFAULTS), []
+
+    def refuse(key, why):
+        notices.append(f"`{key}={raw[key]}` {why}; using {key}={_format(out[key])}.")
+
+    if "preset" in raw:
+        value = str(raw["preset"]).strip().lower()
+        if value in PRESETS:
+            out["preset"] = value
+        else:
+            refuse("preset", f"is not a preset (choose {', '.join(PRESETS)})")
+    if "seed" in raw:
+        try:
+            seed = _as_int(raw["seed"])
+            out["seed"] = min(max(seed, 0), SEED_MAX)
+            if out["seed"] != seed:
+                refuse("seed", f"is outside 0…{SEED_MAX}")
+        except (TypeError, ValueError):
+            refuse("seed", "is not a whole number")
+    for key, choices in (("n", range(1, MAX_N + 1)), ("d", DIM_CHOICES), ("k", DIM_CHOICES)):
+        if key not in raw:
+            continue
+        try:
+            value = _as_int(raw[key])
+            out[key] = _nearest(value, choices)
+            if out[key] != value:
+                refuse(key, f"is not an offered size ({choices[0]}…{choices[-1]})")
+        except (TypeError, ValueError):
+            refuse(key, "is not a whole number")
+    r_max = min(out["d"], out["k"])
+    if "r" in raw:
+        try:
+            value = _as_int(raw["r"])
+            out["r"] = min(max(value, 1), r_max)
+            if out["r"] != value:
+                refuse("r", f"is outside 1…min(d, k) = {r_max}")
+        except (TypeError, ValueError):
+            refuse("r", "is not a whole number")
+    elif out["r"] > r_max:
+        out["r"] = r_max
+    if "alpha" in raw:
+        try:
+            value = _as_float(raw["alpha"])
+            snapped = round(min(max(value, ALPHA_MIN), ALPHA_MAX) / ALPHA_STEP) * ALPHA_STEP
+            out["alpha"] = snapped
+            if snapped != value:
+                refuse("alpha", f"is not a multiple of {ALPHA_STEP} in {ALPHA_MIN}…{ALPHA_MAX}")
+        except (TypeError, ValueError, OverflowError):
+            refuse("alpha", "is not a finite number")
+    if "rslora" in raw:
+        value = str(raw["rslora"]).strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            out["rslora"] = True
+        elif value in ("0", "false", "no", "off"):
+            out["rslora"] = False
+        else:
+            refuse("rslora", "is not 0 or 1")
+    return out, notices
+
+
+def parse_cell(raw) -> float:
+    """An edited matrix entry as a float, or ValueError saying in words what is wrong with it."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        raise ValueError("is empty")
+    try:
+        value = float(str(raw).strip()) if isinstance(raw, str) else float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"{raw!r} is not a number") from None
+    if math.isnan(value):
+        raise ValueError("is not a number (NaN)")
+    if math.isinf(value):
+        raise ValueError("is infinite")
+    if abs(value) > CELL_LIMIT:
+        raise ValueError(f"{value:g} is larger than the limit of ±{CELL_LIMIT:g}")
+    return value

@@ -1,0 +1,67 @@
+"""LaTeX for the equations with the current numbers in them. Pure string building, no streamlit."""
+from __future__ import annotations
+
+import numpy as np
+
+from .figures import display_decimals
+
+EQUATION_MAX_SIDE = 6  # beyond this, matrices in an equation stop being readable on a projector
+TERMS_SHOWN = 6        # a dot product with more terms shows the first ones, "⋯" and the last one
+
+
+def num(v: float, dec: int) -> str:
+    s = f"{v:.{dec}f}"
+    return "0" + s[2:] if s.startswith("-0") and float(s) == 0 else s.replace("-", "−")
+
+
+def bmatrix(M: np.ndarray, dec: int) -> str:
+    rows = [" & ".join(num(v, dec) for v in row) for row in np.asarray(M)]
+    return r"\begin{bmatrix}" + r" \\ ".join(rows) + r"\end{bmatrix}"
+
+
+def fits_equation(*arrays: np.ndarray) -> bool:
+    return all(max(a.shape) <= EQUATION_MAX_SIDE for a in arrays)
+
+
+def scale_text(s: float) -> str:
+    return f"{s:.4g}"
+
+
+def delta_equation(A: np.ndarray, B: np.ndarray, dW: np.ndarray, s: float) -> str:
+    """ΔW = s·A·B with the numbers, e.g. for the seed: 1 · [5×2] · [2×3] = [5×3]."""
+    d_ab, d_w = display_decimals(A, B), display_decimals(dW, max_decimals=4)
+    return (rf"\Delta W_Q = s\,A_Q B_Q = {scale_text(s)} \cdot {bmatrix(A, d_ab)} {bmatrix(B, d_ab)}"
+            rf" = {bmatrix(dW, d_w)}")
+
+
+def forward_equation(X: np.ndarray, W_merged: np.ndarray, Q: np.ndarray) -> str:
+    """Q = X·(W + ΔW) with the numbers."""
+    return (rf"Q = X\,(W_Q + \Delta W_Q) = {bmatrix(X, display_decimals(X))}"
+            rf" {bmatrix(W_merged, display_decimals(W_merged, max_decimals=4))}"
+            rf" = {bmatrix(Q, display_decimals(Q, max_decimals=4))}")
+
+
+def _dot(u: np.ndarray, v: np.ndarray, dec: int) -> str:
+    wrap = lambda x: num(x, dec) if x >= 0 else f"({num(x, dec)})"  # noqa: E731
+    terms = [rf"{wrap(a)}\cdot{wrap(b)}" for a, b in zip(u, v)]
+    if len(terms) > TERMS_SHOWN:
+        terms = terms[: TERMS_SHOWN - 1] + [r"\cdots", terms[-1]]
+    return " + ".join(terms)
+
+
+def cell_breakdown(X: np.ndarray, W: np.ndarray, A: np.ndarray, B: np.ndarray, s: float,
+                   i: int, j: int) -> list[str]:
+    """Q[i,j] = X[i,:]·W[:,j] + s·(X[i,:]·A)·B[:,j], one line per part, indices shown from 1."""
+    x, w = X[i], W[:, j]
+    u = x @ A                   # the row of X squeezed through the rank-r bottleneck (1×r)
+    base, lora_part = float(x @ w), float(s * (u @ B[:, j]))
+    dec_in = display_decimals(X, W, A, B)
+    dec_out = max(display_decimals(np.array([base, lora_part, *u]), max_decimals=4), dec_in)
+    I, J = i + 1, j + 1
+    u_entries = ", ".join(num(v, dec_out) for v in u)
+    return [
+        rf"X_{{{I},:}}\cdot W_{{:,{J}}} = {_dot(x, w, dec_in)} = {num(base, dec_out)}",
+        rf"X_{{{I},:}}\,A_Q = [\,{u_entries}\,] \quad (1\times{len(u)}\text{{: the rank-}}r\text{{ bottleneck}})",
+        rf"s\,(X_{{{I},:}}A_Q)\cdot B_{{:,{J}}} = {scale_text(s)}\cdot({_dot(u, B[:, j], dec_out)}) = {num(lora_part, dec_out)}",
+        rf"Q_{{{I},{J}}} = {num(base, dec_out)} + {num(lora_part, dec_out)} = {num(base + lora_part, dec_out)}",
+    ]

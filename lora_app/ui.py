@@ -1,0 +1,177 @@
+"""Streamlit helpers shared by the pages: URL state, the sidebar controls and the matrix editors."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from lora_core import PRESETS
+
+from .config import (
+    ALPHA_MAX, ALPHA_MIN, ALPHA_STEP, DIM_CHOICES, MATRIX_LABELS, SEED_MAX, URL_KEYS, ExploreConfig,
+    parse_cell, sanitize,
+)
+
+PRESET_LABELS = {
+    "seed": "the blog's example",
+    "random": "random numbers",
+    "peft": "PEFT default (B = 0)",
+    "gaussian": "Gaussian A, B = 0",
+}
+EDITABLE_MAX_SIDE = 64  # a table editor beyond this is no way to change numbers
+
+
+def load_url_state() -> None:
+    """On a session's first run, take the controls from the URL; later runs keep the session's own state."""
+    if st.session_state.get("_url_loaded"):
+        return
+    values, notices = sanitize(st.query_params.to_dict())
+    st.session_state.update(values)
+    st.session_state["_url_loaded"] = True
+    st.session_state["_notices"] = notices
+
+
+def _validate_session() -> None:
+    # widget limits live in the browser; a tampered message or a shrunken d can still bring bad values
+    current = {key: st.session_state[key] for key in URL_KEYS if key in st.session_state}
+    values, notices = sanitize(current)
+    for key, value in values.items():
+        if st.session_state.get(key) != value:
+            st.session_state[key] = value
+    if notices:
+        st.session_state["_notices"] = st.session_state.get("_notices", []) + notices
+
+
+def sidebar_controls() -> None:
+    """The example's controls. Keys equal the URL parameter names."""
+    _validate_session()
+    sb = st.sidebar
+    sb.selectbox("Preset", PRESETS, key="preset", format_func=PRESET_LABELS.get,
+                 help="Which numbers fill the matrices. The blog's example keeps its numbers in the top-left corner.")
+    sb.number_input("Seed", min_value=0, max_value=SEED_MAX, step=1, key="seed",
+                    help="Seeds the numbers of every cell the blog does not give.")
+    sb.slider("n: tokens (rows of X)", 1, 64, key="n")
+    sb.select_slider("d: input width (rows of W_Q)", DIM_CHOICES, key="d")
+    sb.select_slider("k: output width (columns of W_Q)", DIM_CHOICES, key="k")
+    r_max = min(st.session_state["d"], st.session_state["k"])
+    if r_max > 1:
+        sb.slider("r: LoRA rank", 1, r_max, key="r", help="Columns of A_Q and rows of B_Q; at most min(d, k).")
+    else:
+        st.session_state["r"] = 1
+        sb.markdown("**r: LoRA rank** = 1 (the only rank when d or k is 1)")
+    sb.slider("α: LoRA alpha", ALPHA_MIN, ALPHA_MAX, step=ALPHA_STEP, key="alpha",
+              help="The adapter's output is scaled by s = α/r. The blog's equation has no scale, so α = r = 2.")
+    sb.toggle("rsLoRA: s = α/√r", key="rslora", help="Rank-stabilised LoRA divides by √r instead of r.")
+    sb.caption(f"s = α/{'√r' if st.session_state['rslora'] else 'r'} = {current_config().scaling:.4g}")
+
+
+def current_config() -> ExploreConfig:
+    values = {key: st.session_state[key] for key in URL_KEYS}
+    edits = tuple(sorted(
+        (name, i, j, v) for name, cells in st.session_state.get("edits", {}).items() for (i, j), v in cells.items()
+    ))
+    return ExploreConfig(**values, edits=edits)
+
+
+def write_url(cfg: ExploreConfig, extra: dict[str, str] | None = None) -> None:
+    wanted = {**cfg.url_params(), **(extra or {})}
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)
+
+
+def show_notices() -> None:
+    """Say what was clamped or ignored, once, at the top of the page."""
+    for notice in st.session_state.pop("_notices", []):
+        st.warning(notice, icon="⚠️")
+
+
+# --- editable matrices ---------------------------------------------------------------------
+
+def _editor_key(name: str) -> str:
+    return f"edit_{name}_{st.session_state.setdefault('editor_version', {}).get(name, 0)}"
+
+
+def apply_pending_edits() -> None:
+    """Fold the table editors' pending changes into ``edits``; refuse bad cells by name and keep the old value.
+
+    This runs before the config is built, so a good edit shows in every figure in the same run.
+    """
+    edits = st.session_state.setdefault("edits", {})
+    errors = []
+    for name, label in MATRIX_LABELS.items():
+        key = _editor_key(name)
+        delta = st.session_state.get(key)
+        if not isinstance(delta, dict) or not delta.get("edited_rows"):
+            continue
+        for row, changes in delta["edited_rows"].items():
+            for col, raw in changes.items():
+                i, j = int(row), int(col) - 1
+                try:
+                    edits.setdefault(name, {})[(i, j)] = parse_cell(raw)
+                except ValueError as err:
+                    errors.append(f"{label}[{i + 1}, {j + 1}] {err}; the cell keeps its last valid value.")
+        # a fresh editor shows the matrix as it now is, bad cells restored
+        st.session_state["editor_version"][name] = st.session_state["editor_version"].get(name, 0) + 1
+        del st.session_state[key]
+    st.session_state["edit_errors"] = errors
+
+
+def matrix_editors(matrices: dict[str, np.ndarray]) -> None:
+    for err in st.session_state.get("edit_errors", []):
+        st.error(err, icon="🚫")
+    edits = st.session_state.get("edits", {})
+    count = sum(len(cells) for cells in edits.values())
+    tabs = st.tabs([MATRIX_LABELS[name] for name in matrices])
+    for tab, (name, M) in zip(tabs, matrices.items()):
+        with tab:
+            if max(M.shape) > EDITABLE_MAX_SIDE:
+                st.info(f"{MATRIX_LABELS[name]} is {M.shape[0]}×{M.shape[1]}; tables are offered up to "
+                        f"{EDITABLE_MAX_SIDE} on a side. Make d, k or n smaller to edit it.")
+                continue
+            frame = pd.DataFrame(M, columns=[str(j + 1) for j in range(M.shape[1])],
+                                 index=[str(i + 1) for i in range(M.shape[0])])
+            st.data_editor(frame, key=_editor_key(name), num_rows="fixed",
+                           column_config={c: st.column_config.NumberColumn(c, format="%.4g", required=True)
+                                          for c in frame.columns})
+    cols = st.columns([3, 1])
+    cols[0].caption(f"{count} edited cell{'s' if count != 1 else ''}. Edits stay when n, d, k or r change; "
+                    "entries must be finite and within ±1e6.")
+    if cols[1].button("Reset edits", disabled=count == 0):
+        st.session_state["edits"] = {}
+        st.session_state["edit_errors"] = []
+        st.session_state["editor_version"] = {n: v + 1 for n, v in st.session_state["editor_version"].items()}
+        st.rerun()
+
+
+# --- one cell of Q ---------------------------------------------------------------------------
+
+def picked_cell(cfg: ExploreConfig) -> tuple[int, int]:
+    """The chosen cell of Q, 0-based, clamped to the current n×k (the inputs show it from 1)."""
+    i = min(max(int(st.session_state.get("cell_i", 1)), 1), cfg.n)
+    j = min(max(int(st.session_state.get("cell_j", 1)), 1), cfg.k)
+    st.session_state["cell_i"], st.session_state["cell_j"] = i, j
+    return i - 1, j - 1
+
+
+def cell_click(key: str):
+    """A callback for the Q heatmap ``key``: a click picks that cell (the markers carry 1-based x, y)."""
+    def pick() -> None:
+        points = (st.session_state.get(key) or {}).get("selection", {}).get("points", [])
+        if points and "x" in points[0] and "y" in points[0]:
+            st.session_state["cell_i"], st.session_state["cell_j"] = int(points[0]["y"]), int(points[0]["x"])
+    return pick
+
+
+def cell_inputs(cfg: ExploreConfig) -> None:
+    cols = st.columns(4)
+    cols[0].number_input("row i of Q", 1, cfg.n, step=1, key="cell_i")
+    cols[1].number_input("column j of Q", 1, cfg.k, step=1, key="cell_j")
+
+
+def counts_sentence(cfg: ExploreConfig, c) -> str:
+    if c.lora_is_smaller:
+        return (f"At the current size, {cfg.d}×{cfg.k} with r = {cfg.r}, LoRA trains **{c.lora:,}** numbers instead "
+                f"of **{c.full:,}**: {c.lora / c.full:.1%} of full fine-tuning.")
+    return (f"At the current size, {cfg.d}×{cfg.k} with r = {cfg.r}, LoRA trains **{c.lora:,}** numbers, "
+            f"not fewer than full fine-tuning's **{c.full:,}**: r is at or above the break-even rank "
+            f"{c.break_even:.3g}. Make d and k larger, or r smaller, to see the saving.")

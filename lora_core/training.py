@@ -1,0 +1,357 @@
+"""Training one LoRA-adapted matrix: a target, the MSE loss, analytic gradients, AdamW step by step, and the trace."""
+from __future__ import annotations
+
+import math
+from typing import Iterator, NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .lora import _check_shapes, param_counts
+
+MAX_STEPS = 2000        # a trace keeps every step, so its length is capped
+_CHECK_EVERY = 32       # how often the loop asks the device whether the loss is still finite
+
+
+# --- the task: reach T = X·(W + ΔW*) --------------------------------------------------------
+
+class Target(NamedTuple):
+    delta_W_star: torch.Tensor  # d×k "true" update, rank exactly r*
+    T: torch.Tensor             # n×k targets X·(W + ΔW*)
+
+
+def make_target(X: torch.Tensor, W: torch.Tensor, r_star: int = 1, seed: int = 0,
+                scale: float = 0.2) -> Target:
+    """A seeded rank-r* update ΔW* and the outputs T it would produce; entries of ΔW* have std ≈ scale."""
+    d, k = W.shape
+    if isinstance(r_star, bool) or int(r_star) != r_star or not 1 <= r_star <= min(d, k):
+        raise ValueError(f"r* = {r_star!r} must be an integer in 1…min(d, k) = {min(d, k)}")
+    if not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale must be positive and finite, got {scale!r}")
+    # drawn on the CPU in float64, so the same seed gives the same ΔW* on every device
+    g = torch.Generator().manual_seed(seed)
+    U = torch.randn(d, r_star, generator=g, dtype=torch.float64)  # d×r*
+    V = torch.randn(r_star, k, generator=g, dtype=torch.float64)  # r*×k
+    delta_W_star = (U @ V * (scale / math.sqrt(r_star))).to(device=X.device, dtype=X.dtype)
+    return Target(delta_W_star, X @ (W + delta_W_star))
+
+
+def mse_loss(Q: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
+    """L = mean over all n·k entries of (Q − T)², exactly ``F.mse_loss``."""
+    return F.mse_loss(Q, T)
+
+
+def rank_r_floor(X: torch.Tensor, T: torch.Tensor, W: torch.Tensor, r: int) -> float:
+    """The lowest loss any rank-r update can reach: Σ_{i>r} σᵢ(T − X·W)² / (n·k).
+
+    T − X·W = X·ΔW* lies in X's column space, so its best rank-r approximation (truncated SVD)
+    is reachable as X·M with rank M ≤ r.
+    """
+    R = (T - X @ W).double()
+    sigma = torch.linalg.svdvals(R)
+    return float((sigma[r:] ** 2).sum() / R.numel())
+
+
+# --- gradients, by hand ---------------------------------------------------------------------
+
+class Grads(NamedTuple):
+    q: torch.Tensor       # n×k, Q = X·W + s·(X·A)·B
+    loss: torch.Tensor    # 0-dim MSE
+    grad_q: torch.Tensor  # n×k, G = ∂L/∂Q = 2(Q − T)/(n·k)
+    grad_A: torch.Tensor  # d×r, s·Xᵀ·G·Bᵀ
+    grad_B: torch.Tensor  # r×k, s·(X·A)ᵀ·G
+    grad_X: torch.Tensor  # n×d, G·(W + s·A·B)ᵀ; W itself gets none, it is frozen
+
+
+def _grads(X, W, base, A, B, T, scaling) -> Grads:
+    # base = X·W never changes while W is frozen, so the trace computes it once
+    XA = X @ A                                   # n×r, the adapter's bottleneck
+    q = base + scaling * (XA @ B)                # n×k, same ops as lora_forward
+    loss = mse_loss(q, T)
+    G = (q - T) * (2.0 / q.numel())              # n×k, written as F.mse_loss's backward writes it
+    Gs = G * scaling                             # the gradient entering the scaled low-rank path
+    G_XA = Gs @ B.T                              # n×r, ∂L/∂(X·A)
+    grad_A = X.T @ G_XA                          # d×r
+    grad_B = XA.T @ Gs                           # r×k
+    grad_X = G @ W.T + G_XA @ A.T                # n×d, G·(W + s·A·B)ᵀ without forming the d×k ΔW
+    return Grads(q, loss, G, grad_A, grad_B, grad_X)
+
+
+def lora_grads(X: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+               T: torch.Tensor, scaling: float = 1.0) -> Grads:
+    """Loss and gradients of Q = X·(W + s·A·B) against T, from the chain rule (no autograd)."""
+    _check_shapes(W, A, B)
+    n, k = X.shape[0], W.shape[1]
+    if X.shape[1] != W.shape[0] or T.shape != (n, k):
+        raise ValueError(f"X is {tuple(X.shape)}, W {tuple(W.shape)}, T {tuple(T.shape)}; need n×d, d×k, n×k")
+    return _grads(X, W, X @ W, A, B, T, scaling)
+
+
+# --- AdamW, stage by stage ------------------------------------------------------------------
+
+class AdamWStage(NamedTuple):
+    decayed: torch.Tensor     # θ·(1 − lr·λ): decoupled decay, from θ before this step
+    exp_avg: torch.Tensor     # m = β1·m + (1 − β1)·g
+    exp_avg_sq: torch.Tensor  # v = β2·v + (1 − β2)·g²
+    m_hat: torch.Tensor       # m / (1 − β1ᵗ), bias-corrected
+    v_hat: torch.Tensor       # v / (1 − β2ᵗ)
+    update: torch.Tensor      # new − decayed ≈ −lr·m̂/(√v̂ + ε)
+    new: torch.Tensor         # θ after the step
+
+
+def check_hyperparams(lr: float, betas: Sequence[float], eps: float, weight_decay: float,
+                      steps: int) -> None:
+    """Raise ValueError naming the first AdamW setting torch would reject or the trace cannot hold."""
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"learning rate must be positive and finite, got lr = {lr!r}")
+    if len(betas) != 2:
+        raise ValueError(f"betas must be two numbers (β1, β2), got {betas!r}")
+    for i, beta in enumerate(betas, start=1):
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"β{i} must be in [0, 1), got β{i} = {beta!r}")
+    if not (math.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be positive and finite, got eps = {eps!r}")
+    if not (math.isfinite(weight_decay) and weight_decay >= 0):
+        raise ValueError(f"weight decay must be ≥ 0 and finite, got weight_decay = {weight_decay!r}")
+    if isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"steps must be an integer in 1…{MAX_STEPS}, got steps = {steps!r}")
+
+
+def _adamw_core(theta, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay):
+    """torch's single-tensor AdamW, op for op, out of place: returns (decayed, m, v, new)."""
+    decayed = theta * (1 - lr * weight_decay) if weight_decay != 0 else theta
+    m = torch.lerp(exp_avg, grad, 1 - beta1)
+    v = torch.addcmul(exp_avg_sq * beta2, grad, grad, value=1 - beta2)
+    # torch adds ε after dividing √v by √(1 − β2ᵗ), and folds 1/(1 − β1ᵗ) into the step size
+    denom = (v.sqrt() / (1 - beta2 ** step) ** 0.5).add_(eps)
+    new = torch.addcdiv(decayed, m, denom, value=-(lr / (1 - beta1 ** step)))
+    return decayed, m, v, new
+
+
+def adamw_step(theta: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor,
+               exp_avg_sq: torch.Tensor, step: int, *, lr: float,
+               betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+               weight_decay: float = 0.01) -> AdamWStage:
+    """One AdamW step at t = ``step`` (1-based), every stage kept; inputs are not modified."""
+    beta1, beta2 = betas
+    decayed, m, v, new = _adamw_core(theta, grad, exp_avg, exp_avg_sq, step,
+                                     lr, beta1, beta2, eps, weight_decay)
+    # m̂/(√v̂ + ε) is the textbook form; θ itself comes from torch's equivalent denom form above
+    return AdamWStage(decayed, m, v, m / (1 - beta1 ** step), v / (1 - beta2 ** step), new - decayed, new)
+
+
+# --- the trace ------------------------------------------------------------------------------
+
+class StepRecord(NamedTuple):
+    step: int                   # t, 1-based
+    loss: float                 # L before this step's update
+    q: torch.Tensor             # n×k
+    grad_q: torch.Tensor        # n×k
+    grad_A: torch.Tensor        # d×r
+    grad_B: torch.Tensor        # r×k
+    grad_X: torch.Tensor        # n×d
+    decayed_A: torch.Tensor
+    exp_avg_A: torch.Tensor
+    exp_avg_sq_A: torch.Tensor
+    m_hat_A: torch.Tensor
+    v_hat_A: torch.Tensor
+    update_A: torch.Tensor
+    A: torch.Tensor             # after the update
+    decayed_B: torch.Tensor
+    exp_avg_B: torch.Tensor
+    exp_avg_sq_B: torch.Tensor
+    m_hat_B: torch.Tensor
+    v_hat_B: torch.Tensor
+    update_B: torch.Tensor
+    B: torch.Tensor             # after the update
+
+    @property
+    def stage_A(self) -> AdamWStage:
+        return AdamWStage(self.decayed_A, self.exp_avg_A, self.exp_avg_sq_A, self.m_hat_A,
+                          self.v_hat_A, self.update_A, self.A)
+
+    @property
+    def stage_B(self) -> AdamWStage:
+        return AdamWStage(self.decayed_B, self.exp_avg_B, self.exp_avg_sq_B, self.m_hat_B,
+                          self.v_hat_B, self.update_B, self.B)
+
+
+class Trace(Sequence):
+    """The steps of one LoRA training run (CPU tensors), plus how it ended."""
+
+    def __init__(self, records, initial_loss, final_loss, diverged_at, message, param_count, A0, B0):
+        self.records: tuple[StepRecord, ...] = tuple(records)
+        self.initial_loss: float = initial_loss      # L at the initial A, B
+        self.final_loss: float = final_loss          # L at the final A, B
+        self.diverged_at: int | None = diverged_at   # first step whose values were not finite
+        self.message: str | None = message
+        self.param_count: int = param_count          # r·(d + k) trainable numbers
+        self.A0, self.B0 = A0, B0                    # the starting point, CPU
+
+    diverged = property(lambda self: self.diverged_at is not None)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i):
+        return self.records[i]
+
+    def __iter__(self) -> Iterator[StepRecord]:
+        return iter(self.records)
+
+    @property
+    def losses(self) -> list[float]:
+        """L before each step, then L at the end: the loss curve, one point longer than the trace."""
+        return [r.loss for r in self.records] + [self.final_loss]
+
+    @property
+    def A(self) -> torch.Tensor:
+        return self.records[-1].A if self.records else self.A0
+
+    @property
+    def B(self) -> torch.Tensor:
+        return self.records[-1].B if self.records else self.B0
+
+    def __repr__(self) -> str:
+        end = f"diverged at step {self.diverged_at}" if self.diverged else f"final loss {self.final_loss:.3g}"
+        return f"Trace({len(self)} steps, initial loss {self.initial_loss:.3g}, {end})"
+
+
+def _first_bad(stacks: dict[str, torch.Tensor], loss_after: torch.Tensor) -> int | None:
+    """Index of the first step with a non-finite field, or a non-finite loss right after it; else None."""
+    ok = torch.isfinite(loss_after)
+    for s in stacks.values():
+        ok &= torch.isfinite(s).reshape(s.shape[0], -1).all(dim=1)
+    bad = (~ok).nonzero()
+    return int(bad[0]) if len(bad) else None
+
+
+def _bias_columns(beta: float, steps: int, like: torch.Tensor, ndim: int) -> torch.Tensor:
+    # 1 − βᵗ for t = 1…steps, shaped to divide a (steps, …) stack row by row
+    t = torch.arange(1, steps + 1, dtype=torch.float64)
+    return (1 - beta ** t).to(device=like.device, dtype=like.dtype).reshape(-1, *[1] * (ndim - 1))
+
+
+def _divergence_message(step: int, what: str) -> str:
+    return (f"training diverged at step {step}: {what} stopped being finite; "
+            f"the trace stops at the last finite step ({step - 1}). Try a smaller learning rate.")
+
+
+def adamw_trace(X: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                target: Target | torch.Tensor, *, steps: int, lr: float,
+                betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                weight_decay: float = 0.01, scaling: float = 1.0) -> Trace:
+    """Train A and B (W frozen) with AdamW for ``steps`` steps, recording every intermediate.
+
+    Runs on the inputs' device; records come back on the CPU. Never raises on divergence:
+    the trace stops at the last finite step and says where it went wrong.
+    """
+    check_hyperparams(lr, betas, eps, weight_decay, steps)
+    T = target.T if isinstance(target, Target) else target
+    lora_grads(X, W, A, B, T, scaling)  # validates every shape once, up front
+    beta1, beta2 = betas
+    hp = (lr, beta1, beta2, eps, weight_decay)
+    fields: dict[str, list[torch.Tensor]] = {k: [] for k in (
+        "loss", "q", "grad_q", "grad_A", "grad_B", "grad_X",
+        "decayed_A", "exp_avg_A", "exp_avg_sq_A", "A", "decayed_B", "exp_avg_B", "exp_avg_sq_B", "B")}
+    with torch.inference_mode():  # no autograd bookkeeping: every gradient here is written out
+        base = X @ W
+        mA, vA, mB, vB = (torch.zeros_like(p) for p in (A, A, B, B))
+        A_t, B_t = A.detach(), B.detach()
+        for t in range(1, steps + 1):
+            g = _grads(X, W, base, A_t, B_t, T, scaling)
+            dA, mA, vA, A_t = _adamw_core(A_t, g.grad_A, mA, vA, t, *hp)
+            dB, mB, vB, B_t = _adamw_core(B_t, g.grad_B, mB, vB, t, *hp)
+            for name, value in (("loss", g.loss), ("q", g.q), ("grad_q", g.grad_q), ("grad_A", g.grad_A),
+                                ("grad_B", g.grad_B), ("grad_X", g.grad_X), ("decayed_A", dA),
+                                ("exp_avg_A", mA), ("exp_avg_sq_A", vA), ("A", A_t), ("decayed_B", dB),
+                                ("exp_avg_B", mB), ("exp_avg_sq_B", vB), ("B", B_t)):
+                fields[name].append(value)
+            # a non-finite loss stays non-finite (NaN spreads through every product), so stop early
+            if t % _CHECK_EVERY == 0 and not torch.isfinite(g.loss):
+                break
+        final_loss = mse_loss(base + scaling * ((X @ A_t) @ B_t), T)
+    # stacking outside inference mode gives ordinary tensors: one copy to the CPU per field
+    stacks = {k: torch.stack(v) for k, v in fields.items()}
+    n_run = stacks["loss"].shape[0]
+    for p in "AB":
+        stacks[f"m_hat_{p}"] = stacks[f"exp_avg_{p}"] / _bias_columns(beta1, n_run, stacks[p], 3)
+        stacks[f"v_hat_{p}"] = stacks[f"exp_avg_sq_{p}"] / _bias_columns(beta2, n_run, stacks[p], 3)
+        stacks[f"update_{p}"] = stacks[p] - stacks[f"decayed_{p}"]
+    # step t is kept when everything it produced is finite, and so is the loss at its new A, B
+    loss_after = torch.cat([stacks["loss"][1:], final_loss.reshape(1)])
+    bad = _first_bad(stacks, loss_after)
+    keep = n_run if bad is None else bad
+    cpu = {k: v[:keep].cpu() for k, v in stacks.items()}
+    losses = cpu.pop("loss").tolist()
+    names = [f for f in StepRecord._fields if f not in ("step", "loss")]
+    records = [StepRecord(t + 1, losses[t], *(cpu[f][t] for f in names)) for t in range(keep)]
+    initial_loss = float(stacks["loss"][0])
+    final = float(loss_after[keep - 1]) if keep else initial_loss
+    diverged_at = None if bad is None else bad + 1
+    message = None if bad is None else _divergence_message(diverged_at, "the loss, A, B or AdamW's moments")
+    d, k = W.shape
+    return Trace(records, initial_loss, final, diverged_at, message,
+                 param_counts(d, k, A.shape[1]).lora,
+                 A.detach().to("cpu", copy=True), B.detach().to("cpu", copy=True))
+
+
+# --- full fine-tuning, for comparison ---------------------------------------------------------
+
+class FullFinetuneTrace(NamedTuple):
+    losses: list[float]          # L before each step, then L at the end (like Trace.losses)
+    W: torch.Tensor              # d×k after the last finite step, CPU
+    param_count: int             # d·k trainable numbers
+    diverged_at: int | None
+    message: str | None
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_at is not None
+
+    @property
+    def initial_loss(self) -> float:
+        return self.losses[0]
+
+    @property
+    def final_loss(self) -> float:
+        return self.losses[-1]
+
+
+def full_finetune_trace(X: torch.Tensor, W: torch.Tensor, target: Target | torch.Tensor, *,
+                        steps: int, lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                        eps: float = 1e-8, weight_decay: float = 0.01) -> FullFinetuneTrace:
+    """Train all of W with the same AdamW: Q = X·W, ∂L/∂W = Xᵀ·G."""
+    check_hyperparams(lr, betas, eps, weight_decay, steps)
+    T = target.T if isinstance(target, Target) else target
+    if X.shape[1] != W.shape[0] or T.shape != (X.shape[0], W.shape[1]):
+        raise ValueError(f"X is {tuple(X.shape)}, W {tuple(W.shape)}, T {tuple(T.shape)}; need n×d, d×k, n×k")
+    beta1, beta2 = betas
+    losses, Ws = [], []
+    with torch.inference_mode():
+        W_t = W.detach()
+        m, v = torch.zeros_like(W_t), torch.zeros_like(W_t)
+        for t in range(1, steps + 1):
+            q = X @ W_t
+            losses.append(mse_loss(q, T))
+            grad_W = X.T @ ((q - T) * (2.0 / q.numel()))   # d×k
+            _, m, v, W_t = _adamw_core(W_t, grad_W, m, v, t, lr, beta1, beta2, eps, weight_decay)
+            Ws.append(W_t)
+            if t % _CHECK_EVERY == 0 and not torch.isfinite(losses[-1]):
+                break
+        losses.append(mse_loss(X @ W_t, T))
+    loss_stack = torch.stack(losses)
+    W_stack = torch.stack(Ws)
+    # step t is good when its loss (before) and its W (after) and the loss after it are finite
+    ok = torch.isfinite(loss_stack[:-1]) & torch.isfinite(W_stack).reshape(len(Ws), -1).all(1)
+    ok &= torch.isfinite(loss_stack[1:])
+    bad = (~ok).nonzero()
+    keep = len(Ws) if len(bad) == 0 else int(bad[0])
+    curve = loss_stack[:keep + 1].tolist()
+    W_final = (W_stack[keep - 1] if keep else W.detach()).cpu()
+    diverged_at = None if keep == steps else keep + 1
+    message = None if diverged_at is None else _divergence_message(diverged_at, "the loss or W")
+    if keep == 0 and not math.isfinite(curve[0]):
+        curve = []
+    d, k = W.shape
+    return FullFinetuneTrace(curve, W_final, d * k, diverged_at, message)
