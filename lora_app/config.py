@@ -113,8 +113,7 @@ def sanitize(raw: dict) -> tuple[dict, list[str]]:
                 refuse("r", f"is outside 1…min(d, k) = {r_max}")
         except (TypeError, ValueError):
             refuse("r", "is not a whole number")
-    elif out["r"] > r_max:
-        out["r"] = r_max
+    out["r"] = min(out["r"], r_max)  # the default rank 2 does not fit when d or k is 1
     if "alpha" in raw:
         try:
             value = _as_float(raw["alpha"])

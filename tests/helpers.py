@@ -1,0 +1,46 @@
+"""Small helpers the tests share: decoding plotly specs from AppTest, and waiting on the real app."""
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+
+
+def decode(value):
+    """Plotly's JSON stores numpy arrays as {dtype, bdata, shape}; turn them back into arrays."""
+    if isinstance(value, dict) and "bdata" in value:
+        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = value.get("shape")
+        if shape:
+            shape = [int(s) for s in str(shape).split(",")] if isinstance(shape, str) else shape
+            arr = arr.reshape(shape)
+        return arr
+    return np.asarray(value)
+
+
+def figures(at) -> dict[str, dict]:
+    """AppTest's plotly charts as {title (first line): figure dict}, first occurrence kept."""
+    out = {}
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        title = spec["layout"]["title"]["text"].split("<br>")[0]
+        out.setdefault(title, spec)
+    return out
+
+
+def heatmap_z(spec: dict) -> np.ndarray:
+    return decode(spec["data"][0]["z"]).astype(float)
+
+
+def wait_idle(page, timeout=30_000):
+    page.wait_for_selector(IDLE, timeout=timeout)
+
+
+def chart_texts(page, title_start: str) -> list[str]:
+    """The numbers written in the cells of the first chart whose title starts with ``title_start``."""
+    charts = page.locator("[data-testid='stPlotlyChart']").filter(
+        has=page.locator(".gtitle", has_text=title_start))
+    return charts.first.locator("g.textpoint text, .heatmaplayer text").all_text_contents()

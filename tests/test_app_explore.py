@@ -1,0 +1,116 @@
+"""AppTest of the Explore page: what the page computes and shows, driven through its widgets."""
+import numpy as np
+import pytest
+
+from helpers import figures, heatmap_z
+from test_lora import Q_BASE, Q_LORA
+
+Q_TITLE, BASE_TITLE = "Q = X·(W_Q + ΔW_Q) (3×3)", "Q = X·W_Q (3×3)"
+
+
+@pytest.fixture
+def at(app_test):
+    return app_test
+
+
+def test_opens_on_the_seed_example_with_its_numbers(at):
+    at.run()
+    assert not at.exception
+    figs = figures(at)
+    np.testing.assert_allclose(heatmap_z(figs[Q_TITLE]), Q_LORA, atol=1e-12)
+    np.testing.assert_allclose(heatmap_z(figs[BASE_TITLE]), Q_BASE, atol=1e-12)
+    assert {"X (3×5)", "W_Q (5×3)", "A_Q (5×2)", "B_Q (2×3)", "ΔW_Q = s·A_Q·B_Q (5×3)"} <= set(figs)
+    assert "frozen" in figs["W_Q (5×3)"]["layout"]["title"]["text"]
+    assert any("16 numbers, where full fine-tuning trains 15" in i.value for i in at.info)
+    assert at.query_params["r"] == ["2"] or at.query_params["r"] == "2"
+
+
+def test_raising_r_keeps_the_seed_numbers_and_changes_q(at):
+    at.run()
+    at.slider(key="r").set_value(3).run()
+    assert not at.exception
+    figs = figures(at)
+    A = heatmap_z(figs["A_Q (5×3)"])
+    np.testing.assert_array_equal(A[:, :2], [[0.1, 0.0], [0.2, 0.1], [0.1, 0.0], [0.0, 0.2], [0.1, 0.1]])
+    q = heatmap_z(figs[Q_TITLE])
+    assert not np.allclose(q, Q_LORA)
+    # α stays 2, so s = 2/3 now: check Q against numpy on the displayed matrices
+    X, W, B = heatmap_z(figs["X (3×5)"]), heatmap_z(figs["W_Q (5×3)"]), heatmap_z(figs["B_Q (3×3)"])
+    np.testing.assert_allclose(q, X @ (W + 2 / 3 * A @ B), atol=1e-12)
+
+
+def test_dimensions_and_alpha_reach_the_figures(at):
+    at.run()
+    at.select_slider(key="d").set_value(8).run()
+    at.slider(key="n").set_value(4).run()
+    at.slider(key="alpha").set_value(4.0).run()
+    assert not at.exception
+    figs = figures(at)
+    assert "X (4×8)" in figs and "Q = X·(W_Q + ΔW_Q) (4×3)" in figs
+    np.testing.assert_array_equal(heatmap_z(figs["X (4×8)"])[:3, :5], [[0.1, 0.3, 0.5, 0.2, 0.0],
+                                                                     [0.6, 0.7, 0.2, 0.1, 0.3],
+                                                                     [0.4, 0.2, 0.6, 0.5, 0.1]])
+
+
+def test_peft_preset_starts_at_the_base_model(at):
+    at.run()
+    at.selectbox(key="preset").set_value("peft").run()
+    figs = figures(at)
+    np.testing.assert_array_equal(heatmap_z(figs[Q_TITLE]), heatmap_z(figs[BASE_TITLE]))
+    assert np.all(heatmap_z(figs["ΔQ = difference (3×3)"]) == 0)
+
+
+def test_bad_url_values_are_clamped_with_a_notice(at):
+    at.query_params["r"] = "999"
+    at.query_params["d"] = "abc"
+    at.query_params["alpha"] = "nan"
+    at.run()
+    assert not at.exception
+    warnings = " ".join(w.value for w in at.warning)
+    assert "`r=999`" in warnings and "`d=abc`" in warnings and "`alpha=nan`" in warnings
+    assert at.slider(key="r").value == 3 and at.select_slider(key="d").value == 5
+    assert "A_Q (5×3)" in figures(at)
+
+
+def test_url_values_open_the_same_view(at):
+    for key, value in {"preset": "random", "seed": "9", "n": "2", "d": "4", "k": "4", "r": "1", "alpha": "3"}.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.warning and not at.exception
+    assert "A_Q (4×1)" in figures(at) and at.number_input(key="seed").value == 9
+
+
+def test_a_good_edit_changes_every_figure_and_a_bad_one_is_refused(at):
+    at.run()
+    at.session_state["edit_W_0"] = {"edited_rows": {0: {"1": 1.0}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    figs = figures(at)
+    assert heatmap_z(figs["W_Q (5×3)"])[0, 0] == 1.0
+    assert heatmap_z(figs[BASE_TITLE])[0, 0] == pytest.approx(0.13 + 0.1 * 0.8)
+    for bad, words in [("abc", "'abc' is not a number"), (float("nan"), "NaN"), ("inf", "infinite"),
+                       ("1e9", "larger than the limit"), (None, "is empty")]:
+        key = f"edit_W_{at.session_state['editor_version']['W']}"  # each processed edit opens a fresh editor
+        at.session_state[key] = {"edited_rows": {2: {"3": bad}}, "added_rows": [], "deleted_rows": []}
+        at.run()
+        assert not at.exception
+        errors = " ".join(e.value for e in at.error)
+        assert "W_Q[3, 3]" in errors and words in errors
+        assert heatmap_z(figures(at)["W_Q (5×3)"])[2, 2] == 0.4  # the last valid value is kept
+    assert heatmap_z(figures(at)["W_Q (5×3)"])[0, 0] == 1.0  # the good edit survived the bad ones
+
+
+def test_cell_breakdown_follows_the_chosen_cell(at):
+    at.run()
+    at.number_input(key="cell_i").set_value(2).run()
+    at.number_input(key="cell_j").set_value(2).run()
+    lines = [el.value.strip("$\n") for el in at.get("latex")]
+    assert r"Q_{2,2} = 0.350 + 0.099 = 0.449" in lines
+
+
+def test_large_matrices_drop_cell_text(at):
+    at.run()
+    at.select_slider(key="d").set_value(64).run()
+    at.select_slider(key="k").set_value(48).run()
+    assert not at.exception
+    spec = figures(at)["W_Q (64×48)"]
+    assert "texttemplate" not in spec["data"][0] or not spec["data"][0]["texttemplate"]

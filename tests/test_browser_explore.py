@@ -1,0 +1,66 @@
+"""The Explore page in real headless Chromium: numbers on the heatmaps, the r slider, the URL."""
+import re
+
+import pytest
+
+from helpers import chart_texts, wait_idle
+
+pytestmark = pytest.mark.browser
+
+Q_LORA_TEXT = ["0.161", "0.190", "0.306", "0.232", "0.449", "0.369", "0.333", "0.291", "0.401"]
+Q_BASE_TEXT = ["0.13", "0.14", "0.28", "0.17", "0.35", "0.32", "0.29", "0.22", "0.36"]
+
+
+def open_app(page, url, query=""):
+    page.goto(f"{url}/{query}")
+    wait_idle(page)
+    page.wait_for_selector("[data-testid='stPlotlyChart'] .heatmaplayer text")
+
+
+def slider(page, label):
+    return page.locator("[data-testid='stSlider']").filter(has_text=label).locator("input[type='range']")
+
+
+def test_seed_numbers_are_on_the_heatmaps_and_r_changes_q(page, app_url):
+    open_app(page, app_url)
+    assert chart_texts(page, "Q = X·W_Q") == Q_BASE_TEXT
+    assert chart_texts(page, "Q = X·(W_Q + ΔW_Q)") == Q_LORA_TEXT
+    assert chart_texts(page, "A_Q (5×2)") == ["0.1", "0.0", "0.2", "0.1", "0.1", "0.0", "0.0", "0.2", "0.1", "0.1"]
+    assert page.get_by_text("16 numbers, where full fine-tuning trains 15").count() == 1
+
+    r = slider(page, "LoRA rank")
+    r.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_selector(".gtitle:has-text('A_Q (5×3)')")
+    wait_idle(page)
+    changed = chart_texts(page, "Q = X·(W_Q + ΔW_Q)")
+    assert len(changed) == 9 and changed != Q_LORA_TEXT
+    assert re.search(r"[?&]r=3(&|$)", page.url)
+    assert chart_texts(page, "Q = X·W_Q") == Q_BASE_TEXT  # the frozen path does not move
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_a_shared_link_reopens_the_view_and_bad_values_get_a_notice(page, app_url):
+    open_app(page, app_url, "?preset=seed&d=6&k=4&r=3&alpha=3&n=2")
+    assert page.locator(".gtitle", has_text="A_Q (6×3)").count() == 1
+    assert page.locator(".gtitle", has_text="X (2×6)").count() >= 1
+    open_app(page, app_url, "?r=999&d=abc")
+    alerts = page.locator("[data-testid='stAlert']").all_inner_texts()
+    assert any("r=999" in a for a in alerts) and any("d=abc" in a for a in alerts)
+    assert page.locator(".gtitle", has_text="A_Q (5×3)").count() == 1
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_clicking_a_cell_of_q_breaks_it_down(page, app_url):
+    open_app(page, app_url)
+    chart = page.locator("[data-testid='stPlotlyChart']").filter(
+        has=page.locator(".gtitle", has_text="Q = X·(W_Q + ΔW_Q)")).first
+    cell = chart.locator(".heatmaplayer text", has_text="0.449")
+    cell.scroll_into_view_if_needed()
+    box = cell.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    row, col = page.get_by_label("row i of Q"), page.get_by_label("column j of Q")
+    page.wait_for_function("([r, c]) => r.value === '2' && c.value === '2'",
+                           arg=[row.element_handle(), col.element_handle()], timeout=15_000)
+    wait_idle(page)
+    assert page.locator(".katex", has_text="0.449").count() >= 1

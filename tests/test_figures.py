@@ -1,0 +1,72 @@
+"""Figure builders and LaTeX: pure functions, checked on what they put in the figure."""
+import numpy as np
+import pytest
+
+from lora_app import figures, latex
+from lora_core import lora_forward, seed_example
+
+
+def seed_arrays():
+    ex = seed_example()
+    return [t.numpy() for t in ex]
+
+
+def test_heatmap_carries_values_shape_and_a_zero_centred_scale():
+    X, W, A, B = seed_arrays()
+    fig = figures.matrix_heatmap(A, "A_Q", role="trainable", zmax=0.3)
+    hm = fig.data[0]
+    np.testing.assert_array_equal(hm.z, A)
+    assert (hm.zmin, hm.zmid, hm.zmax) == (-0.3, 0, 0.3)
+    assert "A_Q (5×2)" in fig.layout.title.text and "trainable" in fig.layout.title.text
+    assert hm.texttemplate == "%{z:.1f}"
+    assert list(hm.x) == [1, 2] and list(hm.y) == [1, 2, 3, 4, 5]
+
+
+def test_shared_range_makes_equal_values_equal_colours():
+    X, W, A, B = seed_arrays()
+    out = lora_forward(*seed_example())
+    z = figures.symmetric_range(out.base.numpy(), out.q.numpy())
+    assert z == pytest.approx(0.449)
+    f1 = figures.matrix_heatmap(out.base.numpy(), "Q", zmax=z)
+    f2 = figures.matrix_heatmap(out.q.numpy(), "Q'", zmax=z)
+    assert (f1.data[0].zmin, f1.data[0].zmax) == (f2.data[0].zmin, f2.data[0].zmax)
+
+
+def test_decimals_show_the_seed_numbers_exactly():
+    out = lora_forward(*seed_example())
+    assert figures.display_decimals(seed_example().X.numpy()) == 1
+    assert figures.display_decimals(out.base.numpy()) == 2
+    assert figures.display_decimals(out.q.numpy()) == 3
+
+
+def test_large_matrices_drop_text_and_are_downsampled():
+    M = np.random.default_rng(0).normal(size=(40, 20))
+    fig = figures.matrix_heatmap(M, "M")
+    assert fig.data[0].texttemplate is None and "hover" in fig.layout.title.text
+    big = np.arange(1024 * 300, dtype=float).reshape(1024, 300)
+    fig = figures.matrix_heatmap(big, "W")
+    z = np.asarray(fig.data[0].z)
+    assert max(z.shape) <= figures.DISPLAY_MAX_SIDE
+    assert "means of 8×8 blocks" in fig.layout.title.text and "(1024×300)" in fig.layout.title.text
+    assert z[0, 0] == pytest.approx(big[:8, :8].mean())
+
+
+def test_clickable_heatmap_has_a_marker_per_cell():
+    fig = figures.matrix_heatmap(np.ones((3, 4)), "Q", clickable=True, cell=(1, 2))
+    assert len(fig.data) == 2 and len(fig.data[1].x) == 12
+    assert any(s.x0 == 2.5 and s.y0 == 1.5 for s in fig.layout.shapes)
+
+
+def test_cell_breakdown_sums_to_q():
+    X, W, A, B = seed_arrays()
+    lines = latex.cell_breakdown(X, W, A, B, 1.0, 1, 1)
+    assert lines[0].endswith("= 0.350")
+    assert lines[-1] == r"Q_{2,2} = 0.350 + 0.099 = 0.449"
+
+
+def test_equations_print_the_seed_matrices():
+    X, W, A, B = seed_arrays()
+    out = lora_forward(*seed_example())
+    eq = latex.forward_equation(X, W + A @ B, out.q.numpy())
+    assert r"0.161 & 0.190 & 0.306" in eq and r"0.1 & 0.3 & 0.5 & 0.2 & 0.0" in eq
+    assert latex.num(-0.25, 2) == "−0.25" and latex.num(-0.0001, 2) == "0.00"
