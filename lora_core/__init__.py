@@ -17,7 +17,15 @@ from .lora import (
     unmerge,
 )
 
+from .training import (
+    MAX_STEPS, AdamWStage, FullFinetuneTrace, Grads, StepRecord, Target, Trace, adamw_step, adamw_trace,
+    check_hyperparams, full_finetune_trace, lora_grads, make_target, mse_loss, rank_r_floor,
+)
+
 __all__ = [
+    "MAX_STEPS", "AdamWStage", "FullFinetuneTrace", "Grads", "StepRecord", "Target", "Trace", "adamw_step",
+    "adamw_trace", "check_hyperparams", "full_finetune_trace", "lora_grads", "make_target", "mse_loss",
+    "rank_r_floor",
     "Example", "LoraForward", "ParamCounts", "MAX_DIM", "MAX_N", "PRESETS",
     "build_example", "check_dims", "default_dtype", "delta_weight", "describe_device",
     "init_gaussian", "init_peft_default", "init_random", "lora_forward", "lora_scaling",

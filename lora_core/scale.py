@@ -68,6 +68,10 @@ class ModelSpec:
     fused_qkv: bool        # GPT-2's c_attn: one d→3d module
     base_params: int
 
+    def __post_init__(self) -> None:
+        if self.ffn_kind not in FFN_KINDS:
+            raise ValueError(f"ffn_kind must be one of {FFN_KINDS}, got {self.ffn_kind!r}")
+
     @property
     def q_dim(self) -> int:
         return self.heads * self.head_dim

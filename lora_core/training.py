@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import math
-from typing import Iterator, NamedTuple, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -119,7 +121,7 @@ def check_hyperparams(lr: float, betas: Sequence[float], eps: float, weight_deca
 
 def _adamw_core(theta, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay):
     """torch's single-tensor AdamW, op for op, out of place: returns (decayed, m, v, new)."""
-    decayed = theta * (1 - lr * weight_decay) if weight_decay != 0 else theta
+    decayed = theta * (1 - lr * weight_decay) if weight_decay != 0 else theta  # torch skips λ = 0 too
     m = torch.lerp(exp_avg, grad, 1 - beta1)
     v = torch.addcmul(exp_avg_sq * beta2, grad, grad, value=1 - beta2)
     # torch adds ε after dividing √v by √(1 − β2ᵗ), and folds 1/(1 − β1ᵗ) into the step size
@@ -176,19 +178,22 @@ class StepRecord(NamedTuple):
                           self.v_hat_B, self.update_B, self.B)
 
 
+@dataclass(frozen=True, eq=False)
 class Trace(Sequence):
     """The steps of one LoRA training run (CPU tensors), plus how it ended."""
 
-    def __init__(self, records, initial_loss, final_loss, diverged_at, message, param_count, A0, B0):
-        self.records: tuple[StepRecord, ...] = tuple(records)
-        self.initial_loss: float = initial_loss      # L at the initial A, B
-        self.final_loss: float = final_loss          # L at the final A, B
-        self.diverged_at: int | None = diverged_at   # first step whose values were not finite
-        self.message: str | None = message
-        self.param_count: int = param_count          # r·(d + k) trainable numbers
-        self.A0, self.B0 = A0, B0                    # the starting point, CPU
+    records: tuple[StepRecord, ...]
+    initial_loss: float         # L at the initial A, B
+    final_loss: float           # L at the final A, B
+    diverged_at: int | None     # first step whose values were not finite
+    message: str | None         # what went wrong, for the page to show
+    param_count: int            # r·(d + k) trainable numbers
+    A0: torch.Tensor            # the starting A, B (CPU), so an empty trace still has them
+    B0: torch.Tensor
 
-    diverged = property(lambda self: self.diverged_at is not None)
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_at is not None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -217,13 +222,24 @@ class Trace(Sequence):
         return f"Trace({len(self)} steps, initial loss {self.initial_loss:.3g}, {end})"
 
 
-def _first_bad(stacks: dict[str, torch.Tensor], loss_after: torch.Tensor) -> int | None:
-    """Index of the first step with a non-finite field, or a non-finite loss right after it; else None."""
-    ok = torch.isfinite(loss_after)
-    for s in stacks.values():
-        ok &= torch.isfinite(s).reshape(s.shape[0], -1).all(dim=1)
+# what each step of the loop produces, in the order it appends them
+_LOOP_FIELDS = Grads._fields + ("decayed_A", "exp_avg_A", "exp_avg_sq_A", "A",
+                                "decayed_B", "exp_avg_B", "exp_avg_sq_B", "B")
+
+
+def _first_bad(stacks: dict[str, torch.Tensor], loss_after: torch.Tensor) -> tuple[int, list[str]] | None:
+    """The first step with a non-finite field (or a non-finite loss right after it), and those fields."""
+    finite = {"loss after the update": torch.isfinite(loss_after)}
+    for name, s in stacks.items():
+        flat = s.reshape(s.shape[0], -1)
+        # max and min carry NaN and ±inf through; two read-only passes beat isfinite's full-size mask
+        finite[name] = torch.isfinite(flat.amax(dim=1)) & torch.isfinite(flat.amin(dim=1))
+    ok = torch.stack(list(finite.values())).all(dim=0)
     bad = (~ok).nonzero()
-    return int(bad[0]) if len(bad) else None
+    if not len(bad):
+        return None
+    i = int(bad[0])
+    return i, [name for name, f in finite.items() if not f[i]]
 
 
 def _bias_columns(beta: float, steps: int, like: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -233,8 +249,8 @@ def _bias_columns(beta: float, steps: int, like: torch.Tensor, ndim: int) -> tor
 
 
 def _divergence_message(step: int, what: str) -> str:
-    return (f"training diverged at step {step}: {what} stopped being finite; "
-            f"the trace stops at the last finite step ({step - 1}). Try a smaller learning rate.")
+    kept = f"the trace stops at step {step - 1}, the last finite one" if step > 1 else "no step stayed finite"
+    return f"training diverged at step {step}: {what} stopped being finite; {kept}. Try a smaller learning rate."
 
 
 def adamw_trace(X: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
@@ -251,9 +267,7 @@ def adamw_trace(X: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Tens
     lora_grads(X, W, A, B, T, scaling)  # validates every shape once, up front
     beta1, beta2 = betas
     hp = (lr, beta1, beta2, eps, weight_decay)
-    fields: dict[str, list[torch.Tensor]] = {k: [] for k in (
-        "loss", "q", "grad_q", "grad_A", "grad_B", "grad_X",
-        "decayed_A", "exp_avg_A", "exp_avg_sq_A", "A", "decayed_B", "exp_avg_B", "exp_avg_sq_B", "B")}
+    rows = []
     with torch.inference_mode():  # no autograd bookkeeping: every gradient here is written out
         base = X @ W
         mA, vA, mB, vB = (torch.zeros_like(p) for p in (A, A, B, B))
@@ -262,17 +276,15 @@ def adamw_trace(X: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Tens
             g = _grads(X, W, base, A_t, B_t, T, scaling)
             dA, mA, vA, A_t = _adamw_core(A_t, g.grad_A, mA, vA, t, *hp)
             dB, mB, vB, B_t = _adamw_core(B_t, g.grad_B, mB, vB, t, *hp)
-            for name, value in (("loss", g.loss), ("q", g.q), ("grad_q", g.grad_q), ("grad_A", g.grad_A),
-                                ("grad_B", g.grad_B), ("grad_X", g.grad_X), ("decayed_A", dA),
-                                ("exp_avg_A", mA), ("exp_avg_sq_A", vA), ("A", A_t), ("decayed_B", dB),
-                                ("exp_avg_B", mB), ("exp_avg_sq_B", vB), ("B", B_t)):
-                fields[name].append(value)
+            rows.append((*g, dA, mA, vA, A_t, dB, mB, vB, B_t))  # in _LOOP_FIELDS order
             # a non-finite loss stays non-finite (NaN spreads through every product), so stop early
             if t % _CHECK_EVERY == 0 and not torch.isfinite(g.loss):
                 break
-        final_loss = mse_loss(base + scaling * ((X @ A_t) @ B_t), T)
-    # stacking outside inference mode gives ordinary tensors: one copy to the CPU per field
-    stacks = {k: torch.stack(v) for k, v in fields.items()}
+        final_loss = _grads(X, W, base, A_t, B_t, T, scaling).loss
+    # stacking outside inference mode gives ordinary tensors, and one copy to the CPU per field
+    columns = list(zip(*rows))
+    del rows
+    stacks = {name: torch.stack(columns.pop(0)) for name in _LOOP_FIELDS}  # pop frees each column once stacked
     n_run = stacks["loss"].shape[0]
     for p in "AB":
         stacks[f"m_hat_{p}"] = stacks[f"exp_avg_{p}"] / _bias_columns(beta1, n_run, stacks[p], 3)
@@ -281,17 +293,17 @@ def adamw_trace(X: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Tens
     # step t is kept when everything it produced is finite, and so is the loss at its new A, B
     loss_after = torch.cat([stacks["loss"][1:], final_loss.reshape(1)])
     bad = _first_bad(stacks, loss_after)
-    keep = n_run if bad is None else bad
+    keep = n_run if bad is None else bad[0]
     cpu = {k: v[:keep].cpu() for k, v in stacks.items()}
     losses = cpu.pop("loss").tolist()
-    names = [f for f in StepRecord._fields if f not in ("step", "loss")]
-    records = [StepRecord(t + 1, losses[t], *(cpu[f][t] for f in names)) for t in range(keep)]
+    per_step = zip(*(cpu[f].unbind() for f in StepRecord._fields[2:]))  # unbind: all views in one call
+    records = [StepRecord(t + 1, losses[t], *row) for t, row in enumerate(per_step)]
     initial_loss = float(stacks["loss"][0])
     final = float(loss_after[keep - 1]) if keep else initial_loss
-    diverged_at = None if bad is None else bad + 1
-    message = None if bad is None else _divergence_message(diverged_at, "the loss, A, B or AdamW's moments")
+    diverged_at = None if bad is None else keep + 1
+    message = None if bad is None else _divergence_message(diverged_at, ", ".join(bad[1]))
     d, k = W.shape
-    return Trace(records, initial_loss, final, diverged_at, message,
+    return Trace(tuple(records), initial_loss, final, diverged_at, message,
                  param_counts(d, k, A.shape[1]).lora,
                  A.detach().to("cpu", copy=True), B.detach().to("cpu", copy=True))
 
@@ -327,31 +339,23 @@ def full_finetune_trace(X: torch.Tensor, W: torch.Tensor, target: Target | torch
     if X.shape[1] != W.shape[0] or T.shape != (X.shape[0], W.shape[1]):
         raise ValueError(f"X is {tuple(X.shape)}, W {tuple(W.shape)}, T {tuple(T.shape)}; need n×d, d×k, n×k")
     beta1, beta2 = betas
-    losses, Ws = [], []
     with torch.inference_mode():
         W_t = W.detach()
         m, v = torch.zeros_like(W_t), torch.zeros_like(W_t)
-        for t in range(1, steps + 1):
-            q = X @ W_t
-            losses.append(mse_loss(q, T))
-            grad_W = X.T @ ((q - T) * (2.0 / q.numel()))   # d×k
-            _, m, v, W_t = _adamw_core(W_t, grad_W, m, v, t, lr, beta1, beta2, eps, weight_decay)
-            Ws.append(W_t)
-            if t % _CHECK_EVERY == 0 and not torch.isfinite(losses[-1]):
+        q = X @ W_t
+        losses = [float(mse_loss(q, T))]
+        diverged_at = None if math.isfinite(losses[0]) else 1
+        for t in range(1, steps + 1 if diverged_at is None else 1):
+            grad_W = X.T @ ((q - T) * (2.0 / q.numel()))   # d×k, Xᵀ·G
+            _, m_new, v_new, W_new = _adamw_core(W_t, grad_W, m, v, t, lr, beta1, beta2, eps, weight_decay)
+            q_new = X @ W_new
+            # one sync a step keeps only W's last finite value; a non-finite W shows here, as 0·inf is NaN
+            loss = float(mse_loss(q_new, T))
+            if not math.isfinite(loss):
+                diverged_at = t
                 break
-        losses.append(mse_loss(X @ W_t, T))
-    loss_stack = torch.stack(losses)
-    W_stack = torch.stack(Ws)
-    # step t is good when its loss (before) and its W (after) and the loss after it are finite
-    ok = torch.isfinite(loss_stack[:-1]) & torch.isfinite(W_stack).reshape(len(Ws), -1).all(1)
-    ok &= torch.isfinite(loss_stack[1:])
-    bad = (~ok).nonzero()
-    keep = len(Ws) if len(bad) == 0 else int(bad[0])
-    curve = loss_stack[:keep + 1].tolist()
-    W_final = (W_stack[keep - 1] if keep else W.detach()).cpu()
-    diverged_at = None if keep == steps else keep + 1
-    message = None if diverged_at is None else _divergence_message(diverged_at, "the loss or W")
-    if keep == 0 and not math.isfinite(curve[0]):
-        curve = []
+            W_t, m, v, q = W_new, m_new, v_new, q_new
+            losses.append(loss)
+    message = None if diverged_at is None else _divergence_message(diverged_at, "the loss")
     d, k = W.shape
-    return FullFinetuneTrace(curve, W_final, d * k, diverged_at, message)
+    return FullFinetuneTrace(losses, W_t.to("cpu", copy=True), d * k, diverged_at, message)
