@@ -9,6 +9,7 @@ ui.load_url_state()
 
 page = st.navigation([
     st.Page("pages/explore.py", title="Explore", url_path="explore", icon=":material/grid_on:", default=True),
+    st.Page("pages/training.py", title="Training", url_path="training", icon=":material/model_training:"),
 ])
 
 ui.sidebar_controls()

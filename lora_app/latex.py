@@ -65,3 +65,53 @@ def cell_breakdown(X: np.ndarray, W: np.ndarray, A: np.ndarray, B: np.ndarray, s
         rf"s\,(X_{{{I},:}}A_Q)\cdot B_{{:,{J}}} = {scale_text(s)}\cdot({_dot(u, B[:, j], dec_out)}) = {num(lora_part, dec_out)}",
         rf"Q_{{{I},{J}}} = {num(base, dec_out)} + {num(lora_part, dec_out)} = {num(base + lora_part, dec_out)}",
     ]
+
+
+# --- training --------------------------------------------------------------------------------
+
+def _mat_or_shape(M: np.ndarray, max_decimals: int = 4) -> str:
+    """The matrix with its numbers when it is small, else just its shape."""
+    if max(M.shape) <= EQUATION_MAX_SIDE:
+        return bmatrix(M, display_decimals(M, max_decimals=max_decimals))
+    return rf"(\text{{{M.shape[0]}×{M.shape[1]}}})"
+
+
+def sci(v: float) -> str:
+    """A number for an equation: plain when moderate, a·10^b otherwise."""
+    if v == 0 or 1e-3 <= abs(v) < 1e4:
+        return f"{v:.4g}".replace("-", "−")
+    mantissa, exp = f"{v:.3e}".split("e")
+    return rf"{mantissa.replace('-', '−')}\times10^{{{int(exp)}}}"
+
+
+def loss_equation(diff: np.ndarray, loss: float) -> str:
+    """L = 1/(n·k) Σ (Q − T)², with the squared terms written out when there are few."""
+    n, k = diff.shape
+    terms = [f"({num(v, 4)})^2" if v < 0 else f"{num(v, 4)}^2" for v in diff.ravel()]
+    if len(terms) > 9:
+        terms = terms[:4] + [r"\cdots"] + terms[-1:]
+    return rf"L = \frac{{1}}{{{n}\cdot{k}}}\sum_{{i,j}}(Q-T)_{{ij}}^2 = \frac{{1}}{{{n * k}}}\left({' + '.join(terms)}\right) = {sci(loss)}"
+
+
+def grad_equations(G: np.ndarray, grad_A: np.ndarray, grad_B: np.ndarray, s: float, n: int, k: int) -> list[str]:
+    return [
+        rf"G = \frac{{\partial L}}{{\partial Q}} = \frac{{2}}{{{n}\cdot{k}}}(Q - T) = {_mat_or_shape(G)}",
+        rf"\frac{{\partial L}}{{\partial B_Q}} = s\,(X A_Q)^\top G = {_mat_or_shape(grad_B)}",
+        rf"\frac{{\partial L}}{{\partial A_Q}} = s\,X^\top G\,B_Q^\top = {_mat_or_shape(grad_A)}",
+        r"\frac{\partial L}{\partial W_Q}\ \text{: none, } W_Q \text{ is frozen } (\texttt{requires\_grad=False})",
+        rf"\frac{{\partial L}}{{\partial X}} = G\,(W_Q + s\,A_Q B_Q)^\top \quad\text{{(scale }} s = {scale_text(s)}\text{{)}}",
+    ]
+
+
+def adamw_equations(t: int, lr: float, wd: float, beta1: float, beta2: float, eps: float) -> list[str]:
+    """AdamW's five lines with this step's constants filled in."""
+    c1, c2 = 1 - beta1 ** t, 1 - beta2 ** t
+    return [
+        rf"\theta \leftarrow \theta\,(1 - \text{{lr}}\cdot\lambda) = \theta \cdot {1 - lr * wd:.6g}"
+        rf"\qquad(\text{{lr}} = {sci(lr)},\ \lambda = {sci(wd)})",
+        rf"m \leftarrow {beta1:g}\,m + {1 - beta1:.6g}\,g \qquad v \leftarrow {beta2:g}\,v + {1 - beta2:.6g}\,g^2",
+        rf"\hat m = \frac{{m}}{{1 - {beta1:g}^{{{t}}}}} = \frac{{m}}{{{c1:.6g}}} \qquad "
+        rf"\hat v = \frac{{v}}{{1 - {beta2:g}^{{{t}}}}} = \frac{{v}}{{{c2:.6g}}}",
+        rf"\Delta\theta = -\,\text{{lr}}\cdot\frac{{\hat m}}{{\sqrt{{\hat v}} + \varepsilon}}"
+        rf"\qquad(\varepsilon = {sci(eps)})",
+    ]

@@ -21,6 +21,21 @@ PRESET_LABELS = {
 EDITABLE_MAX_SIDE = 64  # a table editor beyond this is no way to change numbers
 
 
+def entry_guard() -> None:
+    """Make sure the page runs inside app.py, and not on its own.
+
+    Streamlit keeps a pages-directory mode for old apps with a ``pages/`` folder: until some session
+    has called ``st.navigation``, a server's very first request for /training would run
+    pages/training.py alone, without app.py's shared state. Switch that mode off and rerun: the
+    page's URL path gives it the same hash in both modes, so the rerun lands on the same page.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def load_url_state() -> None:
     """On a session's first run, take the controls from the URL; later runs keep the session's own state."""
     if st.session_state.get("_url_loaded"):
@@ -68,13 +83,34 @@ def sidebar_controls() -> None:
 def current_config() -> ExploreConfig:
     values = {key: st.session_state[key] for key in URL_KEYS}
     edits = tuple(sorted(
-        (name, i, j, v) for name, cells in st.session_state.get("edits", {}).items() for (i, j), v in cells.items()
+        (name, i, j, v) for name, cells in st.session_state.get("edits", {}).items() if name in MATRIX_LABELS
+        for (i, j), v in cells.items()
     ))
     return ExploreConfig(**values, edits=edits)
 
 
-def write_url(cfg: ExploreConfig, extra: dict[str, str] | None = None) -> None:
-    wanted = {**cfg.url_params(), **(extra or {})}
+def page_state(page: str, sanitize_page) -> None:
+    """Seed a page's own widget keys from the URL on the session's first visit to that page.
+
+    ``sanitize_page(raw) -> (values, notices)`` validates the page's keys like :func:`sanitize`;
+    later visits keep the session's values (the widgets persist them across page switches).
+    """
+    loaded = f"_url_loaded_{page}"
+    if st.session_state.get(loaded):
+        return
+    values, notices = sanitize_page(st.query_params.to_dict())
+    st.session_state.update(values)
+    st.session_state[loaded] = True
+    st.session_state["_notices"] = st.session_state.get("_notices", []) + notices
+
+
+def set_page_url(params: dict[str, str]) -> None:
+    """The current page's own URL parameters; app.py writes them after the shared ones."""
+    st.session_state["_page_url"] = params
+
+
+def write_url(cfg: ExploreConfig) -> None:
+    wanted = {**cfg.url_params(), **st.session_state.pop("_page_url", {})}
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)
 
@@ -82,7 +118,7 @@ def write_url(cfg: ExploreConfig, extra: dict[str, str] | None = None) -> None:
 def show_notices() -> None:
     """Say what was clamped or ignored, once, at the top of the page."""
     for notice in st.session_state.pop("_notices", []):
-        st.warning(notice, icon="⚠️")
+        st.warning(notice, icon=":material/warning:")
 
 
 # --- editable matrices ---------------------------------------------------------------------
@@ -91,14 +127,14 @@ def _editor_key(name: str) -> str:
     return f"edit_{name}_{st.session_state.setdefault('editor_version', {}).get(name, 0)}"
 
 
-def apply_pending_edits() -> None:
+def apply_pending_edits(labels: dict[str, str] = MATRIX_LABELS) -> None:
     """Fold the table editors' pending changes into ``edits``; refuse bad cells by name and keep the old value.
 
     This runs before the config is built, so a good edit shows in every figure in the same run.
     """
     edits = st.session_state.setdefault("edits", {})
     errors = []
-    for name, label in MATRIX_LABELS.items():
+    for name, label in labels.items():
         key = _editor_key(name)
         delta = st.session_state.get(key)
         if not isinstance(delta, dict) or not delta.get("edited_rows"):
@@ -116,16 +152,17 @@ def apply_pending_edits() -> None:
     st.session_state["edit_errors"] = errors
 
 
-def matrix_editors(matrices: dict[str, np.ndarray]) -> None:
+def matrix_editors(matrices: dict[str, np.ndarray], labels: dict[str, str] = MATRIX_LABELS) -> None:
+    """One table per matrix; a changed cell reaches every figure, a bad one is refused by name."""
     for err in st.session_state.get("edit_errors", []):
-        st.error(err, icon="🚫")
+        st.error(err, icon=":material/block:")
     edits = st.session_state.get("edits", {})
-    count = sum(len(cells) for cells in edits.values())
-    tabs = st.tabs([MATRIX_LABELS[name] for name in matrices])
+    count = sum(len(cells) for name, cells in edits.items() if name in matrices)
+    tabs = st.tabs([labels[name] for name in matrices])
     for tab, (name, M) in zip(tabs, matrices.items()):
         with tab:
             if max(M.shape) > EDITABLE_MAX_SIDE:
-                st.info(f"{MATRIX_LABELS[name]} is {M.shape[0]}×{M.shape[1]}; tables are offered up to "
+                st.info(f"{labels[name]} is {M.shape[0]}×{M.shape[1]}; tables are offered up to "
                         f"{EDITABLE_MAX_SIDE} on a side. Make d, k or n smaller to edit it.")
                 continue
             frame = pd.DataFrame(M, columns=[str(j + 1) for j in range(M.shape[1])],
@@ -136,8 +173,8 @@ def matrix_editors(matrices: dict[str, np.ndarray]) -> None:
     cols = st.columns([3, 1])
     cols[0].caption(f"{count} edited cell{'s' if count != 1 else ''}. Edits stay when n, d, k or r change; "
                     "entries must be finite and within ±1e6.")
-    if cols[1].button("Reset edits", disabled=count == 0):
-        st.session_state["edits"] = {}
+    if cols[1].button("Reset edits", disabled=count == 0, key=f"reset_edits_{'_'.join(matrices)}"):
+        st.session_state["edits"] = {name: cells for name, cells in edits.items() if name not in matrices}
         st.session_state["edit_errors"] = []
         st.session_state["editor_version"] = {n: v + 1 for n, v in st.session_state["editor_version"].items()}
         st.rerun()

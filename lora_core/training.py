@@ -44,14 +44,17 @@ def mse_loss(Q: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
 
 
 def rank_r_floor(X: torch.Tensor, T: torch.Tensor, W: torch.Tensor, r: int) -> float:
-    """The lowest loss any rank-r update can reach: Σ_{i>r} σᵢ(T − X·W)² / (n·k).
+    """The lowest loss any rank-r update can reach, for any target T.
 
-    T − X·W = X·ΔW* lies in X's column space, so its best rank-r approximation (truncated SVD)
-    is reachable as X·M with rank M ≤ r.
+    LoRA's output moves by X·M with rank M ≤ r, which is any rank-≤r matrix in X's column space.
+    So split R = T − X·W into its projection P·R onto that space and the rest: the rest is out of
+    reach, and the best rank-r approximation of P·R (truncated SVD, Eckart–Young) leaves Σ_{i>r} σᵢ².
+    For a seeded target R = X·ΔW* already lies in the space and only the σ tail remains.
     """
-    R = (T - X @ W).double()
-    sigma = torch.linalg.svdvals(R)
-    return float((sigma[r:] ** 2).sum() / R.numel())
+    X64, R = X.double(), (T - X @ W).double()
+    PR = X64 @ torch.linalg.lstsq(X64.cpu(), R.cpu(), driver="gelsd").solution.to(R.device)  # projection onto col(X)
+    sigma = torch.linalg.svdvals(PR)
+    return float((((R - PR) ** 2).sum() + (sigma[r:] ** 2).sum()) / R.numel())
 
 
 # --- gradients, by hand ---------------------------------------------------------------------

@@ -5,6 +5,8 @@ from lora_app import figures, latex, text, ui
 from lora_app.compute import explore_arrays
 from lora_core import param_counts
 
+ui.entry_guard()
+
 ui.apply_pending_edits()
 cfg = ui.current_config()
 res = explore_arrays(cfg)
@@ -71,7 +73,7 @@ st.info(
     f"B_Q (2×3 = 6): **{seed_c.lora} numbers, where full fine-tuning trains {seed_c.full}**. Below the "
     f"break-even rank {seed_c.break_even:.3g} LoRA would be smaller, and r = 1 is the only such rank. The saving "
     f"is real only for large matrices: a 4096×4096 projection at r = 8 trains {big.lora:,} numbers instead of "
-    f"{big.full:,} ({big.lora / big.full:.2%}).", icon="📝")
+    f"{big.full:,} ({big.lora / big.full:.2%}).", icon=":material/edit_note:")
 st.markdown(ui.counts_sentence(cfg, c))
 
 with st.expander("Edit the matrices", expanded=False):

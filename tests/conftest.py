@@ -29,7 +29,7 @@ def app_url():
     port = _free_port()
     log = open(ROOT / "tests" / ".streamlit-test.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+        [sys.executable, "-m", "streamlit", "run", os.environ.get("LORA_TEST_ENTRY", "app.py"), "--server.headless", "true",
          "--server.port", str(port), "--server.fileWatcherType", "none",
          "--browser.gatherUsageStats", "false"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "LORA_DEVICE": "cpu"},
@@ -85,4 +85,4 @@ def app_test(monkeypatch):
 
     monkeypatch.setattr(PagesManager, "__init__", init)
     monkeypatch.setenv("LORA_DEVICE", "cpu")
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    return AppTest.from_file(str(ROOT / os.environ.get("LORA_TEST_ENTRY", "app.py")), default_timeout=60)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+
+import numpy as np
 import time
 
 import pytest
@@ -446,3 +448,23 @@ def test_full_finetune_diverges_without_raising():
     assert ff.diverged and len(ff.losses) < 101 and str(ff.diverged_at) in ff.message
     assert all(math.isfinite(x) for x in ff.losses) and torch.isfinite(ff.W).all()
     assert not ff.W.is_inference()
+
+
+def test_floor_for_an_edited_target_outside_the_reach_of_x():
+    """n > d: T can leave X's column space; the floor counts that part, and training reaches it."""
+    g = torch.Generator().manual_seed(3)
+    X = torch.randn(6, 2, generator=g, dtype=torch.float64)
+    W = torch.randn(2, 3, generator=g, dtype=torch.float64)
+    T = torch.randn(6, 3, generator=g, dtype=torch.float64)  # an arbitrary, "edited" target
+    A = torch.randn(2, 1, generator=g, dtype=torch.float64) * 0.1
+    B = torch.randn(1, 3, generator=g, dtype=torch.float64) * 0.1
+    floor = rank_r_floor(X, T, W, 1)
+    # independent check: the best rank-1 M by least squares then truncation, in numpy
+    Xn, Rn = X.numpy(), (T - X @ W).numpy()
+    M_ls = np.linalg.lstsq(Xn, Rn, rcond=None)[0]
+    U, S, Vt = np.linalg.svd(Xn @ M_ls)
+    best = np.linalg.pinv(Xn) @ (S[0] * np.outer(U[:, 0], Vt[0]))
+    assert math.isclose(((Xn @ best - Rn) ** 2).mean(), floor, rel_tol=1e-9)
+    trace = adamw_trace(X, W, A, B, T, steps=1500, lr=0.05, weight_decay=0.0)
+    assert min(trace.losses) >= floor * (1 - 1e-9)
+    assert trace.final_loss < 1.01 * floor

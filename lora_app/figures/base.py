@@ -1,6 +1,5 @@
-"""Pure figure builders: numpy arrays in, ``go.Figure`` out. No streamlit here.
+"""The shared look (colour scales, fonts, sizes) and the matrix heatmap every page uses.
 
-Every matrix is drawn by :func:`matrix_heatmap`, so colours, fonts and sizes are defined once.
 Matrices that are compared share one symmetric range, so equal colours mean equal values.
 """
 from __future__ import annotations
@@ -52,8 +51,16 @@ def shape_label(M: np.ndarray) -> str:
     return f"({M.shape[0]}×{M.shape[1]})"
 
 
+def value_format(M: np.ndarray, decimals: int | None = None) -> str:
+    """A d3 format for the numbers in the cells: fixed decimals, or exponents when every value is tiny."""
+    biggest = float(np.max(np.abs(M))) if M.size else 0.0
+    if 0 < biggest < 1e-3:
+        return ".2~e"  # AdamW's v is often 1e-6: fixed decimals would print a wall of 0.000
+    return f".{display_decimals(M) if decimals is None else decimals}f"
+
+
 def matrix_heatmap(M: np.ndarray, title: str, *, zmax: float | None = None, role: str | None = None,
-                   decimals: int | None = None, show_scale: bool = False,
+                   decimals: int | None = None, show_scale: bool = False, text_size: int | None = None,
                    rows: tuple[int, ...] = (), cols: tuple[int, ...] = (), cell: tuple[int, int] | None = None,
                    clickable: bool = False, height: int | None = None) -> go.Figure:
     """A matrix as a heatmap with its numbers in the cells; rows and columns are numbered from 1.
@@ -66,7 +73,7 @@ def matrix_heatmap(M: np.ndarray, title: str, *, zmax: float | None = None, role
     shown, b = block_means(M)
     n_rows, n_cols = shown.shape
     zmax = symmetric_range(M) if zmax is None else zmax
-    decimals = display_decimals(M) if decimals is None else decimals
+    fmt = value_format(M, decimals)
     with_text = b == 1 and max(M.shape) <= TEXT_MAX_SIDE
     x = np.arange(n_cols) * b + 1
     y = np.arange(n_rows) * b + 1
@@ -79,9 +86,9 @@ def matrix_heatmap(M: np.ndarray, title: str, *, zmax: float | None = None, role
     fig = go.Figure(go.Heatmap(
         z=shown, x=x, y=y, zmin=-zmax, zmax=zmax, zmid=0, colorscale=DIVERGING,
         showscale=show_scale, colorbar=dict(thickness=12, len=0.9),
-        texttemplate=f"%{{z:.{decimals}f}}" if with_text else None,
-        textfont=dict(size=_text_size(M.shape)),
-        hovertemplate=f"row %{{y}}, column %{{x}}<br>%{{z:.{max(decimals, 4)}f}}<extra>{title}</extra>",
+        texttemplate=f"%{{z:{fmt}}}" if with_text else None,
+        textfont=dict(size=text_size or _text_size(M.shape)),
+        hovertemplate=f"row %{{y}}, column %{{x}}<br>%{{z:.6~g}}<extra>{title}</extra>",
         xgap=1, ygap=1,
     ))
     if clickable and b == 1:
@@ -97,7 +104,7 @@ def matrix_heatmap(M: np.ndarray, title: str, *, zmax: float | None = None, role
                       line=dict(color=ROLE_COLOURS[role], width=4, dash="dash" if role == "frozen" else "solid"))
     fig.update_layout(
         title=dict(text=full_title, x=0.02, xanchor="left", font=dict(size=17)),
-        font=FONT, height=height or _height(n_rows, _cell_px(M, decimals) if with_text else 0), margin=dict(l=36, r=12 if not show_scale else 4, t=70, b=28),
+        font=FONT, height=height or _height(n_rows, _cell_px(M, fmt, text_size) if with_text else 0), margin=dict(l=36, r=12 if not show_scale else 4, t=70, b=28),
         xaxis=dict(side="bottom", showgrid=False, zeroline=False, constrain="domain", **_ticks(x)),
         yaxis=dict(autorange="reversed", showgrid=False, zeroline=False, scaleanchor="x", constrain="domain",
                    **_ticks(y)),
@@ -125,10 +132,10 @@ def _ticks(positions: np.ndarray) -> dict:
     return dict(tickmode="auto", nticks=12)
 
 
-def _cell_px(M: np.ndarray, decimals: int) -> int:
+def _cell_px(M: np.ndarray, fmt: str, text_size: int | None) -> int:
     # wide enough for the longest printed number at the text size used
-    chars = max(len(f"{v:.{decimals}f}") for v in (M.min(), M.max()))
-    return max(46, int(chars * 0.62 * _text_size(M.shape)) + 14)
+    chars = 7 if fmt.endswith("e") else max(len(f"{v:{fmt}}") for v in (M.min(), M.max()))
+    return max(46, int(chars * 0.62 * (text_size or _text_size(M.shape))) + 14)
 
 
 def _height(rows: int, cell_px: int) -> int:
@@ -141,38 +148,3 @@ def _text_size(shape) -> int:
     side = max(shape)
     return 17 if side <= 6 else 14 if side <= 12 else 11 if side <= 20 else 9
 
-
-LORA_COLOUR, FULL_COLOUR = "#e8590c", "#1f77b4"
-
-
-def loss_curve(lora_losses: np.ndarray, full_losses: np.ndarray | None, step: int, *,
-               lora_count: int, full_count: int, floor: float | None = None) -> go.Figure:
-    """Loss before each update, LoRA against full fine-tuning, with the current step marked.
-
-    The y axis is logarithmic when the losses span more than two decades, so a fall to 1e-6 stays visible.
-    """
-    steps = np.arange(1, len(lora_losses) + 1)
-    fig = go.Figure()
-    if full_losses is not None:
-        fig.add_trace(go.Scatter(x=np.arange(1, len(full_losses) + 1), y=full_losses, mode="lines",
-                                 name=f"full fine-tuning: {full_count:,} trained numbers",
-                                 line=dict(color=FULL_COLOUR, width=3, dash="dot")))
-    fig.add_trace(go.Scatter(x=steps, y=lora_losses, mode="lines",
-                             name=f"LoRA: {lora_count:,} trained numbers", line=dict(color=LORA_COLOUR, width=3)))
-    if 1 <= step <= len(lora_losses):
-        fig.add_trace(go.Scatter(x=[step], y=[lora_losses[step - 1]], mode="markers", name=f"step {step}",
-                                 marker=dict(size=14, color=LORA_COLOUR, line=dict(color=HIGHLIGHT, width=2))))
-        fig.add_vline(x=step, line=dict(color=HIGHLIGHT, width=1, dash="dash"))
-    if floor is not None and floor > 0:
-        fig.add_hline(y=floor, line=dict(color="#6b7280", width=2, dash="dash"),
-                      annotation_text=f"best possible at rank r: {floor:.3g}", annotation_position="top right")
-    positive = np.concatenate([lora_losses, full_losses if full_losses is not None else []])
-    positive = positive[np.isfinite(positive) & (positive > 0)]
-    log = positive.size > 0 and positive.max() / positive.min() > 100
-    fig.update_layout(
-        title=dict(text="Loss L before each update", x=0.02, font=dict(size=17)), font=FONT, height=380,
-        margin=dict(l=60, r=20, t=60, b=50), xaxis_title="optimisation step", yaxis_title="mean squared error",
-        yaxis_type="log" if log else "linear", legend=dict(orientation="h", y=-0.25),
-        plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)",
-    )
-    return fig

@@ -12,7 +12,7 @@ from lora_core import (
     param_counts, pick_device,
 )
 
-from .config import ExploreConfig
+from ..config import ExploreConfig
 
 
 class DeviceChoice(NamedTuple):

@@ -1,0 +1,3 @@
+"""Cached calls into the core, one module per page. Keys are frozen configs, never tensors."""
+from .explore import DeviceChoice, ExploreArrays, device_choice, explore_arrays  # noqa: F401
+from .training import TrainingRun, max_steps_for, numbers_per_step, training_run  # noqa: F401

@@ -1,0 +1,8 @@
+"""Pure figure builders: numpy arrays in, ``go.Figure`` out; no streamlit anywhere in this package.
+
+``base`` holds the shared colour scales, fonts and the matrix heatmap; each page's own figures live in
+a module named after the page, and everything is re-exported here so pages write ``figures.name``.
+"""
+from .base import *  # noqa: F401,F403
+from .base import block_means, display_decimals, matrix_heatmap, shape_label, symmetric_range  # noqa: F401
+from .training import LORA_COLOUR, FULL_COLOUR, loss_curve  # noqa: F401

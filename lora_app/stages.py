@@ -1,0 +1,156 @@
+"""The Training page's stepper: its controls and one view per stage, drawn from a cached TrainingRun."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import streamlit as st
+
+from . import figures, latex
+from .compute import TrainingRun
+from .config import STAGES, TrainingConfig
+from .text import training as text
+
+PLAY_INTERVAL_S = 0.6
+
+
+# --- moving through steps and stages ----------------------------------------------------------
+
+def _move(delta: int, n_steps: int) -> None:
+    """One stage forward or back; past the last stage it moves on to the next step's forward pass."""
+    ss = st.session_state
+    i, step = STAGES.index(ss["stage"]) + delta, ss["step"]
+    if i >= len(STAGES):
+        i, step = (0, step + 1) if step < n_steps else (len(STAGES) - 1, step)
+    elif i < 0:
+        i, step = (len(STAGES) - 1, step - 1) if step > 1 else (0, step)
+    ss["stage"], ss["step"] = STAGES[i], step
+
+
+def _next_step(n_steps: int) -> None:
+    st.session_state["step"] = min(st.session_state["step"] + 1, n_steps)
+
+
+def _toggle_play() -> None:
+    st.session_state["playing"] = not st.session_state.get("playing", False)
+
+
+def _reset() -> None:
+    st.session_state.update(step=1, stage="forward", playing=False)
+
+
+def before_widgets(n_steps: int) -> None:
+    """Clamp the step to what the run holds and apply a pending play tick; runs before the widgets."""
+    ss = st.session_state
+    if ss.pop("_advance", False) and ss.get("playing"):
+        ss["step"] = ss.get("step", 1) + 1
+    ss["step"] = min(max(int(ss.get("step", 1)), 1), n_steps)
+    if ss.get("stage") not in STAGES:
+        ss["stage"] = "forward"
+
+
+def stepper(n_steps: int) -> None:
+    cols = st.columns([1, 1, 1, 1, 1, 2.5])
+    cols[0].button("◀ Back", on_click=_move, args=(-1, n_steps), shortcut="Left", width="stretch",
+                   help="Previous stage")
+    cols[1].button("Next ▶", on_click=_move, args=(1, n_steps), shortcut="Right", width="stretch", type="primary",
+                   help="Next stage; after the last stage, the next step")
+    cols[2].button("Step", icon=":material/skip_next:", on_click=_next_step, args=(n_steps,), shortcut="N", width="stretch",
+                   help="Next optimisation step, same stage")
+    playing = st.session_state.get("playing", False)
+    cols[3].button("Pause" if playing else "Play", icon=":material/pause:" if playing else ":material/play_arrow:", on_click=_toggle_play,
+                   shortcut="P", width="stretch", help="Animate through the steps")
+    cols[4].button("Reset", icon=":material/restart_alt:", on_click=_reset, shortcut="Home", width="stretch", help="Back to step 1")
+    cols[5].caption("Keys: ← → stages · N next step · P play/pause · Home reset")
+    if n_steps > 1:
+        st.slider("Step t", 1, n_steps, key="step", persist_state="session",
+                  help="Scrub through the run: every step is already computed, nothing is recomputed.")
+    st.radio("Stage", STAGES, key="stage", horizontal=True, format_func=text.STAGE_TITLES.get,
+             persist_state="session", label_visibility="collapsed")
+
+
+def play_tick(n_steps: int) -> None:
+    """While playing, wait a moment and rerun one step further; stop at the end."""
+    ss = st.session_state
+    if not ss.get("playing"):
+        return
+    if ss["step"] >= n_steps:
+        ss["playing"] = False
+        return
+    time.sleep(PLAY_INTERVAL_S)
+    ss["_advance"] = True
+    st.rerun()
+
+
+# --- the five stage views ------------------------------------------------------------------------
+
+def _row(items, key: str) -> None:
+    """Heatmaps side by side: (matrix, title, kwargs) each."""
+    cols = st.columns(len(items))
+    for c, (col, (M, title, kw)) in enumerate(zip(cols, items)):
+        col.plotly_chart(figures.matrix_heatmap(M, title, **kw), key=f"{key}_{c}")
+
+
+def stage_view(run: TrainingRun, cfg: TrainingConfig, t: int, stage: str) -> None:
+    st.subheader(f"Step {t} of {run.n_steps} · {text.STAGE_TITLES[stage]}")
+    st.caption(text.STAGE_NOTES[stage])
+    {"forward": _forward, "loss": _loss, "backward": _backward, "adamw": _adamw, "update": _update}[stage](run, cfg, t)
+
+
+def _forward(run, cfg, t):
+    A, B = run.before(t)
+    W_merged = run.W + run.scaling * A @ B
+    q = run.at("q", t)
+    z_q = figures.symmetric_range(q, run.T)
+    _row([(run.X, "X", {}), (W_merged, "W_Q + s·A_Q·B_Q", {}),
+          (q, "Q", {"zmax": z_q}), (run.T, "target T", {"zmax": z_q, "show_scale": True})], "fwd")
+    _row([(A, "A_Q", {"role": "trainable"}), (B, "B_Q", {"role": "trainable"}),
+          (run.W, "W_Q", {"role": "frozen"})], "fwd_ab")
+    if latex.fits_equation(run.X, run.W, A, B):
+        st.latex(latex.forward_equation(run.X, W_merged, q))
+
+
+def _loss(run, cfg, t):
+    q = run.at("q", t)
+    diff = q - run.T
+    z = figures.symmetric_range(q, run.T)
+    _row([(q, "Q", {"zmax": z}), (run.T, "target T", {"zmax": z}), (diff, "Q − T", {"zmax": z, "show_scale": True})], "loss")
+    st.latex(latex.loss_equation(diff, float(run.losses[t - 1])))
+
+
+def _backward(run, cfg, t):
+    G, gA, gB, gX = (run.at(f, t) for f in ("grad_q", "grad_A", "grad_B", "grad_X"))
+    z = figures.symmetric_range(gA, gB)
+    _row([(G, "G = ∂L/∂Q", {}), (gB, "∂L/∂B_Q", {"zmax": z, "role": "trainable"}),
+          (gA, "∂L/∂A_Q", {"zmax": z, "role": "trainable"})], "bwd")
+    _row([(run.W, "W_Q · no gradient", {"role": "frozen"}), (gX, "∂L/∂X (flows through W_Q)", {})], "bwd_w")
+    if t == 1 and not np.any(run.B0):
+        st.info(f"B_Q = 0 at the start, so ∂L/∂A_Q = s·Xᵀ·G·B_Qᵀ is exactly zero here "
+                f"(largest |entry|: {np.abs(gA).max():g}); only B_Q learns in step 1.", icon=":material/lightbulb:")
+    for line in latex.grad_equations(G, gA, gB, run.scaling, *G.shape):
+        st.latex(line)
+
+
+def _adamw(run, cfg, t):
+    for p in ("A", "B"):
+        f = lambda name: run.at(f"{name}_{p}", t)  # noqa: E731
+        z_m = figures.symmetric_range(f("exp_avg"), f("m_hat"))
+        z_v = figures.symmetric_range(f("exp_avg_sq"), f("v_hat"))
+        small = {"text_size": 12}  # six matrices to a row
+        _row([(f("decayed"), f"{p}_Q·(1 − lr·λ)", {"role": "trainable", **small}),
+              (f("exp_avg"), f"m ({p})", {"zmax": z_m, **small}), (f("m_hat"), f"m̂ ({p})", {"zmax": z_m, **small}),
+              (f("exp_avg_sq"), f"v ({p})", {"zmax": z_v, **small}), (f("v_hat"), f"v̂ ({p})", {"zmax": z_v, **small}),
+              (f("update"), f"Δ{p}_Q", small)], f"adam_{p}")
+    for line in latex.adamw_equations(t, cfg.lr, cfg.wd, cfg.beta1, cfg.beta2, cfg.eps):
+        st.latex(line)
+
+
+def _update(run, cfg, t):
+    A_old, B_old = run.before(t)
+    A, B, q = run.at("A", t), run.at("B", t), run.q_after(t)
+    z = figures.symmetric_range(q, run.T)
+    _row([(A, "new A_Q", {"role": "trainable"}), (B, "new B_Q", {"role": "trainable"}),
+          (q, "new Q", {"zmax": z}), (run.T, "target T", {"zmax": z, "show_scale": True})], "upd")
+    st.markdown(f"Loss before this step **{latex.sci(float(run.losses[t - 1]))}**, after it "
+                f"**{latex.sci(float(run.losses[t]))}**. Largest change: A_Q by {np.abs(A - A_old).max():.3g}, "
+                f"B_Q by {np.abs(B - B_old).max():.3g}, W_Q by 0.")

@@ -1,0 +1,3 @@
+"""The app's own explanatory text, one module per page. The seed gives facts and numbers; the words are ours."""
+from .explore import *  # noqa: F401,F403
+from . import training  # noqa: F401
