@@ -67,22 +67,11 @@ def browser_context_args(browser_context_args):
 
 @pytest.fixture
 def app_test(monkeypatch):
-    """An AppTest of app.py on the CPU.
-
-    AppTest 1.67 resets ``PagesManager.uses_pages_directory`` before every run and then sees our
-    ``pages/`` folder, so reruns after the first execute the page file alone, in the old
-    pages-directory mode, and the entry point's sidebar vanishes. ``st.navigation`` switches that
-    mode off in a real server; we do the same here.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
+    """An AppTest of app.py on the CPU (see helpers.keep_navigation_mode for an AppTest quirk)."""
     from streamlit.testing.v1 import AppTest
 
-    original = PagesManager.__init__
+    from helpers import keep_navigation_mode
 
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
+    keep_navigation_mode(monkeypatch)
     monkeypatch.setenv("LORA_DEVICE", "cpu")
     return AppTest.from_file(str(ROOT / os.environ.get("LORA_TEST_ENTRY", "app.py")), default_timeout=60)

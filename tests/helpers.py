@@ -44,3 +44,24 @@ def chart_texts(page, title_start: str) -> list[str]:
     charts = page.locator("[data-testid='stPlotlyChart']").filter(
         has=page.locator(".gtitle", has_text=title_start))
     return charts.first.locator("g.textpoint text, .heatmaplayer text").all_text_contents()
+
+
+def keep_navigation_mode(monkeypatch=None) -> None:
+    """Stop AppTest 1.67 from falling back to the old pages-directory mode on reruns.
+
+    AppTest resets ``PagesManager.uses_pages_directory`` before every run and then sees our
+    ``pages/`` folder, so reruns after the first execute the page file alone and the entry point's
+    sidebar vanishes. ``st.navigation`` switches that mode off in a real server; we do the same.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    if monkeypatch is None:
+        PagesManager.__init__ = init
+    else:
+        monkeypatch.setattr(PagesManager, "__init__", init)

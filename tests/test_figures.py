@@ -70,3 +70,31 @@ def test_equations_print_the_seed_matrices():
     eq = latex.forward_equation(X, W + A @ B, out.q.numpy())
     assert r"0.161 & 0.190 & 0.306" in eq and r"0.1 & 0.3 & 0.5 & 0.2 & 0.0" in eq
     assert latex.num(-0.25, 2) == "−0.25" and latex.num(-0.0001, 2) == "0.00"
+
+
+@pytest.mark.parametrize("kwargs", [
+    {}, {"role": "frozen"}, {"role": "trainable", "show_scale": True}, {"clickable": True, "cell": (1, 2)},
+    {"rows": (0,), "cols": (1,)}, {"decimals": 2, "text_size": 12, "height": 300},
+])
+def test_every_heatmap_passes_plotly_validation(kwargs):
+    """The builders skip validation for speed, so check here that plotly accepts every property."""
+    import plotly.graph_objects as go
+    fig = figures.matrix_heatmap(np.arange(12, dtype=float).reshape(3, 4) - 5, "M", **kwargs)
+    go.Figure(fig.to_dict())  # raises ValueError on any invalid property
+
+
+def test_loss_curve_marks_the_step_and_switches_to_log():
+    import plotly.graph_objects as go
+    losses = np.geomspace(1.0, 1e-8, 50)
+    fig = figures.loss_curve(losses, losses * 2, 10, lora_count=16, full_count=15, floor=1e-3)
+    go.Figure(fig.to_dict())
+    assert fig.layout.yaxis.type == "log"
+    assert [t.name for t in fig.data] == ["full fine-tuning: 15 trained numbers", "LoRA: 16 trained numbers", "step 10"]
+    assert fig.data[2].y[0] == losses[9]
+    flat = figures.loss_curve(np.linspace(1, 0.5, 10), None, 1, lora_count=1, full_count=2)
+    assert flat.layout.yaxis.type == "linear"
+
+
+def test_tiny_values_are_written_with_exponents():
+    fig = figures.matrix_heatmap(np.array([[1e-6, 2.5e-7]]), "v")
+    assert fig.data[0].texttemplate == "%{z:.2~e}"
