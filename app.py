@@ -20,3 +20,4 @@ if device.problem:
 
 page.run()
 ui.write_url(ui.current_config())
+ui.share_link()

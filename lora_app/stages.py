@@ -6,7 +6,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from . import figures, latex
+from . import figures, latex, ui
 from .compute import TrainingRun
 from .config import STAGES, TrainingConfig
 from .text import training as text
@@ -88,7 +88,7 @@ def _row(items, key: str) -> None:
     """Heatmaps side by side: (matrix, title, kwargs) each."""
     cols = st.columns(len(items))
     for c, (col, (M, title, kw)) in enumerate(zip(cols, items)):
-        col.plotly_chart(figures.matrix_heatmap(M, title, **kw), key=f"{key}_{c}")
+        ui.chart(col, figures.matrix_heatmap(M, title, **kw), key=f"{key}_{c}")
 
 
 def stage_view(run: TrainingRun, cfg: TrainingConfig, t: int, stage: str) -> None:

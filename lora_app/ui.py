@@ -1,6 +1,8 @@
 """Streamlit helpers shared by the pages: URL state, the sidebar controls and the matrix editors."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -19,6 +21,8 @@ PRESET_LABELS = {
     "gaussian": "Gaussian A, B = 0",
 }
 EDITABLE_MAX_SIDE = 64  # a table editor beyond this is no way to change numbers
+EXPORT_FORMATS = ("png", "svg")
+EXPORT_WIDTH, EXPORT_SCALE = 1600, 2  # PNGs at 3200 px wide: sharp on a 4K projector or a printed page
 
 
 def entry_guard() -> None:
@@ -78,6 +82,9 @@ def sidebar_controls() -> None:
               help="The adapter's output is scaled by s = α/r. The blog's equation has no scale, so α = r = 2.")
     sb.toggle("rsLoRA: s = α/√r", key="rslora", help="Rank-stabilised LoRA divides by √r instead of r.")
     sb.caption(f"s = α/{'√r' if st.session_state['rslora'] else 'r'} = {current_config().scaling:.4g}")
+    sb.segmented_control("Figure downloads", EXPORT_FORMATS, key="export", format_func=str.upper,
+                         default="png", help="The camera icon on each figure saves it in this format, "
+                                             f"{EXPORT_WIDTH * EXPORT_SCALE} px wide for PNG.")
 
 
 def current_config() -> ExploreConfig:
@@ -119,6 +126,34 @@ def show_notices() -> None:
     """Say what was clamped or ignored, once, at the top of the page."""
     for notice in st.session_state.pop("_notices", []):
         st.warning(notice, icon=":material/warning:")
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+def chart(where, fig, key: str, **kwargs):
+    """Draw a figure; its camera button downloads it as PNG or SVG (the sidebar's choice) at slide size.
+
+    The export is plotly's own toImage in the browser: no server-side renderer is involved.
+    """
+    fmt = st.session_state.get("export", "png")
+    title = (fig.layout.title.text or key).split("<br>")[0]
+    filename = re.sub(r"\W+", "_", title).strip("_")[:60] or key
+    config = {
+        "displaylogo": False,
+        "modeBarButtonsToRemove": ["zoom2d", "pan2d", "select2d", "lasso2d", "zoomIn2d", "zoomOut2d",
+                                   "autoScale2d", "resetScale2d"],
+        "toImageButtonOptions": {"format": fmt if fmt in EXPORT_FORMATS else "png", "filename": filename,
+                                 "width": EXPORT_WIDTH, "height": fig.layout.height or 500, "scale": EXPORT_SCALE},
+    }
+    return where.plotly_chart(fig, key=key, config=config, **kwargs)
+
+
+def share_link() -> None:
+    """The current view as a link, with the code block's own copy button."""
+    base = st.context.url or ""
+    query = "&".join(f"{k}={v}" for k, v in st.query_params.to_dict().items())
+    st.sidebar.caption("Share this view: the link reopens exactly these settings.")
+    st.sidebar.code(f"{base}?{query}" if query else base, language=None, wrap_lines=True)
 
 
 # --- editable matrices ---------------------------------------------------------------------
@@ -170,6 +205,9 @@ def matrix_editors(matrices: dict[str, np.ndarray], labels: dict[str, str] = MAT
             st.data_editor(frame, key=_editor_key(name), num_rows="fixed",
                            column_config={c: st.column_config.NumberColumn(c, format="%.4g", required=True)
                                           for c in frame.columns})
+            st.download_button(f"Download {labels[name]} as CSV", frame.to_csv(float_format="%.17g"),
+                               file_name=f"{labels[name]}.csv", mime="text/csv", key=f"csv_{name}",
+                               icon=":material/download:")
     cols = st.columns([3, 1])
     cols[0].caption(f"{count} edited cell{'s' if count != 1 else ''}. Edits stay when n, d, k or r change; "
                     "entries must be finite and within ±1e6.")

@@ -24,14 +24,14 @@ for col, M, title, role, zmax in zip(
     cols, (res.X, res.W, res.A, res.B), ("X", "W_Q", "A_Q", "B_Q"),
     (None, "frozen", "trainable", "trainable"), (None, None, z_ab, z_ab),
 ):
-    col.plotly_chart(figures.matrix_heatmap(M, title, role=role, zmax=zmax), key=f"fig_{title}")
+    ui.chart(col, figures.matrix_heatmap(M, title, role=role, zmax=zmax), key=f"fig_{title}")
 
 st.subheader("The update the adapter adds")
 st.caption(text.DELTA_NOTE)
 z_w = figures.symmetric_range(res.W, res.delta_W, res.W_merged)
 cols = st.columns(3)
 for col, M, title in zip(cols, (res.W, res.delta_W, res.W_merged), ("W_Q", "ΔW_Q = s·A_Q·B_Q", "W_Q + ΔW_Q")):
-    col.plotly_chart(figures.matrix_heatmap(M, title, zmax=z_w, show_scale=title == "W_Q + ΔW_Q"),
+    ui.chart(col, figures.matrix_heatmap(M, title, zmax=z_w, show_scale=title == "W_Q + ΔW_Q"),
                      key=f"fig_w_{title}")
 if latex.fits_equation(res.X, res.W, res.A, res.B):
     st.latex(latex.delta_equation(res.A, res.B, res.delta_W, res.scaling))
@@ -47,7 +47,7 @@ cols = st.columns(3)
 for col, M, title in zip(cols, (res.base, res.q, res.delta_q), ("Q = X·W_Q", "Q = X·(W_Q + ΔW_Q)", "ΔQ = difference")):
     fig = figures.matrix_heatmap(M, title, zmax=z_q, cell=(i, j), clickable=True, show_scale=title.startswith("ΔQ"))
     key = f"fig_q_{title}"
-    col.plotly_chart(fig, key=key, on_select=ui.cell_click(key), selection_mode="points")
+    ui.chart(col, fig, key=key, on_select=ui.cell_click(key), selection_mode="points")
 
 st.subheader("One cell of Q, term by term")
 st.caption(text.BREAKDOWN_NOTE)
@@ -55,8 +55,8 @@ ui.cell_inputs(cfg)
 for line in latex.cell_breakdown(res.X, res.W, res.A, res.B, res.scaling, i, j):
     st.latex(line)
 cols = st.columns(2)
-cols[0].plotly_chart(figures.matrix_heatmap(res.X, "X", rows=(i,)), key="fig_pick_X")
-cols[1].plotly_chart(figures.matrix_heatmap(res.W, "W_Q", role="frozen", cols=(j,)), key="fig_pick_W")
+ui.chart(cols[0], figures.matrix_heatmap(res.X, "X", rows=(i,)), key="fig_pick_X")
+ui.chart(cols[1], figures.matrix_heatmap(res.W, "W_Q", role="frozen", cols=(j,)), key="fig_pick_W")
 
 st.subheader("Why it works: count what is trained")
 st.markdown(text.WHY_INTRO)

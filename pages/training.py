@@ -40,15 +40,15 @@ else:
                if ex.r >= cfg.rstar else
                f"r < r*, so no rank-{ex.r} adapter can reach T: the loss cannot go below {run.floor:.3g}.")
     st.markdown(text.RANK_LESSON.format(rstar=cfg.rstar, r=ex.r, verdict=verdict))
-    st.plotly_chart(figures.loss_curve(run.losses, run.full_losses, t, lora_count=run.lora_count,
+    ui.chart(st, figures.loss_curve(run.losses, run.full_losses, t, lora_count=run.lora_count,
                                        full_count=run.full_count, floor=run.floor), key="loss_curve")
     if run.full_message:
         st.caption(f"Full fine-tuning: {run.full_message}")
 
     with st.expander("The task: the hidden update ΔW* and the target T"):
         cols = st.columns(2)
-        cols[0].plotly_chart(figures.matrix_heatmap(run.delta_W_star, f"ΔW* (rank {cfg.rstar})"), key="dw_star")
-        cols[1].plotly_chart(figures.matrix_heatmap(run.T, "target T = X·(W_Q + ΔW*)"), key="target")
+        ui.chart(cols[0], figures.matrix_heatmap(run.delta_W_star, f"ΔW* (rank {cfg.rstar})"), key="dw_star")
+        ui.chart(cols[1], figures.matrix_heatmap(run.T, "target T = X·(W_Q + ΔW*)"), key="target")
         st.caption("Edit T below to set any target you like; the floor line then shows what rank r can reach.")
         ui.matrix_editors({"T": run.T}, {"T": "T"})
     stages.play_tick(run.n_steps)

@@ -114,3 +114,21 @@ def test_large_matrices_drop_cell_text(at):
     assert not at.exception
     spec = figures(at)["W_Q (64×48)"]
     assert "texttemplate" not in spec["data"][0] or not spec["data"][0]["texttemplate"]
+
+
+def test_figures_export_at_slide_size_in_the_chosen_format(at):
+    import json
+    at.run()
+    config = json.loads(at.get("plotly_chart")[0].proto.config)
+    opts = config["toImageButtonOptions"]
+    assert opts["format"] == "png" and opts["width"] * opts["scale"] >= 3000 and opts["filename"] == "X_3_5"
+    at.segmented_control(key="export").set_value("svg").run()
+    assert json.loads(at.get("plotly_chart")[0].proto.config)["toImageButtonOptions"]["format"] == "svg"
+
+
+def test_matrices_download_as_csv_and_the_view_as_a_link(at):
+    at.run()
+    buttons = {b.proto.label: b for b in at.get("download_button")}
+    assert {"Download X as CSV", "Download W_Q as CSV", "Download A_Q as CSV", "Download B_Q as CSV"} <= set(buttons)
+    codes = [c.value for c in at.sidebar.code]
+    assert any("r=2" in c and "preset=seed" in c for c in codes)
