@@ -7,17 +7,26 @@ from lora_app.compute import device_choice
 st.set_page_config(page_title="LoRA inside attention", page_icon="🧮", layout="wide")
 ui.load_url_state()
 
-page = st.navigation([
+page = st.navigation(position="top", pages=[
     st.Page("pages/explore.py", title="Explore", url_path="explore", icon=":material/grid_on:", default=True),
     st.Page("pages/training.py", title="Training", url_path="training", icon=":material/model_training:"),
+    st.Page("pages/present.py", title="Present", url_path="present", icon=":material/slideshow:"),
+    st.Page("pages/attention.py", title="Attention", url_path="attention", icon=":material/hub:"),
+    st.Page("pages/rank.py", title="Rank", url_path="rank", icon=":material/stacked_line_chart:"),
+    st.Page("pages/scale.py", title="Scale", url_path="scale", icon=":material/straighten:"),
 ])
 
-ui.sidebar_controls()
-device = device_choice()
-st.sidebar.caption(f"Math runs on **{device.label}**")
-if device.problem:
-    st.sidebar.warning(f"{device.problem}; using the CPU instead.")
+presenting = page.url_path == "present"  # a projector gets the slide alone: no sidebar
+if presenting:
+    ui.validate_controls()
+else:
+    ui.sidebar_controls()
+    device = device_choice()
+    st.sidebar.caption(f"Math runs on **{device.label}**")
+    if device.problem:
+        st.sidebar.warning(f"{device.problem}; using the CPU instead.")
 
 page.run()
 ui.write_url(ui.current_config())
-ui.share_link()
+if not presenting:
+    ui.share_link()

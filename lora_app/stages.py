@@ -91,9 +91,10 @@ def _row(items, key: str) -> None:
         ui.chart(col, figures.matrix_heatmap(M, title, **kw), key=f"{key}_{c}")
 
 
-def stage_view(run: TrainingRun, cfg: TrainingConfig, t: int, stage: str) -> None:
-    st.subheader(f"Step {t} of {run.n_steps} · {text.STAGE_TITLES[stage]}")
-    st.caption(text.STAGE_NOTES[stage])
+def stage_view(run: TrainingRun, cfg: TrainingConfig, t: int, stage: str, heading: bool = True) -> None:
+    if heading:
+        st.subheader(f"Step {t} of {run.n_steps} · {text.STAGE_TITLES[stage]}")
+        st.caption(text.STAGE_NOTES[stage])
     {"forward": _forward, "loss": _loss, "backward": _backward, "adamw": _adamw, "update": _update}[stage](run, cfg, t)
 
 

@@ -50,7 +50,7 @@ def load_url_state() -> None:
     st.session_state["_notices"] = notices
 
 
-def _validate_session() -> None:
+def validate_controls() -> None:
     # widget limits live in the browser; a tampered message or a shrunken d can still bring bad values
     current = {key: st.session_state[key] for key in URL_KEYS if key in st.session_state}
     values, notices = sanitize(current)
@@ -63,26 +63,26 @@ def _validate_session() -> None:
 
 def sidebar_controls() -> None:
     """The example's controls. Keys equal the URL parameter names."""
-    _validate_session()
+    validate_controls()
     sb = st.sidebar
-    sb.selectbox("Preset", PRESETS, key="preset", format_func=PRESET_LABELS.get,
+    sb.selectbox("Preset", PRESETS, key="preset", persist_state="session", format_func=PRESET_LABELS.get,
                  help="Which numbers fill the matrices. The blog's example keeps its numbers in the top-left corner.")
-    sb.number_input("Seed", min_value=0, max_value=SEED_MAX, step=1, key="seed",
+    sb.number_input("Seed", min_value=0, max_value=SEED_MAX, step=1, key="seed", persist_state="session",
                     help="Seeds the numbers of every cell the blog does not give.")
-    sb.slider("n: tokens (rows of X)", 1, 64, key="n")
-    sb.select_slider("d: input width (rows of W_Q)", DIM_CHOICES, key="d")
-    sb.select_slider("k: output width (columns of W_Q)", DIM_CHOICES, key="k")
+    sb.slider("n: tokens (rows of X)", 1, 64, key="n", persist_state="session")
+    sb.select_slider("d: input width (rows of W_Q)", DIM_CHOICES, key="d", persist_state="session")
+    sb.select_slider("k: output width (columns of W_Q)", DIM_CHOICES, key="k", persist_state="session")
     r_max = min(st.session_state["d"], st.session_state["k"])
     if r_max > 1:
-        sb.slider("r: LoRA rank", 1, r_max, key="r", help="Columns of A_Q and rows of B_Q; at most min(d, k).")
+        sb.slider("r: LoRA rank", 1, r_max, key="r", persist_state="session", help="Columns of A_Q and rows of B_Q; at most min(d, k).")
     else:
         st.session_state["r"] = 1
         sb.markdown("**r: LoRA rank** = 1 (the only rank when d or k is 1)")
-    sb.slider("α: LoRA alpha", ALPHA_MIN, ALPHA_MAX, step=ALPHA_STEP, key="alpha",
+    sb.slider("α: LoRA alpha", ALPHA_MIN, ALPHA_MAX, step=ALPHA_STEP, key="alpha", persist_state="session",
               help="The adapter's output is scaled by s = α/r. The blog's equation has no scale, so α = r = 2.")
-    sb.toggle("rsLoRA: s = α/√r", key="rslora", help="Rank-stabilised LoRA divides by √r instead of r.")
+    sb.toggle("rsLoRA: s = α/√r", key="rslora", persist_state="session", help="Rank-stabilised LoRA divides by √r instead of r.")
     sb.caption(f"s = α/{'√r' if st.session_state['rslora'] else 'r'} = {current_config().scaling:.4g}")
-    sb.segmented_control("Figure downloads", EXPORT_FORMATS, key="export", format_func=str.upper,
+    sb.segmented_control("Figure downloads", EXPORT_FORMATS, key="export", persist_state="session", format_func=str.upper,
                          default="png", help="The camera icon on each figure saves it in this format, "
                                              f"{EXPORT_WIDTH * EXPORT_SCALE} px wide for PNG.")
 

@@ -1,7 +1,7 @@
 """Explore: the seed's matrices as heatmaps, Q without and with LoRA, one cell broken down, the counts."""
 import streamlit as st
 
-from lora_app import figures, latex, text, ui
+from lora_app import adapter_ui, figures, latex, text, ui
 from lora_app.compute import explore_arrays
 from lora_core import param_counts
 
@@ -78,3 +78,9 @@ st.markdown(ui.counts_sentence(cfg, c))
 
 with st.expander("Edit the matrices", expanded=False):
     ui.matrix_editors({"X": res.X, "W": res.W, "A": res.A, "B": res.B})
+
+with st.expander("Save or load the adapter (PEFT format)", expanded=False):
+    st.caption("The saved zip opens in the real library: `PeftModel.from_pretrained(model, folder)` on a model whose "
+               "`q_proj` holds W_Qᵀ gives the Q shown above. A loaded adapter replaces A_Q, B_Q, r and α here.")
+    adapter_ui.download_button(res.A, res.B, cfg, "Download A_Q and B_Q as a PEFT adapter", key="adapter_explore")
+    adapter_ui.upload_box(cfg)

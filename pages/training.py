@@ -1,7 +1,7 @@
 """Training: forward, backward with W frozen, and AdamW on A and B only, one stage at a time."""
 import streamlit as st
 
-from lora_app import figures, stages, ui
+from lora_app import adapter_ui, figures, stages, ui
 from lora_app.compute import training_run
 from lora_app.config import sanitize_training
 from lora_app.text import training as text
@@ -32,6 +32,8 @@ else:
     if run.message:
         st.warning(run.message, icon=":material/warning:")
     stages.stage_view(run, cfg, t, stage)
+    adapter_ui.download_button(run.at("A", t), run.at("B", t), ex, f"Download A_Q and B_Q after step {t} as a PEFT adapter",
+                               key="adapter_training")
 
     st.subheader("The loss, LoRA against full fine-tuning")
     if cfg.init != "seed":

@@ -132,3 +132,29 @@ def test_matrices_download_as_csv_and_the_view_as_a_link(at):
     assert {"Download X as CSV", "Download W_Q as CSV", "Download A_Q as CSV", "Download B_Q as CSV"} <= set(buttons)
     codes = [c.value for c in at.sidebar.code]
     assert any("r=2" in c and "preset=seed" in c for c in codes)
+
+
+def test_an_uploaded_peft_adapter_fills_a_and_b_and_a_bad_one_changes_nothing(at):
+    import torch
+
+    from lora_core import adapter_zip_bytes
+    at.run()
+    g = torch.Generator().manual_seed(4)
+    A, B = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(3, 3, generator=g, dtype=torch.float64)
+    at.file_uploader(key="adapter_upload").set_value(
+        ("mine.zip", adapter_zip_bytes(A, B, r=3, alpha=6.0, dtype=torch.float64), "application/zip")).run()
+    assert not at.exception
+    assert any("Loaded mine.zip" in s.value and "r = 3" in s.value for s in at.success)
+    assert at.slider(key="r").value == 3 and at.slider(key="alpha").value == 6.0
+    figs = figures(at)
+    np.testing.assert_allclose(heatmap_z(figs["A_Q (5×3)"]), A.numpy(), atol=1e-12)
+    X, W = heatmap_z(figs["X (3×5)"]), heatmap_z(figs["W_Q (5×3)"])
+    np.testing.assert_allclose(heatmap_z(figs[Q_TITLE]), X @ (W + 2.0 * A.numpy() @ B.numpy()), atol=1e-10)
+
+    for name, data, words in [("junk.zip", b"not a zip at all", "not a zip"),
+                              ("wide.zip", adapter_zip_bytes(torch.zeros(4, 2), torch.zeros(2, 3), r=2, alpha=2.0), "lora_A")]:
+        at.file_uploader(key="adapter_upload").set_value((name, data, "application/zip")).run()
+        assert not at.exception
+        errors = " ".join(e.value for e in at.error)
+        assert f"{name} was not loaded" in errors and words in errors and "Nothing was changed" in errors
+        np.testing.assert_allclose(heatmap_z(figures(at)["A_Q (5×3)"]), A.numpy(), atol=1e-12)

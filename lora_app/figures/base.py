@@ -62,12 +62,13 @@ def value_format(M: np.ndarray, decimals: int | None = None) -> str:
 def matrix_heatmap(M: np.ndarray, title: str, *, zmax: float | None = None, role: str | None = None,
                    decimals: int | None = None, show_scale: bool = False, text_size: int | None = None,
                    rows: tuple[int, ...] = (), cols: tuple[int, ...] = (), cell: tuple[int, int] | None = None,
-                   clickable: bool = False, height: int | None = None) -> go.Figure:
+                   clickable: bool = False, height: int | None = None, scale: float = 1.0) -> go.Figure:
     """A matrix as a heatmap with its numbers in the cells; rows and columns are numbered from 1.
 
     ``role`` frames it as frozen (grey, dashed) or trainable (orange); ``rows``, ``cols`` and
     ``cell`` (0-based) outline what a breakdown uses; ``clickable`` lays invisible markers
     over the cells so a click selects one (plotly heatmaps themselves return no selection).
+    ``scale`` enlarges every font, for slides read from the back of a room.
     """
     M = np.asarray(M, dtype=float)
     shown, b = block_means(M)
@@ -87,7 +88,7 @@ def matrix_heatmap(M: np.ndarray, title: str, *, zmax: float | None = None, role
         type="heatmap", z=shown, x=x, y=y, zmin=-zmax, zmax=zmax, zmid=0, colorscale=DIVERGING,
         showscale=show_scale, colorbar=dict(thickness=12, len=0.9),
         texttemplate=f"%{{z:{fmt}}}" if with_text else None,
-        textfont=dict(size=text_size or _text_size(M.shape)),
+        textfont=dict(size=round((text_size or _text_size(M.shape)) * scale)),
         hovertemplate=f"row %{{y}}, column %{{x}}<br>%{{z:.6~g}}<extra>{title}</extra>",
         xgap=1, ygap=1,
     )]
@@ -103,9 +104,11 @@ def matrix_heatmap(M: np.ndarray, title: str, *, zmax: float | None = None, role
         shapes.append(dict(type="rect", x0=0.5, y0=0.5, x1=n_cols * b + 0.5, y1=n_rows * b + 0.5,
                            line=dict(color=ROLE_COLOURS[role], width=4, dash="dash" if role == "frozen" else "solid")))
     layout = dict(
-        title=dict(text=full_title, x=0.02, xanchor="left", font=dict(size=17)), font=FONT,
-        height=height or _height(n_rows, _cell_px(M, fmt, text_size) if with_text else 0),
-        margin=dict(l=36, r=12 if not show_scale else 4, t=70, b=28), shapes=shapes,
+        title=dict(text=full_title, x=0.02, xanchor="left", font=dict(size=round(17 * scale))),
+        font={**FONT, "size": round(FONT["size"] * scale)},
+        height=height or _height(n_rows, round(_cell_px(M, fmt, text_size) * scale) if with_text else 0, scale),
+        margin=dict(l=round(36 * scale), r=12 if not show_scale else 4, t=round(70 * scale), b=round(28 * scale)),
+        shapes=shapes,
         xaxis=dict(side="bottom", showgrid=False, zeroline=False, constrain="domain", **_ticks(x)),
         yaxis=dict(autorange="reversed", showgrid=False, zeroline=False, scaleanchor="x", constrain="domain",
                    **_ticks(y)),
@@ -147,9 +150,9 @@ def _cell_px(M: np.ndarray, fmt: str, text_size: int | None) -> int:
     return max(46, int(chars * 0.62 * (text_size or _text_size(M.shape))) + 14)
 
 
-def _height(rows: int, cell_px: int) -> int:
+def _height(rows: int, cell_px: int, scale: float = 1.0) -> int:
     if cell_px:
-        return int(min(98 + cell_px * rows, 640))
+        return int(min(98 * scale + cell_px * rows, 640))
     return int(min(max(98 + 12 * rows, 260), 560))
 
 

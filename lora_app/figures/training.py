@@ -10,7 +10,7 @@ LORA_COLOUR, FULL_COLOUR = "#e8590c", "#1f77b4"
 
 
 def loss_curve(lora_losses: np.ndarray, full_losses: np.ndarray | None, step: int, *,
-               lora_count: int, full_count: int, floor: float | None = None) -> go.Figure:
+               lora_count: int, full_count: int, floor: float | None = None, height: int = 380) -> go.Figure:
     """Loss before each update, LoRA against full fine-tuning, with the current step marked.
 
     The y axis is logarithmic when the losses span more than two decades, so a fall to 1e-6 stays visible.
@@ -40,7 +40,7 @@ def loss_curve(lora_losses: np.ndarray, full_losses: np.ndarray | None, step: in
     positive = positive[np.isfinite(positive) & (positive > 0)]
     log = positive.size > 0 and positive.max() / positive.min() > 100
     layout = dict(
-        title=dict(text="Loss L before each update", x=0.02, font=dict(size=17)), font=FONT, height=380,
+        title=dict(text="Loss L before each update", x=0.02, font=dict(size=17)), font=FONT, height=height,
         margin=dict(l=60, r=20, t=60, b=50), xaxis=dict(title=dict(text="optimisation step")),
         yaxis=dict(title=dict(text="mean squared error"), type="log" if log else "linear", exponentformat="power"),
         legend=dict(orientation="h", y=-0.25), shapes=shapes, annotations=annotations,

@@ -1,0 +1,62 @@
+"""Saving the current A_Q and B_Q as a PEFT adapter, and loading one: the page side of lora_core.adapter."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from lora_core import MAX_ADAPTER_BYTES, adapter_zip_bytes, load_peft_adapter_zip
+
+from .config import ALPHA_MAX, ALPHA_MIN, ALPHA_STEP, ExploreConfig
+
+UPLOAD_KEY = "adapter_upload"
+
+
+def download_button(A: np.ndarray, B: np.ndarray, cfg: ExploreConfig, label: str, key: str) -> None:
+    """A zip of adapter_model.safetensors and adapter_config.json that ``PeftModel.from_pretrained`` opens."""
+    data = adapter_zip_bytes(torch.tensor(A), torch.tensor(B),  # copies: the arrays may be read-only cache entries
+                             r=cfg.r, alpha=cfg.alpha, rslora=cfg.rslora)
+    st.download_button(label, data, file_name=f"lora_q_proj_r{cfg.r}.zip", mime="application/zip", key=key,
+                       icon=":material/download:",
+                       help=f"For a module whose q_proj is nn.Linear({cfg.d}, {cfg.k}, bias=False) holding W_Qᵀ.")
+
+
+def _load() -> None:
+    """Runs before the page: on success the sidebar's r, α, rsLoRA and the A_Q, B_Q cells take the adapter's values."""
+    ss = st.session_state
+    upload = ss.get(UPLOAD_KEY)
+    ss["adapter_message"] = None
+    if upload is None:
+        return
+    d, k = int(ss["d"]), int(ss["k"])
+    try:
+        if upload.size > MAX_ADAPTER_BYTES:
+            raise ValueError(f"the file is {upload.size:,} bytes; adapters up to {MAX_ADAPTER_BYTES:,} bytes are accepted")
+        loaded = load_peft_adapter_zip(upload.getvalue(), d=d, k=k)
+        if loaded.r > min(d, k):
+            raise ValueError(f"its rank r = {loaded.r} is above min(d, k) = {min(d, k)}, the largest this page shows")
+        if not ALPHA_MIN <= loaded.alpha <= ALPHA_MAX or (loaded.alpha / ALPHA_STEP) % 1:
+            raise ValueError(f"its lora_alpha = {loaded.alpha:g} is not one the α slider can show "
+                             f"({ALPHA_MIN:g}…{ALPHA_MAX:g} in steps of {ALPHA_STEP:g})")
+    except ValueError as err:
+        ss["adapter_message"] = ("error", f"{upload.name} was not loaded: {err}. Nothing was changed.")
+        return
+    edits = ss.setdefault("edits", {})
+    edits["A"] = {(i, j): float(v) for (i, j), v in np.ndenumerate(loaded.A.numpy())}
+    edits["B"] = {(i, j): float(v) for (i, j), v in np.ndenumerate(loaded.B.numpy())}
+    ss.update(r=loaded.r, alpha=float(loaded.alpha), rslora=loaded.rslora)
+    ss["editor_version"] = {name: v + 1 for name, v in ss.get("editor_version", {}).items()}
+    ss["adapter_message"] = ("success", f"Loaded {upload.name}: {loaded.target_module} with r = {loaded.r}, "
+                                        f"lora_alpha = {loaded.alpha:g}{', rsLoRA' if loaded.rslora else ''}. "
+                                        "Its A_Q and B_Q now fill every figure, here and on the Training page.")
+
+
+def upload_box(cfg: ExploreConfig) -> None:
+    st.file_uploader(f"Load a PEFT adapter (.zip with adapter_model.safetensors and adapter_config.json) for "
+                     f"W_Q {cfg.d}×{cfg.k}", type=["zip"], key=UPLOAD_KEY, on_change=_load,
+                     help="Safetensors only: pickled .bin files are refused. Set d and k to the adapter's first.")
+    message = st.session_state.get("adapter_message")
+    if message:
+        kind, text = message
+        (st.error if kind == "error" else st.success)(text, icon=":material/block:" if kind == "error" else
+                                                      ":material/check_circle:")

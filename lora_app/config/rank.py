@@ -1,0 +1,58 @@
+"""The Rank page's config: the example (its d, k, r and ΔW = s·A·B) plus the target update ΔW*.
+
+URL parameter: ``decay``, how fast the seeded target's singular values fall (σᵢ = i^−decay). The
+target is seeded with the sidebar's seed at the sidebar's d×k; cell edits live in the session only,
+like the Explore page's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .explore import ExploreConfig, _as_float, _format, parse_cell
+
+DECAY_MIN, DECAY_MAX, DECAY_STEP = 0.0, 3.0, 0.25
+RANK_DEFAULTS = {"decay": 1.0}
+EDITABLE_MAX_SIDE = 16  # a target larger than this is changed through its seed and decay, not cell by cell
+
+
+@dataclass(frozen=True)
+class RankConfig:
+    """What determines the Rank page's numbers; caches are keyed on it."""
+    example: ExploreConfig
+    decay: float = 1.0                                   # σᵢ = i^−decay for the seeded target
+    target_edits: tuple[tuple[int, int, float], ...] = ()  # (i, j, value), 0-based
+
+    def url_params(self) -> dict[str, str]:
+        return {"decay": _format(self.decay)}
+
+
+def sanitize_rank(raw: dict) -> tuple[dict, list[str]]:
+    """The page's URL values, checked like :func:`sanitize`, with a notice for each refusal."""
+    out, notices = dict(RANK_DEFAULTS), []
+    if "decay" in raw:
+        try:
+            value = _as_float(raw["decay"])
+            snapped = round(min(max(value, DECAY_MIN), DECAY_MAX) / DECAY_STEP) * DECAY_STEP
+            out["decay"] = snapped
+            if snapped != value:
+                notices.append(f"`decay={raw['decay']}` is not a multiple of {DECAY_STEP} in "
+                               f"{DECAY_MIN:g}…{DECAY_MAX:g}; using decay={snapped:g}.")
+        except (TypeError, ValueError, OverflowError):
+            notices.append(f"`decay={raw['decay']}` is not a finite number; using decay={out['decay']:g}.")
+    return out, notices
+
+
+def target_edits(seeded: np.ndarray, edited) -> tuple[tuple[tuple[int, int, float], ...], list[str]]:
+    """The cells where ``edited`` differs from ``seeded``; a bad cell is refused by name and keeps its seeded value."""
+    edits, errors = [], []
+    for (i, j), raw in np.ndenumerate(np.asarray(edited, dtype=object)):
+        try:
+            value = parse_cell(raw)
+        except ValueError as err:
+            errors.append(f"ΔW*[{i + 1}, {j + 1}] {err}; the cell keeps its seeded value.")
+            continue
+        if value != seeded[i, j]:
+            edits.append((int(i), int(j), value))
+    return tuple(edits), errors

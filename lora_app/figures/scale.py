@@ -1,0 +1,71 @@
+"""Figures of the Scale page: training memory by component, and the measured step benchmark."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .base import FONT, HIGHLIGHT, ROLE_COLOURS
+
+LORA_COLOUR, FULL_COLOUR = ROLE_COLOURS["trainable"], "#1f77b4"
+# frozen weights grey, as everywhere in the app; what training adds in blues and oranges
+PART_COLOURS = {"weights": ROLE_COLOURS["frozen"], "gradients": "#fdae6b", "master_weights": "#9ecae1",
+                "optimizer_states": "#3182bd"}
+PART_LABELS = {"weights": "weights (fp16)", "gradients": "gradients (fp16)",
+               "master_weights": "fp32 master copy", "optimizer_states": "AdamW exp_avg + exp_avg_sq (fp32)"}
+UNITS = ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB"))
+
+
+def human_bytes(n: float) -> str:
+    """Decimal units, as checkpoint sizes and the paper are quoted: 37,748,736 bytes → "37.7 MB"."""
+    for size, unit in UNITS:
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} bytes"
+
+
+def _style(fig: go.Figure, title: str, height: int, *, bottom: int = 50, legend_y: float = -0.25) -> go.Figure:
+    fig.update_layout(title=dict(text=title, x=0.02, xanchor="left", font=dict(size=17)), font=FONT,
+                      height=height, margin=dict(l=150, r=40, t=64, b=bottom), plot_bgcolor="rgba(0,0,0,0)",
+                      paper_bgcolor="rgba(0,0,0,0)", legend=dict(orientation="h", y=legend_y, traceorder="normal"))
+    fig.update_xaxes(gridcolor="#e5e7eb", zeroline=False)
+    return fig
+
+
+def memory_bars(full: dict[str, int], lora: dict[str, int], title: str) -> go.Figure:
+    """Stacked bars of training memory in GB: what each part costs, full fine-tuning against LoRA."""
+    rows = ["LoRA", "full fine-tuning"]
+    fig = go.Figure()
+    for part, label in PART_LABELS.items():
+        values = np.array([lora[part], full[part]], dtype=float) / 1e9
+        fig.add_trace(go.Bar(y=rows, x=values, name=label, orientation="h", marker_color=PART_COLOURS[part],
+                             customdata=[human_bytes(lora[part]), human_bytes(full[part])],
+                             hovertemplate=f"{label}: %{{customdata}}<extra>%{{y}}</extra>"))
+    for row, parts in zip(rows, (lora, full)):
+        total = sum(parts.values())
+        fig.add_annotation(x=total / 1e9, y=row, text=f"<b>{human_bytes(total)}</b>", xanchor="left",
+                           showarrow=False, xshift=6, font=dict(size=16))
+    fig.update_layout(barmode="stack", xaxis_title="GB: weights + gradients + optimizer states (activations not counted)")
+    fig.update_xaxes(range=[0, 1.18 * max(sum(full.values()), sum(lora.values())) / 1e9])
+    return _style(fig, title, 360, bottom=110, legend_y=-0.45)
+
+
+def benchmark_figure(full_ms: np.ndarray, lora_ms: np.ndarray, full_state: int, lora_state: int) -> go.Figure:
+    """Left: every timed step in ms with the median marked. Right: gradients + AdamW states of what is trained."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.16,
+                        subplot_titles=("time per training step (ms)", "gradients + AdamW states"))
+    for name, times, state, colour in (("LoRA", lora_ms, lora_state, LORA_COLOUR),
+                                       ("full fine-tuning", full_ms, full_state, FULL_COLOUR)):
+        times = np.asarray(times, dtype=float)
+        fig.add_trace(go.Box(x=times, y=[name] * times.size, name=name, orientation="h", boxpoints="all",
+                             jitter=0.4, pointpos=0, marker=dict(color=colour, size=8), line=dict(color=colour),
+                             fillcolor="rgba(0,0,0,0)", showlegend=False,
+                             hovertemplate="%{x:.2f} ms<extra></extra>"), row=1, col=1)
+        fig.add_trace(go.Bar(x=[state / 1e6], y=[name], orientation="h", marker_color=colour, showlegend=False,
+                             text=[human_bytes(state)], textposition="outside", cliponaxis=False,
+                             hovertemplate=f"{human_bytes(state)}<extra></extra>"), row=1, col=2)
+    fig.update_xaxes(title_text="ms (each dot one step)", rangemode="tozero", row=1, col=1)
+    fig.update_xaxes(title_text="MB", range=[0, 1.3 * max(full_state, lora_state) / 1e6], row=1, col=2)
+    fig.update_yaxes(showticklabels=False, row=1, col=2)
+    fig.update_annotations(font=dict(size=16, color=HIGHLIGHT))
+    return _style(fig, "Measured on this machine", 320)

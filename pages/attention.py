@@ -1,0 +1,106 @@
+"""Attention: one attention layer on the current X, LoRA on any of W_Q, W_K, W_V, W_O and the FFN."""
+import numpy as np
+import streamlit as st
+
+from lora_app import figures, text, ui
+from lora_app.compute.attention import attention_arrays, head_columns, param_table
+from lora_app.config.attention import (
+    HEAD_CHOICES, LORA_KEYS, WIDGET_KEYS, attention_config, attention_url, fit_to_example, max_heads, sanitize_attention,
+)
+
+ui.entry_guard()
+
+ui.page_state("attention", sanitize_attention)
+t = text.attention
+
+st.title("Where LoRA goes: inside one attention layer")
+ui.show_notices()
+st.markdown(t.INTRO)
+st.latex(t.PROJECTION_EQUATION)
+st.latex(t.HEAD_EQUATION)
+
+st.subheader("Put an adapter on")
+example = ui.current_config()
+values, notes = fit_to_example({key: st.session_state[key] for key in WIDGET_KEYS}, example.k)
+st.session_state.update(values)  # before the widgets exist, so they show the clamped values
+cols = st.columns(5)
+for col, (target, label) in zip(cols, {"q": "W_Q (query)", "k": "W_K (key)", "v": "W_V (value)",
+                                       "o": "W_O (output)", "ffn": "FFN (both layers)"}.items()):
+    col.checkbox(label, key=LORA_KEYS[target], persist_state="session")
+cols = st.columns([2, 2, 3])
+cols[0].segmented_control("Heads", HEAD_CHOICES[:max_heads(example.k)], key="heads", required=True,
+                          persist_state="session")
+if st.session_state["heads"] > 1:
+    cols[1].segmented_control("Head shown", range(1, st.session_state["heads"] + 1), key="head", required=True,
+                              persist_state="session")
+cols[2].toggle("Causal mask (GPT-style: each token sees only earlier ones)", key="causal", persist_state="session")
+cfg = attention_config(example, {key: st.session_state[key] for key in WIDGET_KEYS})
+head = min(st.session_state["head"], cfg.heads)
+for note in notes:
+    st.info(note, icon=":material/info:")
+res = attention_arrays(cfg)
+ui.set_page_url(attention_url(cfg, head))
+h, dk = head - 1, res.d_head
+st.caption(t.SETUP_NOTE)
+
+st.subheader(f"1. Queries, keys and values of head {head}")
+st.caption(t.PROJECTIONS_NOTE)
+tr = res.adapted
+z = figures.symmetric_range(*(head_columns(M, h, dk) for M in (tr.q, tr.k, tr.v)))
+cols = st.columns(3)
+for col, M, name, p in zip(cols, (tr.q, tr.k, tr.v), "QKV", "qkv"):
+    how = f"X·(W_{name} + s·A_{name}·B_{name})" if p in cfg.projections else f"X·W_{name}"
+    col.plotly_chart(figures.matrix_heatmap(head_columns(M, h, dk), f"{name}_{head} = {how}", zmax=z),
+                     key=f"fig_{name}")
+
+st.subheader("2. Scores and attention weights")
+st.caption(t.SCORES_NOTE + (" " + t.CAUSAL_NOTE if cfg.causal else ""))
+scores = np.where(np.isfinite(tr.scores[h]), tr.scores[h], np.nan)  # the causal mask's −∞ are drawn blank
+cols = st.columns(2)
+cols[0].plotly_chart(figures.attention.attention_map(
+    scores, f"scores Q_{head}·K_{head}ᵀ/√{dk}", zmax=float(np.nanmax(np.abs(scores))) or 1.0), key="fig_scores")
+cols[1].plotly_chart(figures.attention.attention_map(tr.weights[h], "weights = softmax(scores)"),
+                     key="fig_weights")
+
+st.subheader("3. The output: weights·V, then W_O")
+st.caption(t.OUTPUT_NOTE)
+cols = st.columns([1, 1, 1])
+cols[0].plotly_chart(figures.matrix_heatmap(head_columns(tr.context, h, dk), f"head {head} = weights·V_{head}"),
+                     key="fig_context")
+cols[1].plotly_chart(figures.matrix_heatmap(res.W["o"], "W_O", role="frozen"), key="fig_WO")
+o_how = "(W_O + s·A_O·B_O)" if "o" in cfg.projections else "W_O"
+cols[2].plotly_chart(figures.matrix_heatmap(tr.out, f"out = [heads]·{o_how}"), key="fig_out")
+
+st.subheader("4. What the adapters change")
+st.caption(t.CHANGE_NOTE)
+if "ffn" in cfg.lora:
+    st.caption(t.FFN_NOTE)
+pl, ad = res.plain, res.adapted
+of_head = f", head {head}" if cfg.heads > 1 else ""
+diff = ad.weights[h] - pl.weights[h]
+cols = st.columns(3)
+for col, M, title, zmax in zip(cols, (pl.weights[h], ad.weights[h], diff),
+                               (f"weights without LoRA{of_head}", f"weights with LoRA{of_head}",
+                                f"change in the weights{of_head}"),
+                               (1.0, 1.0, figures.symmetric_range(diff) if np.any(diff) else 1.0)):
+    col.plotly_chart(figures.attention.attention_map(M, title, zmax=zmax, show_scale=title.startswith("change"),
+                                                     decimals=3), key=f"fig_cmp_{title}")
+z_out = figures.symmetric_range(pl.out, ad.out, ad.out - pl.out)
+cols = st.columns(3)
+for col, M, title in zip(cols, (pl.out, ad.out, ad.out - pl.out),
+                         ("output without LoRA", "output with LoRA", "change in the output")):
+    col.plotly_chart(figures.matrix_heatmap(M, title, zmax=z_out, show_scale=title.startswith("change")),
+                     key=f"fig_cmp_{title}")
+st.caption(f"Checked on every run against `torch.nn.functional.scaled_dot_product_attention`: the largest "
+           f"difference between the two is {res.sdpa_error:.1e}, rounding error of the arithmetic.")
+
+st.subheader("5. What is trained, what stays frozen")
+st.caption(t.TABLE_NOTE)
+table = param_table(res.rows)
+layer = table.iloc[-1]
+m = st.columns(3)
+m[0].metric("Trained by LoRA in this layer", f"{layer['trained by LoRA']:,}")
+m[1].metric("Trained by full fine-tuning in this layer", f"{layer['numbers in the matrix']:,}")
+m[2].metric("LoRA's share", f"{layer['trained by LoRA'] / layer['numbers in the matrix']:.2%}")
+st.dataframe(table, hide_index=True, width="stretch", column_config={
+    c: st.column_config.NumberColumn(c, format="localized") for c in ("numbers in the matrix", "trained by LoRA")})
