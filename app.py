@@ -10,10 +10,10 @@ ui.load_url_state()
 page = st.navigation(position="top", pages=[
     st.Page("pages/explore.py", title="Explore", url_path="explore", icon=":material/grid_on:", default=True),
     st.Page("pages/training.py", title="Training", url_path="training", icon=":material/model_training:"),
-    st.Page("pages/present.py", title="Present", url_path="present", icon=":material/slideshow:"),
     st.Page("pages/attention.py", title="Attention", url_path="attention", icon=":material/hub:"),
     st.Page("pages/rank.py", title="Rank", url_path="rank", icon=":material/stacked_line_chart:"),
     st.Page("pages/scale.py", title="Scale", url_path="scale", icon=":material/straighten:"),
+    st.Page("pages/present.py", title="Present", url_path="present", icon=":material/slideshow:"),
 ])
 
 presenting = page.url_path == "present"  # a projector gets the slide alone: no sidebar
