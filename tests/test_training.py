@@ -396,6 +396,7 @@ def test_trace_does_not_touch_its_inputs():
     assert all(torch.equal(a, b) for a, b in zip(before, (X, W, A, B)))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_trace_on_cuda_matches_cpu():
     X, W, A, B = seed_example()
