@@ -66,6 +66,11 @@ def _as_float(raw) -> float:
     return value
 
 
+def snap(value: float, lo: float, hi: float, step: float) -> float:
+    """The grid point of a slider (lo…hi in steps of step) nearest to value."""
+    return round(round((min(max(value, lo), hi) - lo) / step) * step + lo, 10)
+
+
 def _nearest(value: int, choices) -> int:
     return min(choices, key=lambda c: (abs(c - value), c))
 
@@ -117,7 +122,7 @@ def sanitize(raw: dict) -> tuple[dict, list[str]]:
     if "alpha" in raw:
         try:
             value = _as_float(raw["alpha"])
-            snapped = round(min(max(value, ALPHA_MIN), ALPHA_MAX) / ALPHA_STEP) * ALPHA_STEP
+            snapped = snap(value, ALPHA_MIN, ALPHA_MAX, ALPHA_STEP)
             out["alpha"] = snapped
             if snapped != value:
                 refuse("alpha", f"is not a multiple of {ALPHA_STEP} in {ALPHA_MIN}…{ALPHA_MAX}")

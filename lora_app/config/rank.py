@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .explore import ExploreConfig, _as_float, _format, parse_cell
+from .explore import ExploreConfig, _as_float, _format, parse_cell, snap
 
 DECAY_MIN, DECAY_MAX, DECAY_STEP = 0.0, 3.0, 0.25
 RANK_DEFAULTS = {"decay": 1.0}
@@ -34,7 +34,7 @@ def sanitize_rank(raw: dict) -> tuple[dict, list[str]]:
     if "decay" in raw:
         try:
             value = _as_float(raw["decay"])
-            snapped = round(min(max(value, DECAY_MIN), DECAY_MAX) / DECAY_STEP) * DECAY_STEP
+            snapped = snap(value, DECAY_MIN, DECAY_MAX, DECAY_STEP)
             out["decay"] = snapped
             if snapped != value:
                 notices.append(f"`decay={raw['decay']}` is not a multiple of {DECAY_STEP} in "
