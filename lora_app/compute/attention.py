@@ -63,7 +63,7 @@ def _param_rows(cfg: AttentionConfig) -> tuple[ParamRow, ...]:
     return tuple(rows)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=64, max_size="256MB", show_spinner=False)
 def attention_arrays(cfg: AttentionConfig) -> AttentionArrays:
     ex, k = explore_arrays(cfg.example), cfg.example.k
     device = device_choice().device

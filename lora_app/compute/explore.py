@@ -21,7 +21,7 @@ class DeviceChoice(NamedTuple):
     problem: str | None  # why the requested device was not used, if it was not
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(max_entries=1, show_spinner=False)
 def device_choice() -> DeviceChoice:
     # cache_resource is shared by all sessions: this tuple is immutable, so that is safe
     try:
@@ -49,7 +49,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
+@st.cache_data(max_entries=128, max_size="256MB", show_spinner=False)
 def explore_arrays(cfg: ExploreConfig) -> ExploreArrays:
     device = device_choice().device
     ex = build_example(cfg.preset, cfg.seed, cfg.n, cfg.d, cfg.k, cfg.r, cfg.edits,

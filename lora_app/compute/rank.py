@@ -47,7 +47,7 @@ def _target_spectrum(d: int, k: int, seed: int, decay: float,
     return target.numpy(), _np(curve.sigma), _np(curve.rel_error)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=64, max_size="256MB", show_spinner=False)
 def rank_arrays(cfg: RankConfig) -> RankArrays:
     ex, d, k, r = cfg.example, cfg.example.d, cfg.example.k, cfg.example.r
     # the SVDs run in float64 on the CPU: the point is to see σ at 1e-17, which float32 would blur

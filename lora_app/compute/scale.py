@@ -54,7 +54,7 @@ def _computed(fig: PaperFigure) -> float:
             "memory_lora": n.memory.lora.total, "memory_full": n.memory.full.total}[fig.kind]
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(max_entries=1, show_spinner=False)
 def paper_checks() -> tuple[PaperCheck, ...]:
     return tuple(PaperCheck(fig, _computed(fig)) for fig in PAPER_FIGURES)
 
