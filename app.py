@@ -8,12 +8,14 @@ st.set_page_config(page_title="LoRA inside attention", page_icon="🧮", layout=
 ui.load_url_state()
 
 page = st.navigation(position="top", pages=[
-    st.Page("pages/explore.py", title="Explore", url_path="explore", icon=":material/grid_on:", default=True),
+    st.Page("pages/explore.py", title="Explore", url_path="home", icon=":material/grid_on:", default=True),
     st.Page("pages/training.py", title="Training", url_path="training", icon=":material/model_training:"),
     st.Page("pages/attention.py", title="Attention", url_path="attention", icon=":material/hub:"),
     st.Page("pages/rank.py", title="Rank", url_path="rank", icon=":material/stacked_line_chart:"),
     st.Page("pages/scale.py", title="Scale", url_path="scale", icon=":material/straighten:"),
     st.Page("pages/present.py", title="Present", url_path="present", icon=":material/slideshow:"),
+    # the default page is served at /; this makes /explore, as written in links and the README, open it too
+    st.Page("pages/explore.py", title="Explore", url_path="explore", visibility="hidden"),
 ])
 
 presenting = page.url_path == "present"  # a projector gets the slide alone: no sidebar

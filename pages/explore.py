@@ -19,7 +19,8 @@ st.latex(text.EQUATION)
 st.subheader("The matrices")
 st.caption(text.MATRICES_NOTE)
 z_ab = figures.symmetric_range(res.A, res.B)
-cols = st.columns([cfg.d, cfg.k, cfg.r, cfg.k] if max(cfg.d, cfg.k) <= 8 else [1, 1, 1, 1])
+# widths that do not move with r, so moving r leaves X and W_Q undrawn
+cols = st.columns([cfg.d, cfg.k, min(cfg.d, cfg.k), cfg.k] if max(cfg.d, cfg.k) <= 8 else [1, 1, 1, 1])
 for col, M, title, role, zmax in zip(
     cols, (res.X, res.W, res.A, res.B), ("X", "W_Q", "A_Q", "B_Q"),
     (None, "frozen", "trainable", "trainable"), (None, None, z_ab, z_ab),
