@@ -42,16 +42,16 @@ import base64
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from helpers import start_streamlit  # noqa: E402
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run",
@@ -195,33 +195,10 @@ TARGETS = [
 
 # --- servers -----------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(script: str, log_dir: Path, timing_log: Path | None = None) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    log = open(log_dir / f"{Path(script).stem}.log", "w")
-    launcher = ["-c", SERVER_TIMING] if timing_log else ["-m", "streamlit"]
-    env = {**os.environ, "LORA_DEVICE": "cpu", **({"BENCH_SERVER_LOG": str(timing_log)} if timing_log else {})}
-    proc = subprocess.Popen(
-        [sys.executable, *launcher, "run", script, "--server.headless", "true", "--server.port", str(port),
-         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return proc, url
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            raise RuntimeError(f"streamlit did not start for {script}; see {log.name}")
-        time.sleep(0.3)
+    return start_streamlit(script, log_dir / f"{Path(script).stem}.log",
+                           launcher=["-c", SERVER_TIMING] if timing_log else None,
+                           env={"BENCH_SERVER_LOG": str(timing_log)} if timing_log else None)
 
 
 # --- in the page -------------------------------------------------------------------------------

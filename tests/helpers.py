@@ -65,3 +65,42 @@ def keep_navigation_mode(monkeypatch=None) -> None:
         PagesManager.__init__ = init
     else:
         monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+def start_streamlit(script: str, log_path, *, launcher: list[str] | None = None, env: dict | None = None,
+                    timeout_s: float = 90):
+    """Start ``streamlit run script`` as a user would, on a free port, and wait for its health check.
+
+    Shared by the browser tests' server fixture and the benchmarks. Returns (process, base URL).
+    ``launcher`` replaces ``-m streamlit`` (the browser benchmark wraps the server to time it).
+    """
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, *(launcher or ["-m", "streamlit"]), "run", script, "--server.headless", "true",
+         "--server.port", str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+        cwd=Path(__file__).resolve().parents[1], stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "LORA_DEVICE": "cpu", **(env or {})},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + timeout_s
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return proc, url
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            raise RuntimeError(f"streamlit did not start for {script}; see {log_path}")
+        time.sleep(0.3)
