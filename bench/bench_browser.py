@@ -9,7 +9,7 @@ each interaction is timed inside the page, on its own clock (performance.now()):
   (``data-test-script-state`` is ``notRunning``, no element is stale) and a fingerprint of every
   figure and heading equals the one recorded for the new value during the warm-up. The fingerprint
   is every text drawn in every plotly chart's SVG (titles, cell numbers, tick labels, legends)
-  plus the h1-h3 headings and metric values, so "ready" means every figure shows the new state;
+  plus the h1-h3 headings, metric values and typeset equations, so "ready" means every figure shows the new state;
 - shown: the next animation frame after ready, i.e. the frame that paints it. This is the latency.
 
 Where the time goes, per interaction, without touching the app:
@@ -85,7 +85,7 @@ PROBE = r"""
       }
       parts.push('|');
     }
-    for (const e of document.querySelectorAll("h1, h2, h3, [data-testid='stMetricValue']")) parts.push(e.textContent);
+    for (const e of document.querySelectorAll("h1, h2, h3, [data-testid='stMetricValue'], .katex-html")) parts.push(e.textContent);
     return parts.join('\u241f');
   };
   B.idle = () => {
@@ -184,6 +184,9 @@ TARGETS = [
     Target("minimal app", "v 2 ↔ 3", "/", "v", server="minimal", baseline=True),
     Target("minimal app, 12 heatmaps", "v 2 ↔ 3", "/?charts=12", "v", server="minimal"),  # a diagnostic
     Target("explore", "r 2 ↔ 3 (sidebar)", "/", "r: LoRA rank"),  # the default page lives at /, not /explore
+    Target("explore: update", "r 2 ↔ 3 (sidebar)", "/?view=update", "r: LoRA rank"),
+    Target("explore: Q", "r 2 ↔ 3 (sidebar)", "/?view=q", "r: LoRA rank"),
+    Target("explore: one cell", "r 2 ↔ 3 (sidebar)", "/?view=cell", "r: LoRA rank"),
     Target("training", "Step t 1 ↔ 2", "/training", "Step t"),
     Target("attention", "r 2 ↔ 3 (sidebar)", "/attention", "r: LoRA rank"),
     Target("rank", "r 2 ↔ 3 (sidebar)", "/rank", "r: LoRA rank"),

@@ -112,8 +112,38 @@ def page_state(page: str, sanitize_page) -> None:
 
 
 def set_page_url(params: dict[str, str]) -> None:
-    """The current page's own URL parameters; app.py writes them after the shared ones."""
-    st.session_state["_page_url"] = params
+    """Add the current page's own URL parameters; app.py writes them after the shared ones."""
+    st.session_state.setdefault("_page_url", {}).update(params)
+
+
+def sections(page: str, labels: dict[str, str]):
+    """The page's parts as tabs of which only the open one runs; returns (slug, its container).
+
+    A slider then redraws only the figures in view, not every figure of the page (each redrawn
+    plotly figure costs the browser about 40 ms). The open part is the URL's ``view``, so a link
+    reopens it; an unknown ``view`` gets a notice and the first part.
+    """
+    key, slugs = f"view_{page}", list(labels)
+    names = {label: slug for slug, label in labels.items()}
+    loaded = f"_url_loaded_view_{page}"
+    if not st.session_state.get(loaded):
+        raw = st.query_params.get("view")
+        if raw is not None and raw not in labels:
+            st.warning(f"`view={raw}` is not a part of this page (choose from {', '.join(slugs)}); "
+                       f"showing {slugs[0]}.", icon=":material/warning:")
+        st.session_state[key] = labels.get(raw, labels[slugs[0]])
+        st.session_state[loaded] = True
+    elif st.session_state.get(key) not in names:
+        st.session_state[key] = labels[slugs[0]]
+    tabs = st.tabs(list(labels.values()), key=key, on_change="rerun")
+    slug = names[st.session_state[key]]
+    set_page_url({"view": slug})
+    return slug, tabs[slugs.index(slug)]
+
+
+def open_section(page: str, labels: dict[str, str], slug: str) -> None:
+    """Switch the page to one of its parts (from a callback: before the tabs are drawn)."""
+    st.session_state[f"view_{page}"] = labels[slug]
 
 
 def write_url(cfg: ExploreConfig) -> None:
@@ -228,12 +258,17 @@ def picked_cell(cfg: ExploreConfig) -> tuple[int, int]:
     return i - 1, j - 1
 
 
-def cell_click(key: str):
-    """A callback for the Q heatmap ``key``: a click picks that cell (the markers carry 1-based x, y)."""
+def cell_click(key: str, then=None):
+    """A callback for the Q heatmap ``key``: a click picks that cell (the markers carry 1-based x, y).
+
+    ``then()`` runs after a pick (the Explore page opens the cell's breakdown).
+    """
     def pick() -> None:
         points = (st.session_state.get(key) or {}).get("selection", {}).get("points", [])
         if points and "x" in points[0] and "y" in points[0]:
             st.session_state["cell_i"], st.session_state["cell_j"] = int(points[0]["y"]), int(points[0]["x"])
+            if then is not None:
+                then()
     return pick
 
 

@@ -1,4 +1,7 @@
-"""Attention: one attention layer on the current X, LoRA on any of W_Q, W_K, W_V, W_O and the FFN."""
+"""Attention: one attention layer on the current X, LoRA on any of W_Q, W_K, W_V, W_O and the FFN.
+
+The controls sit on top; the layer is five parts, and only the open part runs and draws.
+"""
 import numpy as np
 import streamlit as st
 
@@ -43,64 +46,74 @@ ui.set_page_url(attention_url(cfg, head))
 h, dk = head - 1, res.d_head
 st.caption(t.SETUP_NOTE)
 
-st.subheader(f"1. Queries, keys and values of head {head}")
-st.caption(t.PROJECTIONS_NOTE)
-tr = res.adapted
-z = figures.symmetric_range(*(head_columns(M, h, dk) for M in (tr.q, tr.k, tr.v)))
-cols = st.columns(3)
-for col, M, name, p in zip(cols, (tr.q, tr.k, tr.v), "QKV", "qkv"):
-    how = f"X·(W_{name} + s·A_{name}·B_{name})" if p in cfg.projections else f"X·W_{name}"
-    col.plotly_chart(figures.matrix_heatmap(head_columns(M, h, dk), f"{name}_{head} = {how}", zmax=z),
-                     key=f"fig_{name}")
 
-st.subheader("2. Scores and attention weights")
-st.caption(t.SCORES_NOTE + (" " + t.CAUSAL_NOTE if cfg.causal else ""))
-scores = np.where(np.isfinite(tr.scores[h]), tr.scores[h], np.nan)  # the causal mask's −∞ are drawn blank
-cols = st.columns(2)
-cols[0].plotly_chart(figures.attention.attention_map(
-    scores, f"scores Q_{head}·K_{head}ᵀ/√{dk}", zmax=float(np.nanmax(np.abs(scores))) or 1.0), key="fig_scores")
-cols[1].plotly_chart(figures.attention.attention_map(tr.weights[h], "weights = softmax(scores)"),
-                     key="fig_weights")
+def qkv() -> None:
+    st.caption(t.PROJECTIONS_NOTE)
+    tr = res.adapted
+    z = figures.symmetric_range(*(head_columns(M, h, dk) for M in (tr.q, tr.k, tr.v)))
+    cols = st.columns(3)
+    for col, M, name, p in zip(cols, (tr.q, tr.k, tr.v), "QKV", "qkv"):
+        how = f"X·(W_{name} + s·A_{name}·B_{name})" if p in cfg.projections else f"X·W_{name}"
+        ui.chart(col, figures.matrix_heatmap(head_columns(M, h, dk), f"{name}_{head} = {how}", zmax=z), key=f"fig_{name}")
 
-st.subheader("3. The output: weights·V, then W_O")
-st.caption(t.OUTPUT_NOTE)
-cols = st.columns([1, 1, 1])
-cols[0].plotly_chart(figures.matrix_heatmap(head_columns(tr.context, h, dk), f"head {head} = weights·V_{head}"),
-                     key="fig_context")
-cols[1].plotly_chart(figures.matrix_heatmap(res.W["o"], "W_O", role="frozen"), key="fig_WO")
-o_how = "(W_O + s·A_O·B_O)" if "o" in cfg.projections else "W_O"
-cols[2].plotly_chart(figures.matrix_heatmap(tr.out, f"out = [heads]·{o_how}"), key="fig_out")
 
-st.subheader("4. What the adapters change")
-st.caption(t.CHANGE_NOTE)
-if "ffn" in cfg.lora:
-    st.caption(t.FFN_NOTE)
-pl, ad = res.plain, res.adapted
-of_head = f", head {head}" if cfg.heads > 1 else ""
-diff = ad.weights[h] - pl.weights[h]
-cols = st.columns(3)
-for col, M, title, zmax in zip(cols, (pl.weights[h], ad.weights[h], diff),
-                               (f"weights without LoRA{of_head}", f"weights with LoRA{of_head}",
-                                f"change in the weights{of_head}"),
-                               (1.0, 1.0, figures.symmetric_range(diff) if np.any(diff) else 1.0)):
-    col.plotly_chart(figures.attention.attention_map(M, title, zmax=zmax, show_scale=title.startswith("change"),
-                                                     decimals=3), key=f"fig_cmp_{title}")
-z_out = figures.symmetric_range(pl.out, ad.out, ad.out - pl.out)
-cols = st.columns(3)
-for col, M, title in zip(cols, (pl.out, ad.out, ad.out - pl.out),
-                         ("output without LoRA", "output with LoRA", "change in the output")):
-    col.plotly_chart(figures.matrix_heatmap(M, title, zmax=z_out, show_scale=title.startswith("change")),
-                     key=f"fig_cmp_{title}")
-st.caption(f"Checked on every run against `torch.nn.functional.scaled_dot_product_attention`: the largest "
-           f"difference between the two is {res.sdpa_error:.1e}, rounding error of the arithmetic.")
+def scores() -> None:
+    st.caption(t.SCORES_NOTE + (" " + t.CAUSAL_NOTE if cfg.causal else ""))
+    tr = res.adapted
+    raw = np.where(np.isfinite(tr.scores[h]), tr.scores[h], np.nan)  # the causal mask's −∞ are drawn blank
+    cols = st.columns(2)
+    ui.chart(cols[0], figures.attention.attention_map(
+        raw, f"scores Q_{head}·K_{head}ᵀ/√{dk}", zmax=float(np.nanmax(np.abs(raw))) or 1.0), key="fig_scores")
+    ui.chart(cols[1], figures.attention.attention_map(tr.weights[h], "weights = softmax(scores)"), key="fig_weights")
 
-st.subheader("5. What is trained, what stays frozen")
-st.caption(t.TABLE_NOTE)
-table = param_table(res.rows)
-layer = table.iloc[-1]
-m = st.columns(3)
-m[0].metric("Trained by LoRA in this layer", f"{layer['trained by LoRA']:,}")
-m[1].metric("Trained by full fine-tuning in this layer", f"{layer['numbers in the matrix']:,}")
-m[2].metric("LoRA's share", f"{layer['trained by LoRA'] / layer['numbers in the matrix']:.2%}")
-st.dataframe(table, hide_index=True, width="stretch", column_config={
-    c: st.column_config.NumberColumn(c, format="localized") for c in ("numbers in the matrix", "trained by LoRA")})
+
+def output() -> None:
+    st.caption(t.OUTPUT_NOTE)
+    tr = res.adapted
+    cols = st.columns([1, 1, 1])
+    ui.chart(cols[0], figures.matrix_heatmap(head_columns(tr.context, h, dk), f"head {head} = weights·V_{head}"),
+             key="fig_context")
+    ui.chart(cols[1], figures.matrix_heatmap(res.W["o"], "W_O", role="frozen"), key="fig_WO")
+    o_how = "(W_O + s·A_O·B_O)" if "o" in cfg.projections else "W_O"
+    ui.chart(cols[2], figures.matrix_heatmap(tr.out, f"out = [heads]·{o_how}"), key="fig_out")
+
+
+def change() -> None:
+    st.caption(t.CHANGE_NOTE)
+    if "ffn" in cfg.lora:
+        st.caption(t.FFN_NOTE)
+    pl, ad = res.plain, res.adapted
+    of_head = f", head {head}" if cfg.heads > 1 else ""
+    diff = ad.weights[h] - pl.weights[h]
+    cols = st.columns(3)
+    for col, M, title, zmax in zip(cols, (pl.weights[h], ad.weights[h], diff),
+                                   (f"weights without LoRA{of_head}", f"weights with LoRA{of_head}",
+                                    f"change in the weights{of_head}"),
+                                   (1.0, 1.0, figures.symmetric_range(diff) if np.any(diff) else 1.0)):
+        ui.chart(col, figures.attention.attention_map(M, title, zmax=zmax, show_scale=title.startswith("change"),
+                                                      decimals=3), key=f"fig_cmp_{title}")
+    z_out = figures.symmetric_range(pl.out, ad.out, ad.out - pl.out)
+    cols = st.columns(3)
+    for col, M, title in zip(cols, (pl.out, ad.out, ad.out - pl.out),
+                             ("output without LoRA", "output with LoRA", "change in the output")):
+        ui.chart(col, figures.matrix_heatmap(M, title, zmax=z_out, show_scale=title.startswith("change")),
+                 key=f"fig_cmp_{title}")
+    st.caption(f"Checked on every run against `torch.nn.functional.scaled_dot_product_attention`: the largest "
+               f"difference between the two is {res.sdpa_error:.1e}, rounding error of the arithmetic.")
+
+
+def trained() -> None:
+    st.caption(t.TABLE_NOTE)
+    table = param_table(res.rows)
+    layer = table.iloc[-1]
+    m = st.columns(3)
+    m[0].metric("Trained by LoRA in this layer", f"{layer['trained by LoRA']:,}")
+    m[1].metric("Trained by full fine-tuning in this layer", f"{layer['numbers in the matrix']:,}")
+    m[2].metric("LoRA's share", f"{layer['trained by LoRA'] / layer['numbers in the matrix']:.2%}")
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        c: st.column_config.NumberColumn(c, format="localized") for c in ("numbers in the matrix", "trained by LoRA")})
+
+
+view, where = ui.sections("attention", t.SECTIONS)
+with where:
+    {"qkv": qkv, "scores": scores, "output": output, "change": change, "count": trained}[view]()

@@ -1,4 +1,7 @@
-"""Explore: the seed's matrices as heatmaps, Q without and with LoRA, one cell broken down, the counts."""
+"""Explore: the seed's matrices as heatmaps, Q without and with LoRA, one cell broken down, the counts.
+
+The page is five parts in the order of the lesson; only the open part runs and draws.
+"""
 import streamlit as st
 
 from lora_app import adapter_ui, figures, latex, text, ui
@@ -16,72 +19,87 @@ ui.show_notices()
 st.markdown(text.EXPLORE_INTRO)
 st.latex(text.EQUATION)
 
-st.subheader("The matrices")
-st.caption(text.MATRICES_NOTE)
-z_ab = figures.symmetric_range(res.A, res.B)
-# widths that do not move with r, so moving r leaves X and W_Q undrawn
-cols = st.columns([cfg.d, cfg.k, min(cfg.d, cfg.k), cfg.k] if max(cfg.d, cfg.k) <= 8 else [1, 1, 1, 1])
-for col, M, title, role, zmax in zip(
-    cols, (res.X, res.W, res.A, res.B), ("X", "W_Q", "A_Q", "B_Q"),
-    (None, "frozen", "trainable", "trainable"), (None, None, z_ab, z_ab),
-):
-    ui.chart(col, figures.matrix_heatmap(M, title, role=role, zmax=zmax), key=f"fig_{title}")
 
-st.subheader("The update the adapter adds")
-st.caption(text.DELTA_NOTE)
-z_w = figures.symmetric_range(res.W, res.delta_W, res.W_merged)
-cols = st.columns(3)
-for col, M, title in zip(cols, (res.W, res.delta_W, res.W_merged), ("W_Q", "ΔW_Q = s·A_Q·B_Q", "W_Q + ΔW_Q")):
-    ui.chart(col, figures.matrix_heatmap(M, title, zmax=z_w, show_scale=title == "W_Q + ΔW_Q"),
-                     key=f"fig_w_{title}")
-if latex.fits_equation(res.X, res.W, res.A, res.B):
-    st.latex(latex.delta_equation(res.A, res.B, res.delta_W, res.scaling))
-    st.latex(latex.forward_equation(res.X, res.W_merged, res.q))
-else:
-    st.caption(f"The equation with its numbers is written out for matrices up to {latex.EQUATION_MAX_SIDE} on a side.")
+def matrices() -> None:
+    st.caption(text.MATRICES_NOTE)
+    z_ab = figures.symmetric_range(res.A, res.B)
+    # widths that do not move with r, so moving r leaves X and W_Q undrawn
+    cols = st.columns([cfg.d, cfg.k, min(cfg.d, cfg.k), cfg.k] if max(cfg.d, cfg.k) <= 8 else [1, 1, 1, 1])
+    for col, M, title, role, zmax in zip(
+        cols, (res.X, res.W, res.A, res.B), ("X", "W_Q", "A_Q", "B_Q"),
+        (None, "frozen", "trainable", "trainable"), (None, None, z_ab, z_ab),
+    ):
+        ui.chart(col, figures.matrix_heatmap(M, title, role=role, zmax=zmax), key=f"fig_{title}")
 
-st.subheader("Q without LoRA and with LoRA")
-st.caption(text.Q_NOTE)
-i, j = ui.picked_cell(cfg)
-z_q = figures.symmetric_range(res.base, res.q, res.delta_q)
-cols = st.columns(3)
-for col, M, title in zip(cols, (res.base, res.q, res.delta_q), ("Q = X·W_Q", "Q = X·(W_Q + ΔW_Q)", "ΔQ = difference")):
-    fig = figures.matrix_heatmap(M, title, zmax=z_q, cell=(i, j), clickable=True, show_scale=title.startswith("ΔQ"))
-    key = f"fig_q_{title}"
-    ui.chart(col, fig, key=key, on_select=ui.cell_click(key), selection_mode="points")
 
-st.subheader("One cell of Q, term by term")
-st.caption(text.BREAKDOWN_NOTE)
-ui.cell_inputs(cfg)
-for line in latex.cell_breakdown(res.X, res.W, res.A, res.B, res.scaling, i, j):
-    st.latex(line)
-cols = st.columns(2)
-ui.chart(cols[0], figures.matrix_heatmap(res.X, "X", rows=(i,)), key="fig_pick_X")
-ui.chart(cols[1], figures.matrix_heatmap(res.W, "W_Q", role="frozen", cols=(j,)), key="fig_pick_W")
+def update() -> None:
+    st.caption(text.DELTA_NOTE)
+    z_w = figures.symmetric_range(res.W, res.delta_W, res.W_merged)
+    cols = st.columns(3)
+    for col, M, title in zip(cols, (res.W, res.delta_W, res.W_merged), ("W_Q", "ΔW_Q = s·A_Q·B_Q", "W_Q + ΔW_Q")):
+        ui.chart(col, figures.matrix_heatmap(M, title, zmax=z_w, show_scale=title == "W_Q + ΔW_Q"),
+                 key=f"fig_w_{title}")
+    if latex.fits_equation(res.X, res.W, res.A, res.B):
+        st.latex(latex.delta_equation(res.A, res.B, res.delta_W, res.scaling))
+    else:
+        st.caption(f"The equation with its numbers is written out for matrices up to {latex.EQUATION_MAX_SIDE} on a side.")
 
-st.subheader("Why it works: count what is trained")
-st.markdown(text.WHY_INTRO)
-c = res.counts
-m = st.columns(4)
-m[0].metric("Frozen in W_Q (d·k)", f"{c.full:,}")
-m[1].metric("Trained by LoRA, r·(d + k)", f"{c.lora:,}", f"{c.lora - c.full:+,} vs full fine-tuning",
-            delta_color="inverse")
-m[2].metric("Trained by full fine-tuning", f"{c.full:,}")
-m[3].metric("Break-even rank d·k/(d + k)", f"{c.break_even:.3g}")
-seed_c, big = param_counts(5, 3, 2), param_counts(4096, 4096, 8)
-st.info(
-    f"**A correction to the blog post.** At its size, 5×3 with r = 2, LoRA trains A_Q (5×2 = 10) and "
-    f"B_Q (2×3 = 6): **{seed_c.lora} numbers, where full fine-tuning trains {seed_c.full}**. Below the "
-    f"break-even rank {seed_c.break_even:.3g} LoRA would be smaller, and r = 1 is the only such rank. The saving "
-    f"is real only for large matrices: a 4096×4096 projection at r = 8 trains {big.lora:,} numbers instead of "
-    f"{big.full:,} ({big.lora / big.full:.2%}).", icon=":material/edit_note:")
-st.markdown(ui.counts_sentence(cfg, c))
 
-with st.expander("Edit the matrices", expanded=False):
-    ui.matrix_editors({"X": res.X, "W": res.W, "A": res.A, "B": res.B})
+def q_view() -> None:
+    st.caption(text.Q_NOTE)
+    i, j = ui.picked_cell(cfg)
+    z_q = figures.symmetric_range(res.base, res.q, res.delta_q)
+    cols = st.columns(3)
+    for col, M, title in zip(cols, (res.base, res.q, res.delta_q), ("Q = X·W_Q", "Q = X·(W_Q + ΔW_Q)", "ΔQ = difference")):
+        fig = figures.matrix_heatmap(M, title, zmax=z_q, cell=(i, j), clickable=True, show_scale=title.startswith("ΔQ"))
+        key = f"fig_q_{title}"
+        ui.chart(col, fig, key=key, selection_mode="points",
+                 on_select=ui.cell_click(key, then=lambda: ui.open_section("explore", text.EXPLORE_SECTIONS, "cell")))
+    if latex.fits_equation(res.X, res.W, res.A, res.B):
+        st.latex(latex.forward_equation(res.X, res.W_merged, res.q))
 
-with st.expander("Save or load the adapter (PEFT format)", expanded=False):
-    st.caption("The saved zip opens in the real library: `PeftModel.from_pretrained(model, folder)` on a model whose "
-               "`q_proj` holds W_Qᵀ gives the Q shown above. A loaded adapter replaces A_Q, B_Q, r and α here.")
-    adapter_ui.download_button(res.A, res.B, cfg, "Download A_Q and B_Q as a PEFT adapter", key="adapter_explore")
-    adapter_ui.upload_box(cfg)
+
+def one_cell() -> None:
+    st.caption(text.BREAKDOWN_NOTE)
+    i, j = ui.picked_cell(cfg)
+    ui.cell_inputs(cfg)
+    for line in latex.cell_breakdown(res.X, res.W, res.A, res.B, res.scaling, i, j):
+        st.latex(line)
+    cols = st.columns(2)
+    ui.chart(cols[0], figures.matrix_heatmap(res.X, "X", rows=(i,)), key="fig_pick_X")
+    ui.chart(cols[1], figures.matrix_heatmap(res.W, "W_Q", role="frozen", cols=(j,)), key="fig_pick_W")
+
+
+def count() -> None:
+    st.markdown(text.WHY_INTRO)
+    c = res.counts
+    m = st.columns(4)
+    m[0].metric("Frozen in W_Q (d·k)", f"{c.full:,}")
+    m[1].metric("Trained by LoRA, r·(d + k)", f"{c.lora:,}", f"{c.lora - c.full:+,} vs full fine-tuning",
+                delta_color="inverse")
+    m[2].metric("Trained by full fine-tuning", f"{c.full:,}")
+    m[3].metric("Break-even rank d·k/(d + k)", f"{c.break_even:.3g}")
+    seed_c, big = param_counts(5, 3, 2), param_counts(4096, 4096, 8)
+    st.info(
+        f"**A correction to the blog post.** At its size, 5×3 with r = 2, LoRA trains A_Q (5×2 = 10) and "
+        f"B_Q (2×3 = 6): **{seed_c.lora} numbers, where full fine-tuning trains {seed_c.full}**. Below the "
+        f"break-even rank {seed_c.break_even:.3g} LoRA would be smaller, and r = 1 is the only such rank. The saving "
+        f"is real only for large matrices: a 4096×4096 projection at r = 8 trains {big.lora:,} numbers instead of "
+        f"{big.full:,} ({big.lora / big.full:.2%}).", icon=":material/edit_note:")
+    st.markdown(ui.counts_sentence(cfg, c))
+
+
+view, where = ui.sections("explore", text.EXPLORE_SECTIONS)
+with where:
+    {"matrices": matrices, "update": update, "q": q_view, "cell": one_cell, "count": count}[view]()
+
+with st.expander("Edit the matrices", key="explore_edit", on_change="rerun") as edit:
+    if edit.open:
+        ui.matrix_editors({"X": res.X, "W": res.W, "A": res.A, "B": res.B})
+
+with st.expander("Save or load the adapter (PEFT format)", key="explore_adapter", on_change="rerun") as adapter:
+    if adapter.open:
+        st.caption("The saved zip opens in the real library: `PeftModel.from_pretrained(model, folder)` on a model "
+                   "whose `q_proj` holds W_Qᵀ gives the Q shown above. A loaded adapter replaces A_Q, B_Q, r and α here.")
+        adapter_ui.download_button(res.A, res.B, cfg, "Download A_Q and B_Q as a PEFT adapter", key="adapter_explore")
+        adapter_ui.upload_box(cfg)

@@ -1,4 +1,7 @@
-"""Rank: the singular values of ΔW = s·A·B, a full-rank target against its best rank-r copy, and the cost in r."""
+"""Rank: the singular values of ΔW = s·A·B, a full-rank target against its best rank-r copy, and the cost in r.
+
+The target's controls sit on top; the page is four parts, and only the open part runs and draws.
+"""
 import pandas as pd
 import streamlit as st
 
@@ -17,58 +20,74 @@ st.title("Rank: what a rank-r update can and cannot reach")
 ui.show_notices()
 st.markdown(t.INTRO)
 
-spectrum = st.container()  # filled below, once the target's controls have given the one config
-
-st.subheader(f"2. A full-rank ΔW* against its best rank-{r} approximation")
-st.caption(t.TARGET_NOTE)
-st.slider("decay of ΔW*'s singular values", DECAY_MIN, DECAY_MAX, step=DECAY_STEP, key="decay",
-          persist_state="session", help=t.DECAY_HELP)
-seeded = seeded_target(d, k, example.seed, st.session_state["decay"])
-edits, errors = (), []
-with st.expander("Edit ΔW* cell by cell", expanded=False):
-    if max(d, k) > EDITABLE_MAX_SIDE:
-        st.info(f"ΔW* is {d}×{k}; it can be edited up to {EDITABLE_MAX_SIDE} on a side. Make d or k smaller.")
-    else:
-        st.caption(t.EDIT_NOTE)
-        frame = pd.DataFrame(seeded, columns=[str(j + 1) for j in range(k)], index=[str(i + 1) for i in range(d)])
-        edited = st.data_editor(frame, key=f"target_{d}_{k}_{example.seed}_{st.session_state['decay']}",
-                                column_config={c: st.column_config.NumberColumn(c, format="%.4f", required=True)
-                                               for c in frame.columns})
-        edits, errors = target_edits(seeded, edited.to_numpy(dtype=object))
-for err in errors:
-    st.error(err, icon=":material/block:")
+with st.container(border=True):
+    st.markdown("**The update a task wants, ΔW\\***")
+    st.caption(t.TARGET_NOTE)
+    st.slider("decay of ΔW*'s singular values", DECAY_MIN, DECAY_MAX, step=DECAY_STEP, key="decay",
+              persist_state="session", help=t.DECAY_HELP)
+    seeded = seeded_target(d, k, example.seed, st.session_state["decay"])
+    edits, errors = (), []
+    with st.expander("Edit ΔW* cell by cell", expanded=False):
+        if max(d, k) > EDITABLE_MAX_SIDE:
+            st.info(f"ΔW* is {d}×{k}; it can be edited up to {EDITABLE_MAX_SIDE} on a side. Make d or k smaller.")
+        else:
+            st.caption(t.EDIT_NOTE)
+            frame = pd.DataFrame(seeded, columns=[str(j + 1) for j in range(k)], index=[str(i + 1) for i in range(d)])
+            edited = st.data_editor(frame, key=f"target_{d}_{k}_{example.seed}_{st.session_state['decay']}",
+                                    column_config={c: st.column_config.NumberColumn(c, format="%.4f", required=True)
+                                                   for c in frame.columns})
+            edits, errors = target_edits(seeded, edited.to_numpy(dtype=object))
+    for err in errors:
+        st.error(err, icon=":material/block:")
 cfg = RankConfig(example, st.session_state["decay"], edits)
 res = rank_arrays(cfg)
 ui.set_page_url(cfg.url_params())
-z = figures.symmetric_range(res.target, res.approx, res.target - res.approx)
-cols = st.columns(3)
-for col, M, title in zip(cols, (res.target, res.approx, res.target - res.approx),
-                         ("ΔW* (the update wanted)", f"best rank-{r} approximation", "what rank r misses")):
-    col.plotly_chart(figures.matrix_heatmap(M, title, zmax=z, show_scale=title.startswith("what")), key=f"fig_{title}")
-cols = st.columns(2)
-cols[0].plotly_chart(figures.rank.singular_value_bars(res.target_sigma, r, "Singular values of ΔW*",
-                                                      kept="kept by the truncated SVD", dropped="dropped: out of reach"),
-                     key="fig_target_sigma")
-cols[1].plotly_chart(figures.rank.error_curve(res.ranks, res.rank_errors, r), key="fig_error_curve")
-st.latex(rf"\frac{{\lVert \Delta W^* - \Delta W^*_{{{r}}} \rVert_F}}{{\lVert \Delta W^* \rVert_F}}"
-         rf"= \sqrt{{\frac{{\sum_{{i > {r}}} \sigma_i^2}}{{\sum_i \sigma_i^2}}}} = {res.rel_error:.4f}"
-         rf"\quad ({100 * res.rel_error:.1f}\%)")
 
-with spectrum:
-    st.subheader(f"1. ΔW = s·A·B has at most r = {r} non-zero singular values")
+
+def spectrum() -> None:
     st.caption(t.SPECTRUM_NOTE)
     cols = st.columns([1, 2])
-    cols[0].plotly_chart(figures.matrix_heatmap(res.delta_W, "ΔW = s·A·B"), key="fig_delta")
-    cols[1].plotly_chart(figures.rank.singular_value_bars(res.delta_sigma, r, "Singular values of ΔW", tol=res.delta_tol,
-                                                          kept=f"σ₁ … {t.sigma_name(r)}: within rank r",
-                                                          dropped="beyond r: zero up to rounding"),
-                         key="fig_delta_sigma")
+    ui.chart(cols[0], figures.matrix_heatmap(res.delta_W, "ΔW = s·A·B"), key="fig_delta")
+    ui.chart(cols[1], figures.rank.singular_value_bars(res.delta_sigma, r, "Singular values of ΔW", tol=res.delta_tol,
+                                                       kept=f"σ₁ … {t.sigma_name(r)}: within rank r",
+                                                       dropped="beyond r: zero up to rounding"),
+             key="fig_delta_sigma")
     st.markdown(t.spectrum_sentence(res.delta_sigma, res.delta_rank, r, d, k))
 
-st.subheader("3. What a rank costs: numbers to train")
-st.caption(t.COUNT_NOTE)
-st.plotly_chart(figures.rank.param_count_curve(res.ranks, res.lora_counts, res.full_count, res.break_even, r),
-                key="fig_counts")
-lora_now = int(res.lora_counts[r - 1])
-st.markdown(f"At {d}×{k} and r = {r}, LoRA trains **{lora_now:,}** numbers and full fine-tuning **{res.full_count:,}**"
-            f" ({lora_now / res.full_count:.1%}). The break-even rank is **{res.break_even:.4g}**.")
+
+def best_copy() -> None:
+    z = figures.symmetric_range(res.target, res.approx, res.target - res.approx)
+    cols = st.columns(3)
+    for col, M, title in zip(cols, (res.target, res.approx, res.target - res.approx),
+                             ("ΔW* (the update wanted)", f"best rank-{r} approximation", "what rank r misses")):
+        ui.chart(col, figures.matrix_heatmap(M, title, zmax=z, show_scale=title.startswith("what")), key=f"fig_{title}")
+    relative_error()
+
+
+def error() -> None:
+    cols = st.columns(2)
+    ui.chart(cols[0], figures.rank.singular_value_bars(res.target_sigma, r, "Singular values of ΔW*",
+                                                       kept="kept by the truncated SVD", dropped="dropped: out of reach"),
+             key="fig_target_sigma")
+    ui.chart(cols[1], figures.rank.error_curve(res.ranks, res.rank_errors, r), key="fig_error_curve")
+    relative_error()
+
+
+def relative_error() -> None:
+    st.latex(rf"\frac{{\lVert \Delta W^* - \Delta W^*_{{{r}}} \rVert_F}}{{\lVert \Delta W^* \rVert_F}}"
+             rf"= \sqrt{{\frac{{\sum_{{i > {r}}} \sigma_i^2}}{{\sum_i \sigma_i^2}}}} = {res.rel_error:.4f}"
+             rf"\quad ({100 * res.rel_error:.1f}\%)")
+
+
+def cost() -> None:
+    st.caption(t.COUNT_NOTE)
+    ui.chart(st, figures.rank.param_count_curve(res.ranks, res.lora_counts, res.full_count, res.break_even, r),
+             key="fig_counts")
+    lora_now = int(res.lora_counts[r - 1])
+    st.markdown(f"At {d}×{k} and r = {r}, LoRA trains **{lora_now:,}** numbers and full fine-tuning "
+                f"**{res.full_count:,}** ({lora_now / res.full_count:.1%}). The break-even rank is **{res.break_even:.4g}**.")
+
+
+view, where = ui.sections("rank", t.SECTIONS)
+with where:
+    {"spectrum": spectrum, "copy": best_copy, "error": error, "cost": cost}[view]()

@@ -31,6 +31,41 @@ def figures(at) -> dict[str, dict]:
     return out
 
 
+def open_view(at, page: str, slug: str):
+    """Open one part (tab) of a page in AppTest, as a click on its tab would, and rerun."""
+    at.session_state[f"view_{page}"] = _sections(page)[slug]
+    return at.run()
+
+
+def open_expander(at, key: str):
+    """Open a lazy expander (one that runs its content only when open) in AppTest, and rerun."""
+    at.session_state[key] = True
+    return at.run()
+
+
+def all_figures(at, page: str) -> dict[str, dict]:
+    """The figures of every part of a page, opened one after the other (first occurrence kept).
+
+    The part that was open is opened again at the end, so a test goes on where it was.
+    """
+    labels = _sections(page)
+    key = f"view_{page}"
+    was = next((slug for slug, label in labels.items() if key in at.session_state and label == at.session_state[key]), None)
+    out = {}
+    for slug in labels:
+        for title, spec in figures(open_view(at, page, slug)).items():
+            out.setdefault(title, spec)
+    if was is not None:
+        open_view(at, page, was)
+    return out
+
+
+def _sections(page: str) -> dict[str, str]:
+    from lora_app import text
+    return {"explore": text.EXPLORE_SECTIONS, "training": text.training.SECTIONS,
+            "attention": text.attention.SECTIONS, "rank": text.rank.SECTIONS}[page]
+
+
 def heatmap_z(spec: dict) -> np.ndarray:
     return decode(spec["data"][0]["z"]).astype(float)
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import figures, heatmap_z
+from helpers import all_figures, figures, heatmap_z, open_view
 from test_lora import Q_LORA
 
 PAGE = "pages/attention.py"
@@ -18,7 +18,7 @@ def at(app_test):
 
 def fig(at, start: str) -> np.ndarray:
     """The matrix of the first figure whose title starts with ``start``."""
-    figs = figures(at)
+    figs = all_figures(at, "attention")
     matches = [title for title in figs if title.startswith(start)]
     assert matches, f"no figure titled {start!r} among {list(figs)}"
     return heatmap_z(figs[matches[0]])
@@ -32,7 +32,7 @@ def sdpa(Q, K, V, causal=False):
 def test_opens_on_the_blog_example_with_head_1_as_the_explore_pages_q(at):
     assert not at.exception
     np.testing.assert_allclose(fig(at, "Q_1 = X·(W_Q + s·A_Q·B_Q)"), Q_LORA, atol=1e-12)
-    assert "K_1 = X·W_K (3×3)" in figures(at)  # no adapter on W_K by default
+    assert "K_1 = X·W_K (3×3)" in all_figures(at, "attention")  # no adapter on W_K by default
     weights = fig(at, "weights = softmax")
     np.testing.assert_allclose(weights.sum(axis=1), 1.0)
     assert at.query_params["lora"] in ("q,v", ["q,v"])
@@ -45,6 +45,7 @@ def test_the_shown_attention_matches_torch_sdpa(at):
     np.testing.assert_allclose(fig(at, "scores"), scores, atol=1e-12)
     np.testing.assert_allclose(fig(at, "weights = softmax"), np.exp(scores) / np.exp(scores).sum(1, keepdims=True),
                                atol=1e-12)
+    open_view(at, "attention", "change")
     assert any("scaled_dot_product_attention" in c.value and "e-1" in c.value for c in at.caption)
 
 
@@ -54,7 +55,7 @@ def test_lora_on_w_k_moves_the_weights_and_none_leaves_them_alone(at):
     assert not at.exception
     after = fig(at, "weights with LoRA")
     assert not np.allclose(before, after)
-    assert "K_1 = X·(W_K + s·A_K·B_K) (3×3)" in figures(at)
+    assert "K_1 = X·(W_K + s·A_K·B_K) (3×3)" in all_figures(at, "attention")
     for key in ("lora_q", "lora_k", "lora_v"):
         at.checkbox(key=key).uncheck().run()
     assert np.all(fig(at, "change in the weights") == 0)
@@ -70,6 +71,7 @@ def test_lora_on_w_v_changes_the_output_but_not_the_weights(at):
 
 
 def test_the_table_counts_trainable_and_frozen_numbers(at):
+    open_view(at, "attention", "count")
     table = at.dataframe[0].value.set_index("matrix")
     assert table.loc["W_Q", "trained by LoRA"] == 2 * (5 + 3)
     assert table.loc["W_K", "trained by LoRA"] == 0 and table.loc["W_K", "numbers in the matrix"] == 15
@@ -112,7 +114,7 @@ def test_wide_k_limits_the_heads_with_a_note(at):
     at.select_slider(key="k").set_value(512).run()
     assert not at.exception
     assert any("using 2" in i.value for i in at.info)
-    assert "W_O (1024×5)" in figures(at)  # shown as block means, named at full size
+    assert "W_O (1024×5)" in all_figures(at, "attention")  # shown as block means, named at full size
 
 
 def test_bad_url_values_get_notices(app_test):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from helpers import figures, heatmap_z
+from helpers import all_figures, figures, heatmap_z, open_expander, open_view
 from test_lora import Q_BASE, Q_LORA
 
 Q_TITLE, BASE_TITLE = "Q = X·(W_Q + ΔW_Q) (3×3)", "Q = X·W_Q (3×3)"
@@ -16,20 +16,24 @@ def at(app_test):
 def test_opens_on_the_seed_example_with_its_numbers(at):
     at.run()
     assert not at.exception
-    figs = figures(at)
+    assert set(figures(at)) == {"X (3×5)", "W_Q (5×3)", "A_Q (5×2)", "B_Q (2×3)"}  # only the open part draws
+    figs = all_figures(at, "explore")
     np.testing.assert_allclose(heatmap_z(figs[Q_TITLE]), Q_LORA, atol=1e-12)
     np.testing.assert_allclose(heatmap_z(figs[BASE_TITLE]), Q_BASE, atol=1e-12)
     assert {"X (3×5)", "W_Q (5×3)", "A_Q (5×2)", "B_Q (2×3)", "ΔW_Q = s·A_Q·B_Q (5×3)"} <= set(figs)
     assert "frozen" in figs["W_Q (5×3)"]["layout"]["title"]["text"]
-    assert any("16 numbers, where full fine-tuning trains 15" in i.value for i in at.info)
     assert at.query_params["r"] == ["2"] or at.query_params["r"] == "2"
+    assert at.query_params["view"] in (["matrices"], "matrices")  # the open part is in the link
+    open_view(at, "explore", "count")
+    assert at.query_params["view"] in (["count"], "count")
+    assert any("16 numbers, where full fine-tuning trains 15" in i.value for i in at.info)
 
 
 def test_raising_r_keeps_the_seed_numbers_and_changes_q(at):
     at.run()
     at.slider(key="r").set_value(3).run()
     assert not at.exception
-    figs = figures(at)
+    figs = all_figures(at, "explore")
     A = heatmap_z(figs["A_Q (5×3)"])
     np.testing.assert_array_equal(A[:, :2], [[0.1, 0.0], [0.2, 0.1], [0.1, 0.0], [0.0, 0.2], [0.1, 0.1]])
     q = heatmap_z(figs[Q_TITLE])
@@ -45,7 +49,7 @@ def test_dimensions_and_alpha_reach_the_figures(at):
     at.slider(key="n").set_value(4).run()
     at.slider(key="alpha").set_value(4.0).run()
     assert not at.exception
-    figs = figures(at)
+    figs = all_figures(at, "explore")
     assert "X (4×8)" in figs and "Q = X·(W_Q + ΔW_Q) (4×3)" in figs
     np.testing.assert_array_equal(heatmap_z(figs["X (4×8)"])[:3, :5], [[0.1, 0.3, 0.5, 0.2, 0.0],
                                                                      [0.6, 0.7, 0.2, 0.1, 0.3],
@@ -55,7 +59,7 @@ def test_dimensions_and_alpha_reach_the_figures(at):
 def test_peft_preset_starts_at_the_base_model(at):
     at.run()
     at.selectbox(key="preset").set_value("peft").run()
-    figs = figures(at)
+    figs = figures(open_view(at, "explore", "q"))
     np.testing.assert_array_equal(heatmap_z(figs[Q_TITLE]), heatmap_z(figs[BASE_TITLE]))
     assert np.all(heatmap_z(figs["ΔQ = difference (3×3)"]) == 0)
 
@@ -84,7 +88,9 @@ def test_a_good_edit_changes_every_figure_and_a_bad_one_is_refused(at):
     at.run()
     at.session_state["edit_W_0"] = {"edited_rows": {0: {"1": 1.0}}, "added_rows": [], "deleted_rows": []}
     at.run()
-    figs = figures(at)
+    figs = all_figures(at, "explore")
+    open_view(at, "explore", "matrices")
+    open_expander(at, "explore_edit")  # where the editors and their messages are
     assert heatmap_z(figs["W_Q (5×3)"])[0, 0] == 1.0
     assert heatmap_z(figs[BASE_TITLE])[0, 0] == pytest.approx(0.13 + 0.1 * 0.8)
     for bad, words in [("abc", "'abc' is not a number"), (float("nan"), "NaN"), ("inf", "infinite"),
@@ -101,6 +107,7 @@ def test_a_good_edit_changes_every_figure_and_a_bad_one_is_refused(at):
 
 def test_cell_breakdown_follows_the_chosen_cell(at):
     at.run()
+    open_view(at, "explore", "cell")
     at.number_input(key="cell_i").set_value(2).run()
     at.number_input(key="cell_j").set_value(2).run()
     lines = [el.value.strip("$\n") for el in at.get("latex")]
@@ -128,6 +135,8 @@ def test_figures_export_at_slide_size_in_the_chosen_format(at):
 
 def test_matrices_download_as_csv_and_the_view_as_a_link(at):
     at.run()
+    assert not at.get("download_button")  # the editors run only when their expander is open
+    open_expander(at, "explore_edit")
     buttons = {b.proto.label: b for b in at.get("download_button")}
     assert {"Download X as CSV", "Download W_Q as CSV", "Download A_Q as CSV", "Download B_Q as CSV"} <= set(buttons)
     codes = [c.value for c in at.sidebar.code]
@@ -139,6 +148,7 @@ def test_an_uploaded_peft_adapter_fills_a_and_b_and_a_bad_one_changes_nothing(at
 
     from lora_core import adapter_zip_bytes
     at.run()
+    open_expander(at, "explore_adapter")
     g = torch.Generator().manual_seed(4)
     A, B = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(3, 3, generator=g, dtype=torch.float64)
     at.file_uploader(key="adapter_upload").set_value(
@@ -146,7 +156,7 @@ def test_an_uploaded_peft_adapter_fills_a_and_b_and_a_bad_one_changes_nothing(at
     assert not at.exception
     assert any("Loaded mine.zip" in s.value and "r = 3" in s.value for s in at.success)
     assert at.slider(key="r").value == 3 and at.slider(key="alpha").value == 6.0
-    figs = figures(at)
+    figs = all_figures(at, "explore")
     np.testing.assert_allclose(heatmap_z(figs["A_Q (5×3)"]), A.numpy(), atol=1e-12)
     X, W = heatmap_z(figs["X (3×5)"]), heatmap_z(figs["W_Q (5×3)"])
     np.testing.assert_allclose(heatmap_z(figs[Q_TITLE]), X @ (W + 2.0 * A.numpy() @ B.numpy()), atol=1e-10)
@@ -157,4 +167,21 @@ def test_an_uploaded_peft_adapter_fills_a_and_b_and_a_bad_one_changes_nothing(at
         assert not at.exception
         errors = " ".join(e.value for e in at.error)
         assert f"{name} was not loaded" in errors and words in errors and "Nothing was changed" in errors
-        np.testing.assert_allclose(heatmap_z(figures(at)["A_Q (5×3)"]), A.numpy(), atol=1e-12)
+        np.testing.assert_allclose(heatmap_z(figures(open_view(at, "explore", "matrices"))["A_Q (5×3)"]), A.numpy(),
+                                   atol=1e-12)
+
+
+def test_a_part_opens_from_the_url(at):
+    at.query_params["view"] = "q"
+    at.run()
+    assert not at.exception and not at.warning
+    assert set(figures(at)) == {BASE_TITLE, Q_TITLE, "ΔQ = difference (3×3)"}
+    assert any("0.161" in el.value for el in at.get("latex"))  # the forward equation, with its numbers
+
+
+def test_an_unknown_part_gets_a_notice_and_the_first_part(at):
+    at.query_params["view"] = "nope"
+    at.run()
+    assert not at.exception
+    assert "`view=nope` is not a part of this page" in " ".join(w.value for w in at.warning)
+    assert set(figures(at)) == {"X (3×5)", "W_Q (5×3)", "A_Q (5×2)", "B_Q (2×3)"}

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from helpers import decode, figures, heatmap_z
+from helpers import all_figures, decode, figures, heatmap_z, open_view
 
 PAGE = "pages/rank.py"
 EDITOR = "target_5_3_0_1.0"  # the ΔW* editor's key at d = 5, k = 3, seed 0, decay 1
@@ -15,7 +15,7 @@ def at(app_test):
 
 
 def bars(at, title: str) -> list[dict]:
-    return [t for t in figures(at)[title]["data"] if t["type"] == "bar"]
+    return [t for t in all_figures(at, "rank")[title]["data"] if t["type"] == "bar"]
 
 
 def shown_sigma(at, title: str) -> np.ndarray:
@@ -25,7 +25,7 @@ def shown_sigma(at, title: str) -> np.ndarray:
 
 def test_delta_w_has_at_most_r_non_zero_singular_values(at):
     assert not at.exception
-    delta = heatmap_z(figures(at)["ΔW = s·A·B (5×3)"])
+    delta = heatmap_z(all_figures(at, "rank")["ΔW = s·A·B (5×3)"])
     kept, dropped = bars(at, "Singular values of ΔW")
     assert decode(kept["x"]).tolist() == [1, 2] and decode(dropped["x"]).tolist() == [3]
     sigma = shown_sigma(at, "Singular values of ΔW")
@@ -44,7 +44,7 @@ def test_raising_r_lets_one_more_direction_through(at):
 
 
 def test_best_rank_r_is_the_truncated_svd_of_the_shown_target(at):
-    figs = figures(at)
+    figs = all_figures(at, "rank")
     target = heatmap_z(figs["ΔW* (the update wanted) (5×3)"])
     U, S, Vt = np.linalg.svd(target, full_matrices=False)
     np.testing.assert_allclose(S, [1, 1 / 2, 1 / 3], rtol=1e-12)  # seeded full rank, σᵢ = 1/i
@@ -56,38 +56,39 @@ def test_best_rank_r_is_the_truncated_svd_of_the_shown_target(at):
     curve = figs["Relative error of the best rank-r approximation"]["data"]
     np.testing.assert_allclose(decode(curve[0]["y"])[1], 100 * error)
     assert decode(curve[0]["y"])[-1] == pytest.approx(0, abs=1e-12)  # full rank reproduces it exactly
+    open_view(at, "rank", "copy")
     assert any(f"{error:.4f}" in el.value for el in at.get("latex"))
 
 
 def test_a_flat_spectrum_is_harder_to_approximate(at):
-    before = decode(figures(at)["Relative error of the best rank-r approximation"]["data"][0]["y"])
+    before = decode(all_figures(at, "rank")["Relative error of the best rank-r approximation"]["data"][0]["y"])
     at.slider(key="decay").set_value(0.0).run()
     assert not at.exception
     np.testing.assert_allclose(shown_sigma(at, "Singular values of ΔW*"), 1.0)
-    after = decode(figures(at)["Relative error of the best rank-r approximation"]["data"][0]["y"])
+    after = decode(all_figures(at, "rank")["Relative error of the best rank-r approximation"]["data"][0]["y"])
     assert after[0] > before[0] and after[1] == pytest.approx(100 * np.sqrt(1 / 3))
     assert at.query_params["decay"] in ("0", ["0"])
 
 
 def test_the_parameter_count_crosses_full_fine_tuning_at_break_even(at):
-    spec = figures(at)["Numbers to train, as r grows"]
+    spec = all_figures(at, "rank")["Numbers to train, as r grows"]
     full, lora, mark = spec["data"]
     assert decode(full["y"]).tolist() == [15, 15, 15] and decode(lora["y"]).tolist() == [8, 16, 24]
     assert mark["y"] == [16]
     assert any("1.875" in a["text"] for a in spec["layout"]["annotations"])
     at.select_slider(key="d").set_value(64).run()
     at.select_slider(key="k").set_value(64).run()
-    spec = figures(at)["Numbers to train, as r grows"]
+    spec = all_figures(at, "rank")["Numbers to train, as r grows"]
     assert decode(spec["data"][0]["y"])[0] == 64 * 64
     assert any("break-even r = d·k/(d + k) = 32" in a["text"] for a in spec["layout"]["annotations"])
 
 
 def test_an_edited_target_cell_changes_the_approximation_and_a_bad_one_is_refused(at):
-    seeded = heatmap_z(figures(at)["ΔW* (the update wanted) (5×3)"])
+    seeded = heatmap_z(all_figures(at, "rank")["ΔW* (the update wanted) (5×3)"])
     at.session_state[EDITOR] = {"edited_rows": {0: {"1": 2.5}}, "added_rows": [], "deleted_rows": []}
     at.run()
     assert not at.exception and not at.error
-    target = heatmap_z(figures(at)["ΔW* (the update wanted) (5×3)"])
+    target = heatmap_z(all_figures(at, "rank")["ΔW* (the update wanted) (5×3)"])
     assert target[0, 0] == 2.5 and np.array_equal(target[1:], seeded[1:])
     S = np.linalg.svd(target, compute_uv=False)
     np.testing.assert_allclose(shown_sigma(at, "Singular values of ΔW*"), S, rtol=1e-10)
@@ -95,12 +96,12 @@ def test_an_edited_target_cell_changes_the_approximation_and_a_bad_one_is_refuse
     at.run()
     assert not at.exception
     assert any("ΔW*[3, 3]" in e.value and "infinite" in e.value for e in at.error)
-    assert heatmap_z(figures(at)["ΔW* (the update wanted) (5×3)"])[2, 2] == seeded[2, 2]
+    assert heatmap_z(all_figures(at, "rank")["ΔW* (the update wanted) (5×3)"])[2, 2] == seeded[2, 2]
 
 
 def test_a_zero_delta_w_is_said_to_have_rank_0(at):
     at.selectbox(key="preset").set_value("peft").run()
-    spec = figures(at)["Singular values of ΔW"]
+    spec = all_figures(at, "rank")["Singular values of ΔW"]
     assert "every singular value is exactly 0" in spec["layout"]["annotations"][0]["text"]
     assert any("rank is 0" in m.value for m in at.markdown)
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import lora_app.compute.training as compute_training
-from helpers import figures, heatmap_z
+from helpers import all_figures, figures, heatmap_z, open_view
 from lora_core import make_target, seed_example
 from test_lora import Q_LORA
 
@@ -28,7 +28,7 @@ def stage_title(at) -> str:
 
 
 def test_opens_at_step_1_forward_with_the_seed_numbers(at):
-    figs = figures(at)
+    figs = all_figures(at, "training")
     np.testing.assert_allclose(heatmap_z(figs["Q (3×3)"]), Q_LORA, atol=1e-12)
     X, W, _, _ = seed_example()
     np.testing.assert_allclose(heatmap_z(figs["target T (3×3)"]), make_target(X, W, 1, seed=0).T.numpy(), atol=1e-12)
@@ -48,24 +48,24 @@ def test_next_and_back_walk_the_five_stages_into_the_next_step(at):
                       "Step 2 of 300 · ① Forward pass"]
     next(b for b in at.button if b.label == "◀ Back").click().run()
     assert stage_title(at) == "Step 1 of 300 · ⑤ The new A_Q, B_Q and Q"
-    assert "∂L/∂A_Q (5×2)" not in figures(at) and "new A_Q (5×2)" in figures(at)
+    assert "∂L/∂A_Q (5×2)" not in all_figures(at, "training") and "new A_Q (5×2)" in all_figures(at, "training")
 
 
 def test_scrubbing_shows_other_steps_without_recomputing(at):
     assert len(at.trace_calls) == 1
-    q1 = heatmap_z(figures(at)["Q (3×3)"])
+    q1 = heatmap_z(all_figures(at, "training")["Q (3×3)"])
     at.slider(key="step").set_value(150).run()
-    q150 = heatmap_z(figures(at)["Q (3×3)"])
+    q150 = heatmap_z(all_figures(at, "training")["Q (3×3)"])
     at.slider(key="step").set_value(300).run()
     assert len(at.trace_calls) == 1  # the trace is cached; the slider only indexes it
     assert not np.allclose(q1, q150)
-    T = heatmap_z(figures(at)["target T (3×3)"])
+    T = heatmap_z(all_figures(at, "training")["target T (3×3)"])
     assert np.abs(q150 - T).max() < np.abs(q1 - T).max() / 10  # training got closer to T
 
 
 def test_backward_stage_shows_gradients_and_a_frozen_w(at):
     at.radio(key="stage").set_value("backward").run()
-    figs = figures(at)
+    figs = all_figures(at, "training")
     assert {"G = ∂L/∂Q (3×3)", "∂L/∂B_Q (2×3)", "∂L/∂A_Q (5×2)", "∂L/∂X (flows through W_Q) (3×5)",
             "W_Q · no gradient (5×3)"} <= set(figs)
     assert any("none" in line.value and "frozen" in line.value for line in at.get("latex"))
@@ -74,19 +74,19 @@ def test_backward_stage_shows_gradients_and_a_frozen_w(at):
 def test_peft_init_starts_at_the_base_model_and_a_gets_no_first_gradient(at):
     at.selectbox(key="init").set_value("peft").run()
     X, W, _, _ = seed_example()
-    np.testing.assert_allclose(heatmap_z(figures(at)["Q (3×3)"]), (X @ W).numpy(), atol=1e-15)
+    np.testing.assert_allclose(heatmap_z(all_figures(at, "training")["Q (3×3)"]), (X @ W).numpy(), atol=1e-15)
     at.radio(key="stage").set_value("backward").run()
-    figs = figures(at)
+    figs = all_figures(at, "training")
     assert np.all(heatmap_z(figs["∂L/∂A_Q (5×2)"]) == 0) and np.any(heatmap_z(figs["∂L/∂B_Q (2×3)"]) != 0)
     assert any("exactly zero" in i.value for i in at.info)
     at.slider(key="step").set_value(2).run()
-    assert np.any(heatmap_z(figures(at)["∂L/∂A_Q (5×2)"]) != 0)  # A follows from step 2
+    assert np.any(heatmap_z(all_figures(at, "training")["∂L/∂A_Q (5×2)"]) != 0)  # A follows from step 2
 
 
 def test_changing_hyperparameters_retrains(at):
-    before = figures(at)["Loss L before each update"]["data"]
+    before = all_figures(at, "training")["Loss L before each update"]["data"]
     at.number_input(key="lr").set_value(0.05).run()
-    after = figures(at)["Loss L before each update"]["data"]
+    after = all_figures(at, "training")["Loss L before each update"]["data"]
     assert len(at.trace_calls) == 2
     lora = lambda data: np.asarray(data[1]["y"]["bdata"] if isinstance(data[1]["y"], dict) else data[1]["y"])  # noqa: E731
     assert not np.array_equal(lora(before), lora(after))
@@ -103,7 +103,7 @@ def test_bad_hyperparameters_get_a_message_and_nothing_is_computed(at, key, valu
     at.number_input(key=key).set_value(value).run()
     assert not at.exception
     assert any(words in e.value for e in at.error), [e.value for e in at.error]
-    assert len(at.trace_calls) == 1 and "Loss L before each update" not in figures(at)
+    assert len(at.trace_calls) == 1 and "Loss L before each update" not in all_figures(at, "training")
 
 
 def test_a_huge_learning_rate_diverges_with_a_warning(at):
@@ -115,7 +115,7 @@ def test_a_huge_learning_rate_diverges_with_a_warning(at):
     last = at.slider(key="step").max
     assert 1 < last < 300 and f"diverged at step {int(last) + 1}:" in warning
     at.slider(key="step").set_value(last).run()
-    assert all(np.isfinite(heatmap_z(f)).all() for t, f in figures(at).items() if f["data"][0]["type"] == "heatmap")
+    assert all(np.isfinite(heatmap_z(f)).all() for t, f in all_figures(at, "training").items() if f["data"][0]["type"] == "heatmap")
     at.number_input(key="lr").set_value(1e200).run()  # so fast that not one step stays finite
     assert not at.exception and any("Nothing to step through" in w.value for w in at.warning)
 

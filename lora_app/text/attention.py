@@ -54,3 +54,10 @@ adds r·(d_in + d_out) trained numbers, A and B. The token embedding is frozen u
 50,257 rows are GPT-2's vocabulary, listed to show how much of a model is never touched.
 """
 
+SECTIONS = {
+    "qkv": "1 · Queries, keys and values",
+    "scores": "2 · Scores and weights",
+    "output": "3 · The output",
+    "change": "4 · What the adapters change",
+    "count": "5 · What is trained",
+}

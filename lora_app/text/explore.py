@@ -1,5 +1,13 @@
 """The app's own explanatory text. The seed gives the facts and numbers; the words are written here."""
 
+EXPLORE_SECTIONS = {
+    "matrices": "1 · The matrices",
+    "update": "2 · The update ΔW",
+    "q": "3 · Q without and with LoRA",
+    "cell": "4 · One cell of Q",
+    "count": "5 · Why it works: the count",
+}
+
 EXPLORE_INTRO = """
 A transformer's attention turns each token's vector (a row of **X**) into a query with one matrix
 multiplication, **Q = X·W_Q**. Fine-tuning would change every number in W_Q. LoRA leaves W_Q
@@ -22,8 +30,8 @@ so its rank is at most r. Merged into W_Q, it costs nothing extra when the model
 
 Q_NOTE = """
 The adapter shifts every query by ΔQ = s·X·A_Q·B_Q. With the PEFT default (B_Q = 0) it starts at
-zero: the adapted model begins exactly where the pre-trained one stands. Click a cell of Q to see
-where its number comes from.
+zero: the adapted model begins exactly where the pre-trained one stands. Click a cell of Q to open
+its breakdown, term by term.
 """
 
 BREAKDOWN_NOTE = """

@@ -56,3 +56,10 @@ def spectrum_sentence(sigma, rank: int, r: int, d: int, k: int) -> str:
     if r >= min(d, k):
         return head + ": here r = min(d, k), so every direction is within reach."
     return head + f"; the largest beyond r is {sigma_name(r + 1)} = {sigma[r]:.1e}, against σ₁ = {sigma[0]:.3g}."
+
+SECTIONS = {
+    "spectrum": "1 · The rank of ΔW = s·A·B",
+    "copy": "2 · ΔW* and its best rank-r copy",
+    "error": "3 · What rank r leaves out",
+    "cost": "4 · What a rank costs",
+}

@@ -45,3 +45,15 @@ first gradient of A_Q is exactly zero: only B_Q moves in the first step, and A_Q
 RANK_LESSON = """
 The hidden update ΔW* has rank r* = {rstar}; the adapter has rank r = {r}. {verdict}
 """
+
+SECTIONS = {
+    "step": "1 · One step, stage by stage",
+    "loss": "2 · The loss over the run",
+    "task": "3 · The task: ΔW* and T",
+}
+
+TASK_NOTE = """
+The task is made so that its answer is known: a hidden update ΔW* of rank r* = {rstar} is added to the
+frozen W_Q, and the target is what the model would output with it, T = X·(W_Q + ΔW*). Training only
+sees X and T; LoRA has to find an A_Q·B_Q that does the same job.
+"""
