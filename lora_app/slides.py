@@ -91,9 +91,10 @@ def forward(ex: ExploreConfig) -> None:
 def backward(ex: ExploreConfig) -> None:
     st.markdown(text.BACKWARD)
     cfg, run = _first_step(ex)
-    gA, gB = run.at("grad_A", 1), run.at("grad_B", 1)
+    rec = run.step(1)
+    gA, gB = rec.grad_A, rec.grad_B
     z = figures.symmetric_range(gA, gB)
-    _heatmaps([(run.at("grad_q", 1), "G = ∂L/∂Q", {}), (gB, "∂L/∂B_Q", {"zmax": z, "role": "trainable"}),
+    _heatmaps([(rec.grad_q, "G = ∂L/∂Q", {}), (gB, "∂L/∂B_Q", {"zmax": z, "role": "trainable"}),
                (gA, "∂L/∂A_Q", {"zmax": z, "role": "trainable"}), (run.W, "W_Q: no gradient", {"role": "frozen"})], "bwd")
     st.latex(r"\large \frac{\partial L}{\partial B_Q} = s\,(XA_Q)^\top G \qquad \frac{\partial L}{\partial A_Q} = "
              r"s\,X^\top G\,B_Q^\top \qquad \frac{\partial L}{\partial W_Q}\ \text{: none (frozen)}")
@@ -103,9 +104,10 @@ def adamw(ex: ExploreConfig) -> None:
     st.markdown(text.ADAMW)
     cfg, run = _first_step(ex)
     A0, B0 = run.before(1)
-    _heatmaps([(A0, "A_Q before", {"role": "trainable"}), (run.at("update_A", 1), "ΔA_Q", {}),
+    rec = run.step(1)
+    _heatmaps([(A0, "A_Q before", {"role": "trainable"}), (rec.update_A, "ΔA_Q", {}),
                (run.at("A", 1), "A_Q after", {"role": "trainable"}), (B0, "B_Q before", {"role": "trainable"}),
-               (run.at("update_B", 1), "ΔB_Q", {}), (run.at("B", 1), "B_Q after", {"role": "trainable"})],
+               (rec.update_B, "ΔB_Q", {}), (run.at("B", 1), "B_Q after", {"role": "trainable"})],
               "adam", height=None, scale=1.1, equal=True)
     ui.chart(st, figures.loss_curve(run.losses, run.full_losses, 1, lora_count=run.lora_count,
                                     full_count=run.full_count, floor=run.floor, height=290), key="slide_loss")

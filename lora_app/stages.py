@@ -120,7 +120,8 @@ def _loss(run, cfg, t):
 
 
 def _backward(run, cfg, t):
-    G, gA, gB, gX = (run.at(f, t) for f in ("grad_q", "grad_A", "grad_B", "grad_X"))
+    rec = run.step(t)  # one replay of step t for all four
+    G, gA, gB, gX = rec.grad_q, rec.grad_A, rec.grad_B, rec.grad_X
     z = figures.symmetric_range(gA, gB)
     _row([(G, "G = ∂L/∂Q", {}), (gB, "∂L/∂B_Q", {"zmax": z, "role": "trainable"}),
           (gA, "∂L/∂A_Q", {"zmax": z, "role": "trainable"})], "bwd")
@@ -133,8 +134,9 @@ def _backward(run, cfg, t):
 
 
 def _adamw(run, cfg, t):
+    rec = run.step(t)  # one replay of step t for all twelve
     for p in ("A", "B"):
-        f = lambda name: run.at(f"{name}_{p}", t)  # noqa: E731
+        f = lambda name: getattr(rec, f"{name}_{p}")  # noqa: E731
         z_m = figures.symmetric_range(f("exp_avg"), f("m_hat"))
         z_v = figures.symmetric_range(f("exp_avg_sq"), f("v_hat"))
         small = {"text_size": 12}  # six matrices to a row

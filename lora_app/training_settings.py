@@ -37,7 +37,7 @@ def training_config(ex: ExploreConfig) -> tuple[TrainingConfig | None, str | Non
                           float(ss["wd"]), steps)
         cap = max_steps_for(ex.n, ex.d, ex.k, ex.r)
         if steps > cap:
-            raise ValueError(f"at n = {ex.n}, d = {ex.d}, k = {ex.k}, r = {ex.r} a run keeps every step, so it is "
+            raise ValueError(f"at n = {ex.n}, d = {ex.d}, k = {ex.k}, r = {ex.r} a run keeps every step's A, B, m and v, so it is "
                              f"capped at {cap} steps; asked for {steps}")
     except (TypeError, ValueError) as err:
         return None, str(err)

@@ -633,6 +633,6 @@ def test_what_cache_resource_shares_is_immutable(monkeypatch):
         assert not problems, problems
     run = importlib.import_module("lora_app.compute.training").training_run._info.func(examples["training_run"][0])
     with pytest.raises(ValueError):
-        run.steps["A"][0, 0, 0] = 1.0  # read-only: a session cannot write into another's view
+        run.states["A"][0, 0, 0] = 1.0  # read-only: a session cannot write into another's view
     with pytest.raises(TypeError):
-        run.steps["A"] = None
+        run.states["A"] = None

@@ -1,4 +1,9 @@
-"""The Training page's cached call: one full trace, as read-only numpy arrays, so scrubbing only indexes."""
+"""The Training page's cached call: one trace, as read-only numpy arrays; scrubbing replays one step.
+
+A run keeps, per step, only what AdamW carries on (A, B, m, v) and the loss. The step on screen is
+recomputed from that state by ``lora_core.replay_step``, the loop's own code, in well under a
+millisecond at the seed's size, so nothing n×k wide is stored for every step.
+"""
 from __future__ import annotations
 
 from types import MappingProxyType
@@ -9,21 +14,18 @@ import streamlit as st
 import torch
 
 from lora_core import (
-    adamw_trace, build_example, default_dtype, full_finetune_trace, init_gaussian, init_peft_default,
+    STATE_FIELDS, adamw_trace, build_example, replay_step, default_dtype, full_finetune_trace, init_gaussian, init_peft_default,
     lora_forward, lora_scaling, make_target, rank_r_floor,
 )
 
 from ..config import TrainingConfig
 from .explore import device_choice
 
-STORED_NUMBERS_CAP = 4_000_000  # a trace keeps every step: about 32 MB of float64 per cached run
-STEP_FIELDS = ("q", "grad_q", "grad_A", "grad_B", "grad_X",
-               "decayed_A", "exp_avg_A", "exp_avg_sq_A", "m_hat_A", "v_hat_A", "update_A", "A",
-               "decayed_B", "exp_avg_B", "exp_avg_sq_B", "m_hat_B", "v_hat_B", "update_B", "B")
+STORED_NUMBERS_CAP = 4_000_000  # a trace keeps every step's state: about 32 MB of float64 per cached run
 
 
 def numbers_per_step(n: int, d: int, k: int, r: int) -> int:
-    return 2 * n * k + n * d + 7 * r * (d + k)
+    return 3 * r * (d + k)  # A and B, and AdamW's m and v for each
 
 
 def max_steps_for(n: int, d: int, k: int, r: int) -> int:
@@ -43,7 +45,8 @@ class TrainingRun(NamedTuple):
     lora_count: int
     full_count: int
     floor: float              # the best loss any rank-r update can reach
-    steps: MappingProxyType   # field → array with one entry per step (see STEP_FIELDS)
+    states: MappingProxyType  # STATE_FIELDS → array with the state after each step
+    hyper: MappingProxyType   # scaling, lr, betas, eps, weight_decay: what a replay needs
     message: str | None       # divergence, if any
     full_message: str | None
     q_final: np.ndarray       # Q after the last step
@@ -54,14 +57,28 @@ class TrainingRun(NamedTuple):
 
     def before(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """A and B going into step t (1-based)."""
-        return (self.A0, self.B0) if t == 1 else (self.steps["A"][t - 2], self.steps["B"][t - 2])
+        return (self.A0, self.B0) if t == 1 else (self.states["A"][t - 2], self.states["B"][t - 2])
+
+    def step(self, t: int):
+        """Step t (1-based) in full, a ``StepRecord`` of numpy arrays, replayed from the stored state."""
+        if t == 1:
+            zeros = {f"exp_avg{s}_{p}": np.zeros_like(P) for p, P in (("A", self.A0), ("B", self.B0)) for s in ("", "_sq")}
+            state = {"A": self.A0, "B": self.B0, **zeros}
+        else:
+            state = {f: self.states[f][t - 2] for f in STATE_FIELDS}
+        tensor = lambda a: torch.tensor(a)  # noqa: E731  (a copy: the cached arrays stay read-only)
+        rec = replay_step(tensor(self.X), tensor(self.W), tensor(self.T), {f: tensor(v) for f, v in state.items()},
+                          t, **self.hyper)
+        return rec._replace(**{f: getattr(rec, f).numpy() for f in rec._fields[2:]})
 
     def at(self, field: str, t: int) -> np.ndarray:
-        return self.steps[field][t - 1]
+        if field in STATE_FIELDS:
+            return self.states[field][t - 1]
+        return getattr(self.step(t), field)
 
     def q_after(self, t: int) -> np.ndarray:
         """Q with the adapter as it is after step t."""
-        return self.q_final if t == self.n_steps else self.steps["q"][t]
+        return self.q_final if t == self.n_steps else self.at("q", t + 1)
 
 
 def _frozen(a) -> np.ndarray:
@@ -91,11 +108,10 @@ def training_run(cfg: TrainingConfig) -> TrainingRun:
     hp = dict(steps=cfg.steps, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.wd)
     trace = adamw_trace(X, W, A, B, T, scaling=s, **hp)
     full = full_finetune_trace(X, W, T, **hp)
-    stacked = {f: _frozen(torch.stack([getattr(rec, f) for rec in trace])) if len(trace) else _frozen(np.empty((0,)))
-               for f in STEP_FIELDS}
     return TrainingRun(
         _frozen(X), _frozen(W), _frozen(T), _frozen(target.delta_W_star), _frozen(A), _frozen(B), s,
         _frozen(np.array(trace.losses)), _frozen(np.array(full.losses)), trace.param_count, full.param_count,
-        rank_r_floor(X, T, W, ex_cfg.r), MappingProxyType(stacked), trace.message, full.message,
+        rank_r_floor(X, T, W, ex_cfg.r), MappingProxyType({f: _frozen(v) for f, v in trace.states.items()}),
+        MappingProxyType(trace.hyper), trace.message, full.message,
         _frozen(lora_forward(X, W, trace.A.to(device, dtype), trace.B.to(device, dtype), scaling=s).q),
     )
