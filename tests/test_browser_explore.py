@@ -21,22 +21,44 @@ def slider(page, label):
     return page.locator("[data-testid='stSlider']").filter(has_text=label).locator("input[type='range']")
 
 
+def open_tab(page, label):
+    """Click a part's tab, as a person would, and wait for its figures."""
+    page.get_by_role("tab", name=label).click()
+    wait_idle(page)
+    page.wait_for_function("l => [...document.querySelectorAll('[role=tab]')].some("
+                           "t => t.textContent.includes(l) && t.getAttribute('aria-selected') === 'true')", arg=label)
+    wait_idle(page)
+
+
 def test_seed_numbers_are_on_the_heatmaps_and_r_changes_q(page, app_url):
     open_app(page, app_url)
+    # the first part: the four matrices, and nothing else drawn
+    assert chart_texts(page, "A_Q (5×2)") == ["0.1", "0.0", "0.2", "0.1", "0.1", "0.0", "0.0", "0.2", "0.1", "0.1"]
+    assert page.locator(".gtitle", has_text="Q = X·W_Q").count() == 0
+
+    open_tab(page, "3 · Q without and with LoRA")
+    page.wait_for_selector(".gtitle:has-text('Q = X·W_Q')")
     assert chart_texts(page, "Q = X·W_Q") == Q_BASE_TEXT
     assert chart_texts(page, "Q = X·(W_Q + ΔW_Q)") == Q_LORA_TEXT
-    assert chart_texts(page, "A_Q (5×2)") == ["0.1", "0.0", "0.2", "0.1", "0.1", "0.0", "0.0", "0.2", "0.1", "0.1"]
-    assert page.get_by_text("16 numbers, where full fine-tuning trains 15").count() == 1
+    assert re.search(r"[?&]view=q(&|$)", page.url)
 
     r = slider(page, "LoRA rank")
     r.focus()
     page.keyboard.press("ArrowRight")
-    page.wait_for_selector(".gtitle:has-text('A_Q (5×3)')")
+    page.wait_for_url(re.compile(r"[?&]r=3(&|$)"))
     wait_idle(page)
+    page.wait_for_function("old => { const t = [...document.querySelectorAll('.gtitle')].find(e => e.textContent"
+                           ".startsWith('Q = X·(W_Q + ΔW_Q)')); const c = t && t.closest(\"[data-testid='stPlotlyChart']\");"
+                           " return c && [...c.querySelectorAll('.heatmaplayer text')].map(e => e.textContent).join() !== old; }",
+                           arg=",".join(Q_LORA_TEXT), timeout=15_000)
     changed = chart_texts(page, "Q = X·(W_Q + ΔW_Q)")
     assert len(changed) == 9 and changed != Q_LORA_TEXT
-    assert re.search(r"[?&]r=3(&|$)", page.url)
     assert chart_texts(page, "Q = X·W_Q") == Q_BASE_TEXT  # the frozen path does not move
+
+    open_tab(page, "1 · The matrices")
+    page.wait_for_selector(".gtitle:has-text('A_Q (5×3)')")
+    open_tab(page, "5 · Why it works")
+    assert page.get_by_text("16 numbers, where full fine-tuning trains 15").count() == 1
     assert page.locator("[data-testid='stException']").count() == 0
 
 
@@ -52,7 +74,7 @@ def test_a_shared_link_reopens_the_view_and_bad_values_get_a_notice(page, app_ur
 
 
 def test_clicking_a_cell_of_q_breaks_it_down(page, app_url):
-    open_app(page, app_url)
+    open_app(page, app_url, "?view=q")
     chart = page.locator("[data-testid='stPlotlyChart']").filter(
         has=page.locator(".gtitle", has_text="Q = X·(W_Q + ΔW_Q)")).first
     cell = chart.locator(".heatmaplayer text", has_text="0.449")
@@ -64,3 +86,4 @@ def test_clicking_a_cell_of_q_breaks_it_down(page, app_url):
                            arg=[row.element_handle(), col.element_handle()], timeout=15_000)
     wait_idle(page)
     assert page.locator(".katex", has_text="0.449").count() >= 1
+    assert re.search(r"[?&]view=cell(&|$)", page.url)  # the click opened the breakdown

@@ -32,13 +32,18 @@ def no_exception(page):
 
 
 def test_attention_renders_and_an_adapter_on_w_k_moves_the_weights(page, app_url):
-    open_page(page, app_url, "attention", "weights with LoRA")
+    open_page(page, app_url, "attention?view=change", "weights with LoRA")
     assert page.get_by_text("Where LoRA goes: inside one attention layer").count() == 1
     without, before = chart_texts(page, "weights without LoRA"), chart_texts(page, "weights with LoRA")
     assert len(before) == 9 and before != without  # LoRA on q already shifts the weights
     page.get_by_text("W_K (key)").click()
-    page.wait_for_selector(".gtitle:has-text('K_1 = X·(W_K + s·A_K·B_K)')")
+    page.wait_for_url(re.compile(r"[?&]lora=q%2Ck%2Cv(&|$)|[?&]lora=q,k,v(&|$)"))
     wait_idle(page)
+    page.wait_for_function(
+        "(old) => { const t = [...document.querySelectorAll('.gtitle')].find(e => e.textContent.startsWith('weights with'));"
+        " const c = t && t.closest(\"[data-testid='stPlotlyChart']\");"
+        " return c && [...c.querySelectorAll('.heatmaplayer text')].map(e => e.textContent).join() !== old; }",
+        arg=",".join(before), timeout=15_000)
     after = chart_texts(page, "weights with LoRA")
     assert len(after) == 9 and after != before
     assert chart_texts(page, "weights without LoRA") == without  # the frozen model does not move
@@ -47,8 +52,8 @@ def test_attention_renders_and_an_adapter_on_w_k_moves_the_weights(page, app_url
 
 
 def test_rank_renders_and_the_decay_slider_changes_the_target(page, app_url):
-    open_page(page, app_url, "rank", "ΔW* (the update wanted)")
-    page.wait_for_selector(".gtitle:has-text('Singular values of ΔW')")
+    open_page(page, app_url, "rank", "Singular values of ΔW")  # the first part: ΔW's spectrum
+    open_page(page, app_url, "rank?view=copy", "ΔW* (the update wanted)")
     before = chart_texts(page, "ΔW* (the update wanted)")
     assert len(before) == 15
     slider = page.locator("[data-testid='stSlider']").filter(has_text="decay").locator("input[type='range']")
