@@ -189,10 +189,16 @@ TARGETS = [
     Target("explore: one cell", "r 2 ↔ 3 (sidebar)", "/?view=cell", "r: LoRA rank"),
     Target("training", "Step t 1 ↔ 2", "/training", "Step t"),
     Target("attention", "r 2 ↔ 3 (sidebar)", "/attention", "r: LoRA rank"),
+    Target("attention: output", "r 2 ↔ 3 (sidebar)", "/attention?view=output", "r: LoRA rank"),
+    Target("attention: change", "r 2 ↔ 3 (sidebar)", "/attention?view=change", "r: LoRA rank"),
     Target("rank", "r 2 ↔ 3 (sidebar)", "/rank", "r: LoRA rank"),
+    Target("rank: best copy", "r 2 ↔ 3 (sidebar)", "/rank?view=copy", "r: LoRA rank"),
+    Target("rank: error", "r 2 ↔ 3 (sidebar)", "/rank?view=error", "r: LoRA rank"),
     Target("scale", "scale_r 4 ↔ 8", "/scale", "Rank r (this page's own)"),
     Target("present", "r 2 ↔ 3 (slide 4)", "/present?slide=4", "r: LoRA rank"),
     Target("explore d=k=1024, n=64", "r 2 ↔ 3 (sidebar)", "/?d=1024&k=1024&n=64", "r: LoRA rank"),
+    Target("explore: Q, d=k=1024, n=64", "r 2 ↔ 3 (sidebar)", "/?d=1024&k=1024&n=64&view=q", "r: LoRA rank"),
+    Target("training d=k=1024, n=64", "Step t 1 ↔ 2", "/training?d=1024&k=1024&n=64", "Step t"),
 ]
 
 

@@ -141,7 +141,7 @@ def slider_key(label: str, key: str):
 
 
 def explore_session(i: int) -> Session:
-    """Explore: a URL of its own, then the r slider (even i) or the n slider (odd i) moved by a key."""
+    """Explore: a URL of its own, then the r slider (even i, on the matrices) or the n slider (odd i, on Q) moved by a key."""
     from lora_core import build_example, lora_forward, lora_scaling
 
     preset, seed, n, d, k, alpha = ("seed", "random")[i % 2], 11 + 7 * i, 2 + i % 4, 4 + i % 5, 3 + i % 3, 1 + 0.5 * i
@@ -152,17 +152,21 @@ def explore_session(i: int) -> Session:
         q = lora_forward(ex.X, ex.W, ex.A, ex.B, scaling=lora_scaling(alpha, r)).q.numpy()
 
         def check(page):
-            assert_title(page, f"X ({n}×{d})")
-            assert_title(page, f"A_Q ({d}×{r})")
-            assert_cells(page, f"A_Q ({d}×{r})", ex.A.numpy())
-            assert_cells(page, f"Q = X·(W_Q + ΔW_Q) ({n}×{k})", q)
-        title = f"A_Q ({d}×{r})" if moves_r else f"X ({n}×{d})"
+            if moves_r:  # the first part: the matrices
+                assert_title(page, f"X ({n}×{d})")
+                assert_cells(page, f"A_Q ({d}×{r})", ex.A.numpy())
+                assert_cells(page, f"X ({n}×{d})", ex.X.numpy())
+            else:        # the Q part
+                assert_cells(page, f"Q = X·(W_Q + ΔW_Q) ({n}×{k})", q)
+                assert_cells(page, f"Q = X·W_Q ({n}×{k})", (ex.X @ ex.W).numpy())
+        title = f"A_Q ({d}×{r})" if moves_r else f"Q = X·(W_Q + ΔW_Q) ({n}×{k})"
         return State(f"__idle() && {has('.gtitle', title)}", check,
                      {"preset": preset, "seed": str(seed), "n": str(n), "d": str(d), "k": str(k), "r": str(r),
-                      "alpha": f"{alpha:g}"})
+                      "alpha": f"{alpha:g}", "view": "matrices" if moves_r else "q"})
 
     states = (state(n, 1), state(n, 2)) if moves_r else (state(n, 1), state(n + 1, 1))
-    query = urllib.parse.urlencode({"preset": preset, "seed": seed, "n": n, "d": d, "k": k, "r": 1, "alpha": f"{alpha:g}"})
+    query = urllib.parse.urlencode({"preset": preset, "seed": seed, "n": n, "d": d, "k": k, "r": 1, "alpha": f"{alpha:g}",
+                                    "view": "matrices" if moves_r else "q"})
     act = slider_key("LoRA rank", "ArrowRight") if moves_r else slider_key("n: tokens", "ArrowRight")
     return Session(f"explore-{i}", f"/?{query}", states, act)
 
@@ -222,12 +226,12 @@ def attention_session(a: int) -> Session:
     initial = set() if LORA_SETS[a] == "none" else set(LORA_SETS[a].split(","))
 
     def state(on: set) -> State:
-        out = attention_forward(ex.X, *W, heads=1, lora={p: pairs[p] for p in PROJECTIONS if p in on}, scaling=s).out
+        res = attention_forward(ex.X, *W, heads=1, lora={p: pairs[p] for p in PROJECTIONS if p in on}, scaling=s)
         k_title = "K_1 = X·(W_K + s·A_K·B_K)" if "k" in on else "K_1 = X·W_K"
 
-        def check(page):
-            assert_title(page, f"{k_title} ({n}×{k})")
-            assert_cells(page, f"output with LoRA ({n}×{d})", out.numpy())
+        def check(page):  # the first part: Q, K and V of head 1
+            assert_cells(page, f"{k_title} ({n}×{k})", res.k.numpy())
+            assert_cells(page, f"V_1 = ", res.v.numpy())
         lora = ",".join(t for t in ("q", "k", "v", "o", "ffn") if t in on) or "none"
         return State(f"__idle() && {has('.gtitle', k_title + ' (')}", check,
                      {"preset": preset, "seed": str(seed), "lora": lora})
