@@ -98,3 +98,23 @@ def test_loss_curve_marks_the_step_and_switches_to_log():
 def test_tiny_values_are_written_with_exponents():
     fig = figures.matrix_heatmap(np.array([[1e-6, 2.5e-7]]), "v")
     assert fig.data[0].texttemplate == "%{z:.2~e}"
+
+
+def test_figures_carry_a_lean_copy_of_the_apps_theme():
+    """The template is cut to what the figures use, keeping the theme's own values (so dark mode still restyles)."""
+    import json
+
+    import plotly.io as pio
+    import streamlit  # noqa: F401  (sets Streamlit's theme as plotly's default template, as in the app)
+
+    from lora_app.figures.base import lean_template
+    assert pio.templates.default == "streamlit"
+    fig = figures.matrix_heatmap(np.eye(3), "I")
+    template = fig.to_plotly_json()["layout"]["template"]
+    full = pio.templates["streamlit"].to_plotly_json()
+    assert template["layout"] == full["layout"]  # the theme's colours, as they are
+    assert template["data"]["heatmap"] == full["data"]["heatmap"] and template["data"]["scatter"] == full["data"]["scatter"]
+    assert set(template["data"]) == {"heatmap", "scatter", "bar"} & set(full["data"])
+    assert len(json.dumps(template)) < 0.6 * len(json.dumps(full))
+    lean_template()["layout"]["colorway"][0] = "red"  # each figure gets its own copy
+    assert lean_template()["layout"]["colorway"] == full["layout"]["colorway"]

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from .base import FONT, HIGHLIGHT, ROLE_COLOURS
+from .base import FONT, HIGHLIGHT, ROLE_COLOURS, lean_template
 
 KEPT, DROPPED = ROLE_COLOURS["trainable"], "#9ca3af"
 FULL_COLOUR = "#1f77b4"
@@ -14,7 +14,7 @@ BAR_TEXT_MAX = 16  # beyond this many bars, values are read by hovering
 
 
 def _layout(fig: go.Figure, title: str, height: int, **kwargs) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0.02, xanchor="left", font=dict(size=17)), font=FONT, height=height,
+    fig.update_layout(template=lean_template(), title=dict(text=title, x=0.02, xanchor="left", font=dict(size=17)), font=FONT, height=height,
                       margin=dict(l=70, r=24, t=64, b=56), plot_bgcolor="rgba(0,0,0,0)",
                       paper_bgcolor="rgba(0,0,0,0)", legend=dict(orientation="h", y=-0.22), **kwargs)
     fig.update_xaxes(showgrid=False, zeroline=False)

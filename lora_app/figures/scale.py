@@ -5,7 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .base import FONT, HIGHLIGHT, ROLE_COLOURS
+from .base import FONT, HIGHLIGHT, ROLE_COLOURS, lean_template
 
 LORA_COLOUR, FULL_COLOUR = ROLE_COLOURS["trainable"], "#1f77b4"
 # frozen weights grey, as everywhere in the app; what training adds in blues and oranges
@@ -25,7 +25,7 @@ def human_bytes(n: float) -> str:
 
 
 def _style(fig: go.Figure, title: str, height: int, *, bottom: int = 50, legend_y: float = -0.25) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0.02, xanchor="left", font=dict(size=17)), font=FONT,
+    fig.update_layout(template=lean_template(), title=dict(text=title, x=0.02, xanchor="left", font=dict(size=17)), font=FONT,
                       height=height, margin=dict(l=150, r=40, t=64, b=bottom), plot_bgcolor="rgba(0,0,0,0)",
                       paper_bgcolor="rgba(0,0,0,0)", legend=dict(orientation="h", y=legend_y, traceorder="normal"))
     fig.update_xaxes(gridcolor="#e5e7eb", zeroline=False)
