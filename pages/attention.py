@@ -78,7 +78,7 @@ def output() -> None:
     ui.chart(cols[2], figures.matrix_heatmap(tr.out, f"out = [heads]·{o_how}"), key="fig_out")
 
 
-def change() -> None:
+def weights_change() -> None:
     st.caption(t.CHANGE_NOTE)
     if "ffn" in cfg.lora:
         st.caption(t.FFN_NOTE)
@@ -92,6 +92,13 @@ def change() -> None:
                                    (1.0, 1.0, figures.symmetric_range(diff) if np.any(diff) else 1.0)):
         ui.chart(col, figures.attention.attention_map(M, title, zmax=zmax, show_scale=title.startswith("change"),
                                                       decimals=3), key=f"fig_cmp_{title}")
+
+
+def output_change() -> None:
+    st.caption(t.OUTPUT_CHANGE_NOTE)
+    if "ffn" in cfg.lora:
+        st.caption(t.FFN_NOTE)
+    pl, ad = res.plain, res.adapted
     z_out = figures.symmetric_range(pl.out, ad.out, ad.out - pl.out)
     cols = st.columns(3)
     for col, M, title in zip(cols, (pl.out, ad.out, ad.out - pl.out),
@@ -116,4 +123,5 @@ def trained() -> None:
 
 view, where = ui.sections("attention", t.SECTIONS)
 with where:
-    {"qkv": qkv, "scores": scores, "output": output, "change": change, "count": trained}[view]()
+    {"qkv": qkv, "scores": scores, "output": output, "change": weights_change, "out_change": output_change,
+     "count": trained}[view]()

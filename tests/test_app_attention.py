@@ -45,7 +45,7 @@ def test_the_shown_attention_matches_torch_sdpa(at):
     np.testing.assert_allclose(fig(at, "scores"), scores, atol=1e-12)
     np.testing.assert_allclose(fig(at, "weights = softmax"), np.exp(scores) / np.exp(scores).sum(1, keepdims=True),
                                atol=1e-12)
-    open_view(at, "attention", "change")
+    open_view(at, "attention", "out_change")
     assert any("scaled_dot_product_attention" in c.value and "e-1" in c.value for c in at.caption)
 
 

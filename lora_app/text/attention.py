@@ -38,14 +38,20 @@ side and multiplied by the frozen W_O, which brings them back to the model's wid
 """
 
 CHANGE_NOTE = """
-LoRA on W_Q or W_K changes the scores, and so **where** each token looks. LoRA on W_V or W_O leaves
-the weights alone and changes **what** is read. The difference maps show both; with B = 0 (the
-PEFT presets) every difference is exactly zero until training moves B.
+LoRA on W_Q or W_K changes the scores, and so **where** each token looks: the attention weights
+move. LoRA on W_V or W_O leaves these weights exactly as they were; part 5 shows what it changes
+instead. With B = 0 (the PEFT presets) every difference is exactly zero until training moves B.
+"""
+
+OUTPUT_CHANGE_NOTE = """
+LoRA on W_V or W_O changes **what** is read from each token, so the layer's output moves even when
+the weights of part 4 stay put; LoRA on W_Q or W_K moves it through the weights. Without LoRA is the
+frozen model, the same for every r.
 """
 
 FFN_NOTE = """
 The FFN comes after attention, so an adapter there cannot change these maps; it shows up only in
-the count below.
+the count of part 6.
 """
 
 TABLE_NOTE = """
@@ -58,6 +64,7 @@ SECTIONS = {
     "qkv": "1 · Queries, keys and values",
     "scores": "2 · Scores and weights",
     "output": "3 · The output",
-    "change": "4 · What the adapters change",
-    "count": "5 · What is trained",
+    "change": "4 · How the weights change",
+    "out_change": "5 · How the output changes",
+    "count": "6 · What is trained",
 }
