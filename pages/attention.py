@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from lora_app import figures, text, ui
-from lora_app.compute.attention import attention_arrays, head_columns, param_table
+from lora_app.compute.attention import attention_arrays, attention_ranges, head_columns, param_table
 from lora_app.config.attention import (
     HEAD_CHOICES, LORA_KEYS, WIDGET_KEYS, attention_config, attention_url, fit_to_example, max_heads, sanitize_attention,
 )
@@ -50,7 +50,7 @@ st.caption(t.SETUP_NOTE)
 def qkv() -> None:
     st.caption(t.PROJECTIONS_NOTE)
     tr = res.adapted
-    z = figures.symmetric_range(*(head_columns(M, h, dk) for M in (tr.q, tr.k, tr.v)))
+    z = attention_ranges(cfg, res).qkv[h]  # the same for every r
     cols = st.columns(3)
     for col, M, name, p in zip(cols, (tr.q, tr.k, tr.v), "QKV", "qkv"):
         how = f"X·(W_{name} + s·A_{name}·B_{name})" if p in cfg.projections else f"X·W_{name}"
@@ -99,7 +99,7 @@ def output_change() -> None:
     if "ffn" in cfg.lora:
         st.caption(t.FFN_NOTE)
     pl, ad = res.plain, res.adapted
-    z_out = figures.symmetric_range(pl.out, ad.out, ad.out - pl.out)
+    z_out = attention_ranges(cfg, res).out  # the same for every r: the frozen model's output is not redrawn
     cols = st.columns(3)
     for col, M, title in zip(cols, (pl.out, ad.out, ad.out - pl.out),
                              ("output without LoRA", "output with LoRA", "change in the output")):

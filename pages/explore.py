@@ -5,7 +5,7 @@ The page is five parts in the order of the lesson; only the open part runs and d
 import streamlit as st
 
 from lora_app import adapter_ui, figures, latex, text, ui
-from lora_app.compute import explore_arrays
+from lora_app.compute import colour_ranges, explore_arrays
 from lora_core import param_counts
 
 ui.entry_guard()
@@ -34,7 +34,7 @@ def matrices() -> None:
 
 def update() -> None:
     st.caption(text.DELTA_NOTE)
-    z_w = figures.symmetric_range(res.W, res.delta_W, res.W_merged)
+    z_w = colour_ranges(cfg, res).w
     cols = st.columns(3)
     for col, M, title in zip(cols, (res.W, res.delta_W, res.W_merged), ("W_Q", "ΔW_Q = s·A_Q·B_Q", "W_Q + ΔW_Q")):
         ui.chart(col, figures.matrix_heatmap(M, title, zmax=z_w, show_scale=title == "W_Q + ΔW_Q"),
@@ -48,7 +48,7 @@ def update() -> None:
 def q_view() -> None:
     st.caption(text.Q_NOTE)
     i, j = ui.picked_cell(cfg)
-    z_q = figures.symmetric_range(res.base, res.q, res.delta_q)
+    z_q = colour_ranges(cfg, res).q
     cols = st.columns(3)
     for col, M, title in zip(cols, (res.base, res.q, res.delta_q), ("Q = X·W_Q", "Q = X·(W_Q + ΔW_Q)", "ΔQ = difference")):
         fig = figures.matrix_heatmap(M, title, zmax=z_q, cell=(i, j), clickable=True, show_scale=title.startswith("ΔQ"))

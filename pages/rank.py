@@ -56,7 +56,7 @@ def spectrum() -> None:
 
 
 def best_copy() -> None:
-    z = figures.symmetric_range(res.target, res.approx, res.target - res.approx)
+    z = res.z_copy  # the same for every r: ΔW* is not redrawn when r moves
     cols = st.columns(3)
     for col, M, title in zip(cols, (res.target, res.approx, res.target - res.approx),
                              ("ΔW* (the update wanted)", f"best rank-{r} approximation", "what rank r misses")):

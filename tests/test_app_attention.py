@@ -125,3 +125,18 @@ def test_bad_url_values_get_notices(app_test):
     assert "embedding is not a matrix" in warnings and "`heads=99`" in warnings and "`causal=maybe`" in warnings
     assert at.checkbox(key="lora_q").value and not at.checkbox(key="lora_v").value
     assert at.segmented_control(key="heads").value == 4
+
+
+def test_moving_r_leaves_what_does_not_depend_on_r_as_it_is(at):
+    """K (no adapter) and the output without LoRA keep their figure, colour range included, at every r."""
+    specs = {}
+    for r in (2, 3, 1):
+        at.slider(key="r").set_value(r).run()
+        specs[r] = {**figures(open_view(at, "attention", "qkv")), **figures(open_view(at, "attention", "out_change"))}
+    for title in ("K_1 = X·W_K (3×3)", "output without LoRA (3×5)"):
+        assert specs[1][title] == specs[2][title] == specs[3][title], title
+    assert specs[1]["Q_1 = X·(W_Q + s·A_Q·B_Q) (3×3)"] != specs[2]["Q_1 = X·(W_Q + s·A_Q·B_Q) (3×3)"]
+    for r in (1, 2, 3):  # the range covers what every r shows
+        for title in ("Q_1 = X·(W_Q + s·A_Q·B_Q) (3×3)", "V_1 = X·(W_V + s·A_V·B_V) (3×3)"):
+            z = heatmap_z(specs[r][title])
+            assert np.abs(z).max() <= specs[r][title]["data"][0]["zmax"] + 1e-12

@@ -185,3 +185,23 @@ def test_an_unknown_part_gets_a_notice_and_the_first_part(at):
     assert not at.exception
     assert "`view=nope` is not a part of this page" in " ".join(w.value for w in at.warning)
     assert set(figures(at)) == {"X (3×5)", "W_Q (5×3)", "A_Q (5×2)", "B_Q (2×3)"}
+
+
+def test_moving_r_keeps_the_colour_range_so_the_frozen_figures_stay_as_they_are(at):
+    """The shared ranges cover every r: W_Q and Q without LoRA do not change (so the browser keeps them)."""
+    from lora_core import build_example, lora_forward, lora_scaling
+    at.run()
+    specs = {}
+    for r in (2, 3, 1):
+        at.slider(key="r").set_value(r).run()
+        specs[r] = {**figures(open_view(at, "explore", "q")), **figures(open_view(at, "explore", "update"))}
+    for title in (BASE_TITLE, "W_Q (5×3)"):
+        assert specs[1][title] == specs[2][title] == specs[3][title]
+    z_q = specs[2][BASE_TITLE]["data"][0]["zmax"]
+    assert specs[3][Q_TITLE]["data"][0]["zmax"] == z_q
+    biggest = 0.0
+    for r in (1, 2, 3):  # the range is the largest |value| of Q, Q with LoRA and ΔQ over every r
+        ex = build_example("seed", 0, 3, 5, 3, r)
+        fwd = lora_forward(ex.X, ex.W, ex.A, ex.B, scaling=lora_scaling(2.0, r))
+        biggest = max(biggest, *(float(t.abs().max()) for t in (fwd.base, fwd.q, fwd.delta)))
+    assert z_q == pytest.approx(biggest, rel=1e-12)

@@ -112,3 +112,20 @@ def test_bad_url_values_get_notices(app_test):
     assert not at.exception
     assert any("`decay=lots`" in w.value for w in at.warning)
     assert at.slider(key="decay").value == 1.0
+
+
+def test_moving_r_keeps_the_targets_heatmap_and_its_colour_range(at):
+    """One colour range for every r, so ΔW*'s heatmap is the same figure at every r (the browser keeps it)."""
+    specs = {}
+    for r in (2, 3, 1):
+        at.slider(key="r").set_value(r).run()
+        specs[r] = figures(open_view(at, "rank", "copy"))
+    title = "ΔW* (the update wanted) (5×3)"
+    assert specs[1][title] == specs[2][title] == specs[3][title]
+    target = heatmap_z(specs[2][title])
+    U, S, Vt = np.linalg.svd(target, full_matrices=False)
+    biggest = np.abs(target).max()
+    for r in (1, 2, 3):
+        best = (U[:, :r] * S[:r]) @ Vt[:r]
+        biggest = max(biggest, np.abs(best).max(), np.abs(target - best).max())
+    assert specs[2][title]["data"][0]["zmax"] == pytest.approx(biggest, rel=1e-9)

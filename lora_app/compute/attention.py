@@ -1,6 +1,7 @@
 """The Attention page's cached call: one attention layer on the current X, without and with LoRA."""
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import numpy as np
@@ -14,7 +15,7 @@ from lora_core.attention import PROJECTIONS, AttentionTrace, attention_forward, 
 from lora_core.scale import MODELS
 
 from ..config.attention import FFN_RATIO, AttentionConfig
-from .explore import _np, device_choice, explore_arrays
+from .explore import RANGE_SCAN_MAX_RANK, _np, device_choice, explore_arrays
 
 VOCAB = MODELS["gpt2"].vocab  # the embedding row of the table uses GPT-2's vocabulary of 50,257 tokens
 
@@ -113,3 +114,33 @@ def param_table(rows: tuple[ParamRow, ...]) -> pd.DataFrame:
     total = {"matrix": "the layer, in all", "shape": "", "under LoRA": f"{sum(r.adapted for r in layer)} adapted",
              "numbers in the matrix": sum(r.frozen for r in layer), "trained by LoRA": sum(r.trainable for r in layer)}
     return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
+
+
+class AttentionRanges(NamedTuple):
+    qkv: tuple[float, ...]  # per head: Q, K and V of that head share it
+    out: float              # the output without LoRA, with LoRA, and their difference
+
+
+def _ranges(res: AttentionArrays, heads: int) -> AttentionRanges:
+    biggest = lambda *ms: max(float(np.abs(m).max()) for m in ms) or 1.0  # noqa: E731
+    tr, dk = res.adapted, res.d_head
+    return AttentionRanges(tuple(biggest(*(head_columns(M, h, dk) for M in (tr.q, tr.k, tr.v))) for h in range(heads)),
+                           biggest(res.plain.out, tr.out, tr.out - res.plain.out))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _ranges_over_r(cfg: AttentionConfig) -> AttentionRanges:
+    per_r = [_ranges(attention_arrays(dataclasses.replace(cfg, example=dataclasses.replace(cfg.example, r=r))), cfg.heads)
+             for r in range(1, min(cfg.example.d, cfg.example.k) + 1)]
+    return AttentionRanges(tuple(max(z) for z in zip(*(p.qkv for p in per_r))), max(p.out for p in per_r))
+
+
+def attention_ranges(cfg: AttentionConfig, res: AttentionArrays) -> AttentionRanges:
+    """Shared colour ranges that hold for every r the slider offers (see ``colour_ranges`` on Explore).
+
+    What does not depend on r (K without an adapter, the output without LoRA) then stays as it is
+    when r moves, and is not redrawn.
+    """
+    if min(cfg.example.d, cfg.example.k) <= RANGE_SCAN_MAX_RANK:
+        return _ranges_over_r(dataclasses.replace(cfg, example=dataclasses.replace(cfg.example, r=1)))
+    return _ranges(res, cfg.heads)

@@ -25,7 +25,8 @@ matrices side by side share one colour range, so the same colour means the same 
 
 DELTA_NOTE = """
 ΔW_Q = s·A_Q·B_Q has the full d×k shape of W_Q, but it is built from only r·(d + k) numbers,
-so its rank is at most r. Merged into W_Q, it costs nothing extra when the model runs.
+so its rank is at most r. Merged into W_Q, it costs nothing extra when the model runs. The colour
+range covers every r the slider offers, so moving r recolours a cell only where its number moves.
 """
 
 Q_NOTE = """
