@@ -13,10 +13,14 @@ UPLOAD_KEY = "adapter_upload"
 
 
 def download_button(A: np.ndarray, B: np.ndarray, cfg: ExploreConfig, label: str, key: str) -> None:
-    """A zip of adapter_model.safetensors and adapter_config.json that ``PeftModel.from_pretrained`` opens."""
-    data = adapter_zip_bytes(torch.tensor(A), torch.tensor(B),  # copies: the arrays may be read-only cache entries
-                             r=cfg.r, alpha=cfg.alpha, rslora=cfg.rslora)
-    st.download_button(label, data, file_name=f"lora_q_proj_r{cfg.r}.zip", mime="application/zip", key=key,
+    """A zip of adapter_model.safetensors and adapter_config.json that ``PeftModel.from_pretrained`` opens.
+
+    The zip is made when the button is clicked, not on every run: scrubbing through training steps
+    then sends no file at all.
+    """
+    A, B = torch.tensor(A), torch.tensor(B)  # copies: the arrays may be read-only cache entries
+    r, alpha, rslora = cfg.r, cfg.alpha, cfg.rslora
+    st.download_button(label, lambda: adapter_zip_bytes(A, B, r=r, alpha=alpha, rslora=rslora), file_name=f"lora_q_proj_r{cfg.r}.zip", mime="application/zip", key=key,
                        icon=":material/download:",
                        help=f"For a module whose q_proj is nn.Linear({cfg.d}, {cfg.k}, bias=False) holding W_Qᵀ.")
 

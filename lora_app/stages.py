@@ -105,8 +105,12 @@ def _forward(run, cfg, t):
     z_q = figures.symmetric_range(q, run.T)
     _row([(run.X, "X", {}), (W_merged, "W_Q + s·A_Q·B_Q", {}),
           (q, "Q", {"zmax": z_q}), (run.T, "target T", {"zmax": z_q, "show_scale": True})], "fwd")
-    _row([(A, "A_Q", {"role": "trainable"}), (B, "B_Q", {"role": "trainable"}),
-          (run.W, "W_Q", {"role": "frozen"})], "fwd_ab")
+    # opened on demand: closed, a step redraws two figures instead of four
+    with st.expander("What W_Q + s·A_Q·B_Q is made of: A_Q and B_Q (trained), W_Q (frozen)",
+                     key="forward_parts", on_change="rerun") as parts:
+        if parts.open:
+            _row([(A, "A_Q", {"role": "trainable"}), (B, "B_Q", {"role": "trainable"}),
+                  (run.W, "W_Q", {"role": "frozen"})], "fwd_ab")
     if latex.fits_equation(run.X, run.W, A, B):
         st.latex(latex.forward_equation(run.X, W_merged, q))
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import lora_app.compute.training as compute_training
-from helpers import all_figures, figures, heatmap_z, open_view
+from helpers import all_figures, figures, heatmap_z, open_expander, open_view
 from lora_core import make_target, seed_example
 from test_lora import Q_LORA
 
@@ -32,9 +32,12 @@ def test_opens_at_step_1_forward_with_the_seed_numbers(at):
     np.testing.assert_allclose(heatmap_z(figs["Q (3×3)"]), Q_LORA, atol=1e-12)
     X, W, _, _ = seed_example()
     np.testing.assert_allclose(heatmap_z(figs["target T (3×3)"]), make_target(X, W, 1, seed=0).T.numpy(), atol=1e-12)
-    assert "frozen" in figs["W_Q (5×3)"]["layout"]["title"]["text"]
     assert stage_title(at) == "Step 1 of 300 · ① Forward pass"
     assert "Loss L before each update" in figs
+    assert "A_Q (5×2)" not in figures(at)  # A, B and W sit in an expander that runs only when opened
+    figs = figures(open_expander(at, "forward_parts"))
+    np.testing.assert_array_equal(heatmap_z(figs["A_Q (5×2)"]), seed_example()[2].numpy())
+    assert "frozen" in figs["W_Q (5×3)"]["layout"]["title"]["text"]
 
 
 def test_next_and_back_walk_the_five_stages_into_the_next_step(at):

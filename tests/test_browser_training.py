@@ -34,3 +34,23 @@ def test_right_arrow_advances_the_stage_and_its_heatmaps_appear(page, app_url):
     page.wait_for_selector("h3:has-text('Step 2 of 300 · ① Forward pass')", timeout=20_000)
     page.keyboard.press("ArrowLeft")
     page.wait_for_selector("h3:has-text('Step 1 of 300 · ⑤')", timeout=20_000)
+
+
+def test_the_adapter_of_the_shown_step_downloads_and_loads(page, app_url, tmp_path):
+    """The zip is made on the click (nothing is sent while scrubbing), and it holds that step's A and B."""
+    import torch
+
+    from lora_core import adamw_trace, load_peft_adapter_zip, make_target, seed_example
+    page.goto(f"{app_url}/training?step=7")
+    wait_idle(page)
+    page.wait_for_selector("h3:has-text('Step 7 of 300')")
+    with page.expect_download() as info:
+        page.get_by_role("button", name=re.compile("after step 7 as a PEFT adapter")).click()
+    path = tmp_path / "adapter.zip"
+    info.value.save_as(path)
+    loaded = load_peft_adapter_zip(path.read_bytes(), d=5, k=3)
+    A, B = loaded.A, loaded.B
+    X, W, A0, B0 = seed_example()
+    trace = adamw_trace(X, W, A0, B0, make_target(X, W, 1, seed=0), steps=7, lr=0.02, weight_decay=0.01)
+    torch.testing.assert_close(A.to(torch.float64), trace[6].A, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(B.to(torch.float64), trace[6].B, rtol=1e-6, atol=1e-7)
