@@ -157,12 +157,16 @@ def _lean(name: str) -> dict:
 
 
 def _outlines(rows, cols, cell, height: int, width: int) -> list[dict]:
-    style = dict(type="rect", line=dict(color=HIGHLIGHT, width=3), fillcolor="rgba(0,0,0,0)")
-    shapes = [dict(x0=0.5, x1=width + 0.5, y0=i + 0.5, y1=i + 1.5, **style) for i in rows]
-    shapes += [dict(x0=j + 0.5, x1=j + 1.5, y0=0.5, y1=height + 0.5, **style) for j in cols]
+    # a dark line on a white one: it shows on pale and dark cells, and on the dark theme's background
+    boxes = [(dict(x0=0.5, x1=width + 0.5, y0=i + 0.5, y1=i + 1.5), 3) for i in rows]
+    boxes += [(dict(x0=j + 0.5, x1=j + 1.5, y0=0.5, y1=height + 0.5), 3) for j in cols]
     if cell is not None:
         i, j = cell
-        shapes.append(dict(x0=j + 0.5, x1=j + 1.5, y0=i + 0.5, y1=i + 1.5, **{**style, "line": dict(color=HIGHLIGHT, width=5)}))
+        boxes.append((dict(x0=j + 0.5, x1=j + 1.5, y0=i + 0.5, y1=i + 1.5), 5))
+    shapes = []
+    for box, width_px in boxes:
+        for colour, extra in (("white", 4), (HIGHLIGHT, 0)):
+            shapes.append(dict(type="rect", fillcolor="rgba(0,0,0,0)", line=dict(color=colour, width=width_px + extra), **box))
     return shapes
 
 
