@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every benchmark, one after another (about 15 minutes on 2 cores): bash bench/run_all.sh
+# Every benchmark, one after another (about 20 minutes on 2 cores): bash bench/run_all.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for bench in bench_trace bench_pages bench_browser bench_load; do
