@@ -19,13 +19,13 @@ from .lora import (
 
 from .adapter import MAX_ADAPTER_BYTES, LoadedAdapter, adapter_zip_bytes, export_peft_adapter, load_peft_adapter_zip
 from .training import (
-    MAX_STEPS, STATE_FIELDS, AdamWStage, FullFinetuneTrace, Grads, StepRecord, Target, Trace, adamw_step, adamw_trace, replay_step,
+    MAX_STEPS, STATE_FIELDS, AdamWStage, FullFinetuneTrace, Grads, StepRecord, Target, Trace, adamw_step, adamw_trace, replay_step, state_before,
     check_hyperparams, full_finetune_trace, lora_grads, make_target, mse_loss, rank_r_floor,
 )
 
 __all__ = [
     "MAX_ADAPTER_BYTES", "LoadedAdapter", "adapter_zip_bytes", "export_peft_adapter", "load_peft_adapter_zip",
-    "MAX_STEPS", "STATE_FIELDS", "AdamWStage", "FullFinetuneTrace", "Grads", "StepRecord", "Target", "Trace", "adamw_step", "replay_step",
+    "MAX_STEPS", "STATE_FIELDS", "AdamWStage", "FullFinetuneTrace", "Grads", "StepRecord", "Target", "Trace", "adamw_step", "replay_step", "state_before",
     "adamw_trace", "check_hyperparams", "full_finetune_trace", "lora_grads", "make_target", "mse_loss",
     "rank_r_floor",
     "Example", "LoraForward", "ParamCounts", "MAX_DIM", "MAX_N", "PRESETS",

@@ -196,6 +196,21 @@ class StepRecord(NamedTuple):
 STATE_FIELDS = ("A", "B", "exp_avg_A", "exp_avg_sq_A", "exp_avg_B", "exp_avg_sq_B")
 
 
+def state_before(states, A0, B0, step: int) -> dict[str, torch.Tensor]:
+    """What goes into step ``step`` (1-based): the start, with m = v = 0, or what the step before left.
+
+    ``states`` maps :data:`STATE_FIELDS` to per-step stacks (tensors or arrays); the result is CPU tensors.
+    """
+    def copy(x) -> torch.Tensor:
+        return x.detach().clone() if torch.is_tensor(x) else torch.tensor(x)
+
+    if step == 1:
+        A, B = copy(A0), copy(B0)
+        return {"A": A, "B": B, "exp_avg_A": torch.zeros_like(A), "exp_avg_sq_A": torch.zeros_like(A),
+                "exp_avg_B": torch.zeros_like(B), "exp_avg_sq_B": torch.zeros_like(B)}
+    return {f: copy(states[f][step - 2]) for f in STATE_FIELDS}
+
+
 def replay_step(X: torch.Tensor, W: torch.Tensor, T: torch.Tensor, before: dict[str, torch.Tensor], step: int, *,
                 scaling: float, lr: float, betas: tuple[float, float], eps: float, weight_decay: float) -> StepRecord:
     """Step ``step`` (1-based) of a run in full, from the state going into it (A, B and their m, v).
@@ -244,23 +259,15 @@ class Trace(Sequence):
     def __len__(self) -> int:
         return len(self.step_losses)
 
-    def state_before(self, i: int) -> dict[str, torch.Tensor]:
-        """The state going into step i + 1 (0-based i), on the run's device."""
-        device = self.inputs["X"].device
-        if i == 0:
-            zeros = {f"exp_avg{s}_{p}": torch.zeros_like(P) for p, P in (("A", self.A0), ("B", self.B0))
-                     for s in ("", "_sq")}
-            return {k: v.to(device) for k, v in {"A": self.A0, "B": self.B0, **zeros}.items()}
-        return {f: self.states[f][i - 1].to(device) for f in STATE_FIELDS}
-
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         if not -len(self) <= i < len(self):
             raise IndexError(f"step index {i} out of range for a trace of {len(self)} steps")
         i %= len(self)
-        rec = replay_step(self.inputs["X"], self.inputs["W"], self.inputs["T"], self.state_before(i), i + 1,
-                          **self.hyper)
+        device = self.inputs["X"].device
+        before = {f: v.to(device) for f, v in state_before(self.states, self.A0, self.B0, i + 1).items()}
+        rec = replay_step(self.inputs["X"], self.inputs["W"], self.inputs["T"], before, i + 1, **self.hyper)
         cpu = rec._replace(**{f: getattr(rec, f).to("cpu") for f in StepRecord._fields[2:]})
         # the state it hands on is the loop's own (identical when replayed on the same device)
         return cpu._replace(loss=self.step_losses[i], **{f: self.states[f][i] for f in STATE_FIELDS})

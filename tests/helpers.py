@@ -81,6 +81,15 @@ def chart_texts(page, title_start: str) -> list[str]:
     return charts.first.locator("g.textpoint text, .heatmaplayer text").all_text_contents()
 
 
+def wait_chart_change(page, title_start: str, old: list[str], timeout=15_000) -> None:
+    """Wait until the chart whose title starts with ``title_start`` shows cell numbers other than ``old``."""
+    page.wait_for_function(
+        "([start, old]) => { const t = [...document.querySelectorAll('.gtitle')].find(e => e.textContent.startsWith(start));"
+        " const c = t && t.closest(\"[data-testid='stPlotlyChart']\");"
+        " return c && [...c.querySelectorAll('.heatmaplayer text')].map(e => e.textContent).join() !== old; }",
+        arg=[title_start, ",".join(old)], timeout=timeout)
+
+
 def keep_navigation_mode(monkeypatch=None) -> None:
     """Stop AppTest 1.67 from falling back to the old pages-directory mode on reruns.
 

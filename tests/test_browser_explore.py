@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from helpers import chart_texts, wait_idle
+from helpers import chart_texts, wait_chart_change, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -47,10 +47,7 @@ def test_seed_numbers_are_on_the_heatmaps_and_r_changes_q(page, app_url):
     page.keyboard.press("ArrowRight")
     page.wait_for_url(re.compile(r"[?&]r=3(&|$)"))
     wait_idle(page)
-    page.wait_for_function("old => { const t = [...document.querySelectorAll('.gtitle')].find(e => e.textContent"
-                           ".startsWith('Q = X·(W_Q + ΔW_Q)')); const c = t && t.closest(\"[data-testid='stPlotlyChart']\");"
-                           " return c && [...c.querySelectorAll('.heatmaplayer text')].map(e => e.textContent).join() !== old; }",
-                           arg=",".join(Q_LORA_TEXT), timeout=15_000)
+    wait_chart_change(page, "Q = X·(W_Q + ΔW_Q)", Q_LORA_TEXT)
     changed = chart_texts(page, "Q = X·(W_Q + ΔW_Q)")
     assert len(changed) == 9 and changed != Q_LORA_TEXT
     assert chart_texts(page, "Q = X·W_Q") == Q_BASE_TEXT  # the frozen path does not move

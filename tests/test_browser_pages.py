@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from helpers import chart_texts, wait_idle
+from helpers import chart_texts, wait_chart_change, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -39,11 +39,7 @@ def test_attention_renders_and_an_adapter_on_w_k_moves_the_weights(page, app_url
     page.get_by_text("W_K (key)").click()
     page.wait_for_url(re.compile(r"[?&]lora=q%2Ck%2Cv(&|$)|[?&]lora=q,k,v(&|$)"))
     wait_idle(page)
-    page.wait_for_function(
-        "(old) => { const t = [...document.querySelectorAll('.gtitle')].find(e => e.textContent.startsWith('weights with'));"
-        " const c = t && t.closest(\"[data-testid='stPlotlyChart']\");"
-        " return c && [...c.querySelectorAll('.heatmaplayer text')].map(e => e.textContent).join() !== old; }",
-        arg=",".join(before), timeout=15_000)
+    wait_chart_change(page, "weights with", before)
     after = chart_texts(page, "weights with LoRA")
     assert len(after) == 9 and after != before
     assert chart_texts(page, "weights without LoRA") == without  # the frozen model does not move
@@ -61,11 +57,7 @@ def test_rank_renders_and_the_decay_slider_changes_the_target(page, app_url):
     page.keyboard.press("ArrowRight")
     page.wait_for_url(re.compile(r"decay=1\.25"))
     wait_idle(page)
-    page.wait_for_function(
-        "(old) => { const t = [...document.querySelectorAll('.gtitle')].find(e => e.textContent.startsWith('ΔW* (the'));"
-        " const c = t && t.closest(\"[data-testid='stPlotlyChart']\");"
-        " return c && [...c.querySelectorAll('.heatmaplayer text')].map(e => e.textContent).join() !== old; }",
-        arg=",".join(before), timeout=15_000)
+    wait_chart_change(page, "ΔW* (the", before)
     after = chart_texts(page, "ΔW* (the update wanted)")
     assert len(after) == 15 and after != before
     no_exception(page)

@@ -14,7 +14,7 @@ import streamlit as st
 import torch
 
 from lora_core import (
-    STATE_FIELDS, adamw_trace, build_example, replay_step, default_dtype, full_finetune_trace, init_gaussian, init_peft_default,
+    STATE_FIELDS, adamw_trace, build_example, replay_step, state_before, default_dtype, full_finetune_trace, init_gaussian, init_peft_default,
     lora_forward, lora_scaling, make_target, rank_r_floor,
 )
 
@@ -61,14 +61,9 @@ class TrainingRun(NamedTuple):
 
     def step(self, t: int):
         """Step t (1-based) in full, a ``StepRecord`` of numpy arrays, replayed from the stored state."""
-        if t == 1:
-            zeros = {f"exp_avg{s}_{p}": np.zeros_like(P) for p, P in (("A", self.A0), ("B", self.B0)) for s in ("", "_sq")}
-            state = {"A": self.A0, "B": self.B0, **zeros}
-        else:
-            state = {f: self.states[f][t - 2] for f in STATE_FIELDS}
-        tensor = lambda a: torch.tensor(a)  # noqa: E731  (a copy: the cached arrays stay read-only)
-        rec = replay_step(tensor(self.X), tensor(self.W), tensor(self.T), {f: tensor(v) for f, v in state.items()},
-                          t, **self.hyper)
+        # copies (torch.tensor): the cached arrays stay read-only
+        rec = replay_step(torch.tensor(self.X), torch.tensor(self.W), torch.tensor(self.T),
+                          state_before(self.states, self.A0, self.B0, t), t, **self.hyper)
         return rec._replace(**{f: getattr(rec, f).numpy() for f in rec._fields[2:]})
 
     def at(self, field: str, t: int) -> np.ndarray:
