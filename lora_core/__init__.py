@@ -18,9 +18,10 @@ from .lora import (
 )
 
 from .adapter import MAX_ADAPTER_BYTES, LoadedAdapter, adapter_zip_bytes, export_peft_adapter, load_peft_adapter_zip
+from .trace import STATE_FIELDS, StepRecord, Trace, adamw_trace, replay_step, state_before
 from .training import (
-    MAX_STEPS, STATE_FIELDS, AdamWStage, FullFinetuneTrace, Grads, StepRecord, Target, Trace, adamw_step, adamw_trace, replay_step, state_before,
-    check_hyperparams, full_finetune_trace, lora_grads, make_target, mse_loss, rank_r_floor,
+    MAX_STEPS, AdamWStage, FullFinetuneTrace, Grads, Target, adamw_step, check_hyperparams, full_finetune_trace,
+    lora_grads, make_target, mse_loss, rank_r_floor,
 )
 
 __all__ = [

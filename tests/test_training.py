@@ -1,4 +1,4 @@
-"""Oracle tests of lora_core.training against torch autograd, torch.optim.AdamW and PEFT."""
+"""Oracle tests of lora_core.training and lora_core.trace against torch autograd, torch.optim.AdamW and PEFT."""
 from __future__ import annotations
 
 import math
@@ -14,14 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lora_core.lora import init_peft_default, lora_forward, seed_example
+from lora_core.trace import StepRecord, Trace, adamw_trace
 from lora_core.training import (
     MAX_STEPS,
     AdamWStage,
-    StepRecord,
     Target,
-    Trace,
     adamw_step,
-    adamw_trace,
     check_hyperparams,
     full_finetune_trace,
     lora_grads,
