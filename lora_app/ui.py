@@ -11,7 +11,7 @@ from lora_core import PRESETS
 
 from .config import (
     ALPHA_MAX, ALPHA_MIN, ALPHA_STEP, DIM_CHOICES, MATRIX_LABELS, SEED_MAX, URL_KEYS, ExploreConfig,
-    parse_cell, sanitize,
+    parse_cell, quoted, sanitize,
 )
 
 PRESET_LABELS = {
@@ -129,7 +129,7 @@ def sections(page: str, labels: dict[str, str]):
     if not st.session_state.get(loaded):
         raw = st.query_params.get("view")
         if raw is not None and raw not in labels:
-            st.warning(f"`view={raw}` is not a part of this page (choose from {', '.join(slugs)}); "
+            st.warning(f"{quoted('view', raw)} is not a part of this page (choose from {', '.join(slugs)}); "
                        f"showing {slugs[0]}.", icon=":material/warning:")
         st.session_state[key] = labels.get(raw, labels[slugs[0]])
         st.session_state[loaded] = True

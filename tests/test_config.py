@@ -71,3 +71,14 @@ def test_parse_cell_accepts_numbers(raw, want):
 def test_parse_cell_refuses_with_words(raw, message):
     with pytest.raises(ValueError, match=message):
         parse_cell(raw)
+
+
+def test_notices_quote_url_values_safely():
+    """A tampered value cannot end the code span it is shown in, and a long one is cut."""
+    from lora_app.config import quoted
+    assert quoted("r", 999) == "`r=999`"
+    assert quoted("view", "a`**b**`") == "`view=a'**b**'`"
+    long = quoted("d", "x" * 5000)
+    assert len(long) == len("`d=`") + 40 and long.endswith("…`")
+    values, notices = sanitize({"preset": "`" + "y" * 100})
+    assert values["preset"] == "seed" and len(notices) == 1 and notices[0].count("`") == 2 and "…" in notices[0]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from lora_core.attention import PROJECTIONS
 from lora_core.scale import TARGETS
 
-from .explore import ExploreConfig, _as_int, _format
+from .explore import ExploreConfig, _as_int, _format, quoted
 
 HEAD_CHOICES = (1, 2, 3, 4)
 MAX_WIDTH = 1024  # heads·k: the widest projection the attention core builds
@@ -54,7 +54,7 @@ def sanitize_attention(raw: dict) -> tuple[dict, list[str]]:
         unknown = [t for t in names if t not in TARGETS]
         chosen = {t for t in names if t in TARGETS}
         if unknown:
-            notices.append(f"`lora={raw['lora']}`: {', '.join(unknown)} is not a matrix LoRA can adapt here "
+            notices.append(f"{quoted('lora', raw['lora'])}: {', '.join(unknown)} is not a matrix LoRA can adapt here "
                            f"(choose from {', '.join(TARGETS)}; embeddings stay frozen); using "
                            f"lora={lora_param(chosen)}.")
     out.update({LORA_KEYS[t]: t in chosen for t in TARGETS})
@@ -65,18 +65,18 @@ def sanitize_attention(raw: dict) -> tuple[dict, list[str]]:
             value = _as_int(raw[key])
             out[key] = min(max(value, 1), hi)
             if out[key] != value:
-                notices.append(f"`{key}={raw[key]}` is outside 1…{hi}; using {key}={out[key]}.")
+                notices.append(f"{quoted(key, raw[key])} is outside 1…{hi}; using {key}={out[key]}.")
         except (TypeError, ValueError):
-            notices.append(f"`{key}={raw[key]}` is not a whole number; using {key}=1.")
+            notices.append(f"{quoted(key, raw[key])} is not a whole number; using {key}=1.")
     if out["head"] > out["heads"]:
-        notices.append(f"`head={raw['head']}` is beyond the {out['heads']} head(s); showing head 1.")
+        notices.append(f"{quoted('head', raw['head'])} is beyond the {out['heads']} head(s); showing head 1.")
         out["head"] = 1
     if "causal" in raw:
         value = str(raw["causal"]).strip().lower()
         if value in ("1", "true", "yes", "on", "0", "false", "no", "off"):
             out["causal"] = value in ("1", "true", "yes", "on")
         else:
-            notices.append(f"`causal={raw['causal']}` is not 0 or 1; using causal=0.")
+            notices.append(f"{quoted('causal', raw['causal'])} is not 0 or 1; using causal=0.")
     return out, notices
 
 

@@ -41,6 +41,12 @@ class ExploreConfig:
         return {key: _format(getattr(self, key)) for key in URL_KEYS}
 
 
+def quoted(key: str, raw) -> str:
+    """A URL value as notices show it: in a code span, without backticks that could end it, at most 40 characters."""
+    value = str(raw).replace("`", "'")
+    return f"`{key}={value if len(value) <= 40 else value[:39] + '…'}`"
+
+
 def _format(v) -> str:
     if isinstance(v, bool):
         return "1" if v else "0"
@@ -83,7 +89,7 @@ def sanitize(raw: dict) -> tuple[dict, list[str]]:
     out, notices = dict(DEFAULTS), []
 
     def refuse(key, why):
-        notices.append(f"`{key}={raw[key]}` {why}; using {key}={_format(out[key])}.")
+        notices.append(f"{quoted(key, raw[key])} {why}; using {key}={_format(out[key])}.")
 
     if "preset" in raw:
         value = str(raw["preset"]).strip().lower()

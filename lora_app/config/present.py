@@ -1,7 +1,7 @@
 """The Present page's config: which slide, and how large the text is. URL: ``slide`` (1…10), ``font``."""
 from __future__ import annotations
 
-from .explore import _as_int
+from .explore import _as_int, quoted
 
 SLIDES = (
     ("what", "What LoRA does"),
@@ -27,12 +27,12 @@ def sanitize_present(raw: dict) -> tuple[dict, list[str]]:
             value = _as_int(raw["slide"])
             out["slide"] = min(max(value, 1), len(SLIDES))
             if out["slide"] != value:
-                notices.append(f"`slide={raw['slide']}` is outside 1…{len(SLIDES)}; showing slide {out['slide']}.")
+                notices.append(f"{quoted('slide', raw['slide'])} is outside 1…{len(SLIDES)}; showing slide {out['slide']}.")
         except (TypeError, ValueError):
-            notices.append(f"`slide={raw['slide']}` is not a slide number; showing slide 1.")
+            notices.append(f"{quoted('slide', raw['slide'])} is not a slide number; showing slide 1.")
     if "font" in raw:
         if str(raw["font"]).upper() in FONT_SIZES:
             out["font"] = str(raw["font"]).upper()
         else:
-            notices.append(f"`font={raw['font']}` is not a text size ({', '.join(FONT_SIZES)}); using L.")
+            notices.append(f"{quoted('font', raw['font'])} is not a text size ({', '.join(FONT_SIZES)}); using L.")
     return out, notices

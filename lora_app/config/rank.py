@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .explore import ExploreConfig, _as_float, _format, parse_cell, snap
+from .explore import ExploreConfig, _as_float, _format, parse_cell, quoted, snap
 
 DECAY_MIN, DECAY_MAX, DECAY_STEP = 0.0, 3.0, 0.25
 RANK_DEFAULTS = {"decay": 1.0}
@@ -37,10 +37,10 @@ def sanitize_rank(raw: dict) -> tuple[dict, list[str]]:
             snapped = snap(value, DECAY_MIN, DECAY_MAX, DECAY_STEP)
             out["decay"] = snapped
             if snapped != value:
-                notices.append(f"`decay={raw['decay']}` is not a multiple of {DECAY_STEP} in "
+                notices.append(f"{quoted('decay', raw['decay'])} is not a multiple of {DECAY_STEP} in "
                                f"{DECAY_MIN:g}…{DECAY_MAX:g}; using decay={snapped:g}.")
         except (TypeError, ValueError, OverflowError):
-            notices.append(f"`decay={raw['decay']}` is not a finite number; using decay={out['decay']:g}.")
+            notices.append(f"{quoted('decay', raw['decay'])} is not a finite number; using decay={out['decay']:g}.")
     return out, notices
 
 

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from lora_core.scale import MODELS, TARGETS
 
-from .explore import _as_int
+from .explore import _as_int, quoted
 
 R_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 SCALE_DEFAULTS = {"model": "gpt3-175b", "targets": ["q", "v"], "scale_r": 4}
@@ -89,7 +89,7 @@ def sanitize_scale(raw: dict) -> tuple[dict, list[str]]:
         if value in MODELS:
             out["model"] = value
         else:
-            notices.append(f"`model={raw['model']}` is not a model on this page (choose {', '.join(MODELS)}); "
+            notices.append(f"{quoted('model', raw['model'])} is not a model on this page (choose {', '.join(MODELS)}); "
                            f"using model={out['model']}.")
     if "targets" in raw:
         names = [t.strip().lower() for t in str(raw["targets"]).split(",") if t.strip()]
@@ -97,17 +97,17 @@ def sanitize_scale(raw: dict) -> tuple[dict, list[str]]:
         unknown = [t for t in names if t not in TARGETS]
         out["targets"] = list(_targets(names))
         if unknown:
-            notices.append(f"`targets={raw['targets']}`: {', '.join(unknown)} is not a target (choose from "
+            notices.append(f"{quoted('targets', raw['targets'])}: {', '.join(unknown)} is not a target (choose from "
                            f"{', '.join(TARGETS)}); using targets={','.join(out['targets']) or 'none'}.")
     if "scale_r" in raw:
         try:
             value = _as_int(raw["scale_r"])
             out["scale_r"] = min(R_CHOICES, key=lambda c: (abs(c - value), c))
             if out["scale_r"] != value:
-                notices.append(f"`scale_r={raw['scale_r']}` is not an offered rank ({', '.join(map(str, R_CHOICES))}); "
+                notices.append(f"{quoted('scale_r', raw['scale_r'])} is not an offered rank ({', '.join(map(str, R_CHOICES))}); "
                                f"using scale_r={out['scale_r']}.")
         except (TypeError, ValueError):
-            notices.append(f"`scale_r={raw['scale_r']}` is not a whole number; using scale_r={out['scale_r']}.")
+            notices.append(f"{quoted('scale_r', raw['scale_r'])} is not a whole number; using scale_r={out['scale_r']}.")
     return out, notices
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .explore import ExploreConfig, _as_float, _as_int, _format
+from .explore import ExploreConfig, _as_float, _as_int, _format, quoted
 
 
 INITS = ("seed", "peft", "gaussian")
@@ -36,7 +36,7 @@ def sanitize_training(raw: dict, r_max: int) -> tuple[dict, list[str]]:
     out, notices = dict(TRAINING_DEFAULTS), []
 
     def refuse(key, why):
-        notices.append(f"`{key}={raw[key]}` {why}; using {key}={_format(out[key])}.")
+        notices.append(f"{quoted(key, raw[key])} {why}; using {key}={_format(out[key])}.")
 
     def number(key, parse, ok, why):
         if key not in raw:
