@@ -1,11 +1,12 @@
 """Entry point: page config, navigation, the shared sidebar, and the URL written after each run."""
 import streamlit as st
 
-from lora_app import ui
+from lora_app import screen, style, ui
 from lora_app.compute import device_choice
 
 st.set_page_config(page_title="LoRA inside attention", page_icon="🧮", layout="wide")
 ui.load_url_state()
+style.apply()
 
 page = st.navigation(position="top", pages=[
     st.Page("pages/explore.py", title="Explore", url_path="home", icon=":material/grid_on:", default=True),
@@ -29,6 +30,7 @@ else:
         st.sidebar.warning(f"{device.problem}; using the CPU instead.")
 
 page.run()
+screen.report()
 ui.write_url(ui.current_config())
 if not presenting:
     ui.share_link()

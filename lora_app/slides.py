@@ -1,5 +1,14 @@
-"""The Present page's ten slides. Each one draws with the pages' own builders and cached core calls."""
+"""The Present page's ten slides. Each one draws with the pages' own builders and cached core calls.
+
+A slide is laid out for the screen it is shown on: :class:`SlideSpace` starts from the window's
+height, takes off what each text, control and equation needs, and gives the rest to the figures,
+whose cells then take the largest size that fits (``figures.row_layout``). A figure that would
+not fit is dropped, and the slide says where to find it.
+"""
 from __future__ import annotations
+
+import math
+import re
 
 import streamlit as st
 
@@ -11,65 +20,169 @@ from .compute.attention import attention_arrays, param_table
 from .compute.scale import scale_numbers
 from .config import ExploreConfig, TrainingConfig
 from .config.attention import AttentionConfig
+from .config.present import FONT_SIZES
 from .config.scale import ScaleConfig
+from .screen import PAD_REM, Screen
 from .text import present as text
 
-SLIDE_HEIGHT = 470  # px for a row of heatmaps: fills a 1080p projector under the title
-SLIDE_SCALE = 1.5   # fonts in the figures, for the back of the room
 MATTERS_MODEL, MATTERS_R = "llama-2-7b", 8
+LINE = 1.35        # line height of slide text, in em
+FOOTER_REM = 3.9   # the fixed bar with Previous, Next and the slide number
+MIN_CHART = 150    # px: a line chart smaller than this is dropped rather than squeezed
+ROW_CAPTION = "x" * 165  # as long as ui.matrix_row's caption on rounded or dropped numbers
+VISIBLE_CELL = 14  # px at scale 1: a smaller cell shows no colour worth reading
+NO_DELTA = ("ΔA_Q and ΔB_Q, the step itself, are left out on this screen: they are on the Training page, "
+            "AdamW stage (or choose a smaller text size).")
+NO_CURVE = "The loss curve of this run is on the Training page: this screen has no room for it under the matrices."
 
 
-def _heatmaps(items, key: str, height: int | None = SLIDE_HEIGHT, scale: float = SLIDE_SCALE,
-              equal: bool = False) -> None:
-    """A row of heatmaps, each column as wide as its matrix (within reason), so cells match in size."""
-    cols = st.columns(len(items) if equal else [min(max(M.shape[1], 2), 8) for M, _, _ in items])
-    for c, (col, (M, title, kw)) in enumerate(zip(cols, items)):
-        ui.chart(col, figures.matrix_heatmap(M, title, height=height, scale=scale, **kw), key=f"{key}_{c}")
+def sizes(scr: Screen, font: str) -> tuple[float, float]:
+    """(rem px, figure font scale) for this screen and text size.
+
+    A slide keeps its proportions from a 1024×768 projector to a 4K screen: text is sized from the
+    window (the height, or the width when the window is narrow), then by the text-size control.
+    """
+    unit = min(scr.vh / 1080, scr.vw / 1440)
+    rem = max(FONT_SIZES.get(font, FONT_SIZES["L"]) * unit, 11.0)
+    return rem, rem / 18
 
 
-def what(ex: ExploreConfig) -> None:
-    st.markdown(text.WHAT)
+class SlideSpace:
+    """What is left of the window as a slide is drawn, in px; every part takes its height from it."""
+
+    def __init__(self, scr: Screen, font: str, title: str):
+        self.rem, self.scale = sizes(scr, font)
+        self.width = scr.vw - 2 * PAD_REM * self.rem - 8
+        self.left = scr.vh - (1.6 + FOOTER_REM) * self.rem  # top padding, the footer, and a line of slack
+        self.left -= self._lines(title, 1.5 * self.rem * 0.56) * 1.5 * self.rem * 1.2 + 0.4 * self.rem
+        self.notes: list[str] = []
+
+    def _lines(self, words: str, em_px: float, indent: float = 0) -> int:
+        plain = re.sub(r"[*_`]", "", words)
+        return max(1, math.ceil(len(plain) * em_px * 1.08 / max(self.width - indent, 100)))
+
+    def caption_height(self, words: str) -> float:
+        return self._lines(words, 0.53 * 0.875 * self.rem) * 1.5 * 0.875 * self.rem
+
+    def take(self, px: float) -> None:
+        self.left -= px + self.rem  # every element is followed by the block's gap of 1rem
+
+    def markdown(self, md: str) -> None:
+        st.markdown(md)
+        self.take(self.text_height(md))
+
+    def text_height(self, md: str) -> float:
+        paras = [p.strip() for p in re.split(r"\n(?=- )|\n\s*\n", md.strip()) if p.strip()]
+        h = 0.0
+        for p in paras:
+            bullet = p.startswith("- ")
+            h += self._lines(p, 0.53 * self.rem, 1.6 * self.rem if bullet else 0) * LINE * self.rem + 0.3 * self.rem
+        return h
+
+    def controls(self, ex: ExploreConfig) -> None:
+        from lora_core import PRESETS
+        cols = st.columns([1, 2, 3])
+        cols[0].selectbox("Preset", PRESETS, key="preset", format_func=ui.PRESET_LABELS.get, persist_state="session")
+        cols[1].slider("r: LoRA rank", 1, max(min(ex.d, ex.k), 2), key="r", disabled=min(ex.d, ex.k) < 2,
+                       persist_state="session")
+        self.take(4.6 * self.rem)
+
+    def latex(self, tex: str, rows: int = 1, size: float = 1.2) -> None:
+        """An equation; ``rows`` is its tallest matrix (1 for a plain line). The app's script fits its width."""
+        st.latex(tex)
+        self.take((rows + 1.6) * 1.45 * size * 1.21 * self.rem)
+
+    def metrics(self, n_lines: int = 1) -> None:
+        self.take((5.4 + 1.3 * (n_lines - 1)) * self.rem)
+
+    def table(self, rows: int) -> None:
+        self.take((rows + 1) * 2.3 * self.rem)
+
+    def cell(self, items, share: float = 1.0) -> tuple[int, int]:
+        """(the cell px a row would get with ``share`` of the height left, the px at which its numbers print in full)."""
+        height = max((self.left - self.caption_height(ROW_CAPTION)) * share * 0.97, 40)
+        cap = round(110 * self.scale)
+        cell, _ = figures.row_layout(items, self.width, height, self.scale, gap=self.rem, cell_max=cap)
+        full = max(figures.natural_cell(M, kw.get("decimals"), kw.get("text_size"), self.scale) for M, _, kw in items)
+        return cell, full
+
+    def row(self, items, key: str, share: float = 1.0) -> None:
+        """Matrices side by side at one cell size, using ``share`` of the height still left.
+
+        A line is kept free under the row for the caption that says when numbers were rounded or dropped.
+        """
+        self.left -= self.caption_height(ROW_CAPTION)
+        height = max(self.left * share * 0.97, 40)
+        ui.matrix_row(items, key, width=self.width, height=height, scale=self.scale, rem=self.rem,
+                      cell_max=round(110 * self.scale))
+        self.left -= height + self.rem
+
+    def chart_height(self, wanted: float) -> int | None:
+        """The height a line or bar chart may take (all that is left, up to ``wanted``), or None if too little."""
+        h = min(self.left * 0.97 - self.rem, wanted * self.scale)
+        if h < MIN_CHART * max(self.scale, 1):
+            return None
+        self.left -= h + self.rem
+        return int(h)
+
+
+def what(ex: ExploreConfig, sp: SlideSpace) -> None:
+    sp.markdown(text.WHAT)
     res = explore_arrays(ex)
     z = figures.symmetric_range(res.A, res.B)
-    _heatmaps([(res.W, "W_Q", {"role": "frozen"}), (res.A, "A_Q", {"role": "trainable", "zmax": z}),
-               (res.B, "B_Q", {"role": "trainable", "zmax": z})], "what")
+    sp.row([(res.W, "W_Q", {"role": "frozen"}), (res.A, "A_Q", {"role": "trainable", "zmax": z}),
+            (res.B, "B_Q", {"role": "trainable", "zmax": z})], "what")
 
 
-def equation(ex: ExploreConfig) -> None:
+def equation(ex: ExploreConfig, sp: SlideSpace) -> None:
     res = explore_arrays(ex)
-    st.latex(r"\Large Q = X\,(W_Q + s\,A_Q B_Q)")
-    st.markdown(text.EQUATION)
+    sp.latex(r"\Large Q = X\,(W_Q + s\,A_Q B_Q)", size=1.44)
+    sp.markdown(text.EQUATION)
+    sp.controls(ex)
     if latex.fits_equation(res.X, res.W, res.A, res.B):
-        st.latex(r"\large " + latex.delta_equation(res.A, res.B, res.delta_W, res.scaling))
-        st.latex(r"\large " + latex.forward_equation(res.X, res.W_merged, res.q))
+        rows_delta, rows_fwd = res.W.shape[0], max(res.X.shape[0], res.W.shape[0])
+        # the largest LaTeX size at which both equations fit what is left
+        for size, cmd in ((1.2, r"\large "), (1.0, ""), (0.9, r"\small "), (0.8, r"\footnotesize "), (0.7, r"\scriptsize ")):
+            if (rows_delta + rows_fwd + 3.2) * 1.45 * size * 1.21 * sp.rem + 2 * sp.rem <= sp.left:
+                break
+        both = (rows_delta + rows_fwd + 3.2) * 1.45 * size * 1.21 * sp.rem + 2 * sp.rem <= sp.left
+        sp.latex(cmd + latex.delta_equation(res.A, res.B, res.delta_W, res.scaling), rows_delta, size)
+        if both:
+            sp.latex(cmd + latex.forward_equation(res.X, res.W_merged, res.q), rows_fwd, size)
+        else:
+            st.caption("Q = X·(W_Q + ΔW_Q) with these numbers is on slide 5, and on the Explore page: "
+                       "this screen has room for one equation.")
     else:
-        _heatmaps([(res.delta_W, "ΔW_Q = s·A_Q·B_Q", {}), (res.q, "Q", {})], "eq")
+        sp.row([(res.delta_W, "ΔW_Q = s·A_Q·B_Q", {}), (res.q, "Q", {})], "eq")
 
 
-def why(ex: ExploreConfig) -> None:
-    st.markdown(text.WHY)
+def why(ex: ExploreConfig, sp: SlideSpace) -> None:
+    sp.markdown(text.WHY)
     seed, cur, big = param_counts(5, 3, 2), param_counts(ex.d, ex.k, ex.r), param_counts(4096, 4096, 8)
     cols = st.columns(3)
     for col, label, c in ((cols[0], "the blog's 5×3, r = 2", seed), (cols[1], f"this {ex.d}×{ex.k}, r = {ex.r}", cur),
                           (cols[2], "a 4096×4096 projection, r = 8", big)):
         col.metric(label, f"{c.lora:,} trained", f"{c.lora - c.full:+,} vs {c.full:,} for full fine-tuning",
                    delta_color="inverse", border=True)
+    sp.metrics(2 if sp.width < 1100 else 1)
 
 
-def matrices(ex: ExploreConfig) -> None:
-    st.markdown(text.MATRICES)
+def matrices(ex: ExploreConfig, sp: SlideSpace) -> None:
+    sp.markdown(text.MATRICES)
+    sp.controls(ex)
     res = explore_arrays(ex)
     z = figures.symmetric_range(res.A, res.B)
-    _heatmaps([(res.X, "X", {}), (res.W, "W_Q", {"role": "frozen"}), (res.A, "A_Q", {"role": "trainable", "zmax": z}),
-               (res.B, "B_Q", {"role": "trainable", "zmax": z})], "mat")
+    sp.row([(res.X, "X", {}), (res.W, "W_Q", {"role": "frozen"}), (res.A, "A_Q", {"role": "trainable", "zmax": z}),
+            (res.B, "B_Q", {"role": "trainable", "zmax": z})], "mat")
 
 
-def compare(ex: ExploreConfig) -> None:
-    st.markdown(text.COMPARE)
+def compare(ex: ExploreConfig, sp: SlideSpace) -> None:
+    sp.markdown(text.COMPARE)
+    sp.controls(ex)
     res = explore_arrays(ex)
     z = figures.symmetric_range(res.base, res.q, res.delta_q)
-    _heatmaps([(res.base, "Q = X·W_Q", {"zmax": z}), (res.q, "Q = X·(W_Q + ΔW_Q)", {"zmax": z}),
-               (res.delta_q, "ΔQ = difference", {"zmax": z, "show_scale": True})], "cmp")
+    sp.row([(res.base, "Q = X·W_Q", {"zmax": z}), (res.q, "Q = X·(W_Q + ΔW_Q)", {"zmax": z}),
+            (res.delta_q, "ΔQ = difference", {"zmax": z, "show_scale": True})], "cmp")
 
 
 def _first_step(ex: ExploreConfig):
@@ -77,58 +190,92 @@ def _first_step(ex: ExploreConfig):
     return cfg, training_run(cfg)
 
 
-def forward(ex: ExploreConfig) -> None:
-    st.markdown(text.FORWARD)
+def forward(ex: ExploreConfig, sp: SlideSpace) -> None:
+    sp.markdown(text.FORWARD)
     cfg, run = _first_step(ex)
     A, B = run.before(1)
     q = run.at("q", 1)
     z = figures.symmetric_range(q, run.T)
-    _heatmaps([(run.X, "X", {}), (run.W + run.scaling * A @ B, "W_Q + s·A_Q·B_Q", {}),
-               (q, "Q", {"zmax": z}), (run.T, "target T", {"zmax": z})], "fwd")
+    sp.take(2.2 * 1.2 * 1.21 * sp.rem)  # the loss equation under the row
+    sp.row([(run.X, "X", {}), (run.W + run.scaling * A @ B, "W_Q + s·A_Q·B_Q", {}),
+            (q, "Q", {"zmax": z}), (run.T, "target T", {"zmax": z})], "fwd")
     st.latex(r"\large " + latex.loss_equation(q - run.T, float(run.losses[0])))
 
 
-def backward(ex: ExploreConfig) -> None:
-    st.markdown(text.BACKWARD)
+def backward(ex: ExploreConfig, sp: SlideSpace) -> None:
+    sp.markdown(text.BACKWARD)
     cfg, run = _first_step(ex)
     rec = run.step(1)
     gA, gB = rec.grad_A, rec.grad_B
     z = figures.symmetric_range(gA, gB)
-    _heatmaps([(rec.grad_q, "G = ∂L/∂Q", {}), (gB, "∂L/∂B_Q", {"zmax": z, "role": "trainable"}),
-               (gA, "∂L/∂A_Q", {"zmax": z, "role": "trainable"}), (run.W, "W_Q: no gradient", {"role": "frozen"})], "bwd")
+    sp.take(3.6 * 1.2 * 1.21 * sp.rem)  # the gradient equations under the row
+    sp.row([(rec.grad_q, "G = ∂L/∂Q", {}), (gB, "∂L/∂B_Q", {"zmax": z, "role": "trainable"}),
+            (gA, "∂L/∂A_Q", {"zmax": z, "role": "trainable"}), (run.W, "W_Q: no gradient", {"role": "frozen"})], "bwd")
     st.latex(r"\large \frac{\partial L}{\partial B_Q} = s\,(XA_Q)^\top G \qquad \frac{\partial L}{\partial A_Q} = "
              r"s\,X^\top G\,B_Q^\top \qquad \frac{\partial L}{\partial W_Q}\ \text{: none (frozen)}")
 
 
-def adamw(ex: ExploreConfig) -> None:
-    st.markdown(text.ADAMW)
+def adamw(ex: ExploreConfig, sp: SlideSpace) -> None:
+    sp.markdown(text.ADAMW)
     cfg, run = _first_step(ex)
     A0, B0 = run.before(1)
     rec = run.step(1)
-    _heatmaps([(A0, "A_Q before", {"role": "trainable"}), (rec.update_A, "ΔA_Q", {}),
-               (run.at("A", 1), "A_Q after", {"role": "trainable"}), (B0, "B_Q before", {"role": "trainable"}),
-               (rec.update_B, "ΔB_Q", {}), (run.at("B", 1), "B_Q after", {"role": "trainable"})],
-              "adam", height=None, scale=1.1, equal=True)
-    ui.chart(st, figures.loss_curve(run.losses, run.full_losses, 1, lora_count=run.lora_count,
-                                    full_count=run.full_count, floor=run.floor, height=290), key="slide_loss")
+    items = [(A0, "A_Q before", {"role": "trainable"}), (rec.update_A, "ΔA_Q", {}),
+             (run.at("A", 1), "A_Q after", {"role": "trainable"}), (B0, "B_Q before", {"role": "trainable"}),
+             (rec.update_B, "ΔB_Q", {}), (run.at("B", 1), "B_Q after", {"role": "trainable"})]
+    # the loss curve takes a third of the height only if the matrices keep their numbers in full without it
+    cell, full = sp.cell(items, 0.64)
+    curve = cell >= full and sp.left * 0.34 >= MIN_CHART * max(sp.scale, 1) + sp.rem
+    if not curve:
+        sp.take(sp.caption_height(NO_CURVE))
+        if sp.cell(items)[0] < VISIBLE_CELL * sp.scale:  # six matrices are too many here: before and after only
+            items = [items[0], items[2], items[3], items[5]]
+            sp.take(sp.caption_height(NO_DELTA))
+    sp.row(items, "adam", share=0.64 if curve else 1.0)
+    if len(items) == 4:
+        st.caption(NO_DELTA)
+    height = sp.chart_height(420) if curve else None
+    if not height:
+        st.caption(NO_CURVE)
+    else:
+        ui.chart(st, figures.loss_curve(run.losses, run.full_losses, 1, lora_count=run.lora_count,
+                                        full_count=run.full_count, floor=run.floor, height=height, scale=sp.scale,
+                                        width=sp.width),
+                 key="slide_loss")
 
 
-def where(ex: ExploreConfig) -> None:
-    st.markdown(text.WHERE)
+
+def where(ex: ExploreConfig, sp: SlideSpace) -> None:
+    sp.markdown(text.WHERE)
     res = attention_arrays(AttentionConfig(ex, lora=("q", "v")))
     plain, adapted = res.plain.weights[0], res.adapted.weights[0]
     change = adapted - plain
-    cols = st.columns(3)
-    for col, M, title, zmax in ((cols[0], plain, "attention without LoRA", 1.0),
-                                (cols[1], adapted, "with LoRA on W_Q, W_V", 1.0),
-                                (cols[2], change, "change", figures.symmetric_range(change))):
-        ui.chart(col, figures.attention.attention_map(M, title, zmax=zmax, decimals=None), key=f"where_{title}")
-    st.dataframe(param_table(res.rows), hide_index=True, width="stretch")
+    table = param_table(res.rows)
+    item = figures.attention.attention_item
+    items = [item(plain, "attention without LoRA", decimals=None), item(adapted, "with LoRA on W_Q, W_V", decimals=None),
+             item(change, "change", zmax=figures.symmetric_range(change), decimals=None)]
+    table_h = (len(table) + 1) * 2.3 * sp.rem + sp.rem
+    sp.left -= table_h
+    cell, full = sp.cell(items)
+    sp.left += table_h
+    with_table = cell >= full
+    layer = table.iloc[-1]
+    summary = (f"In this layer LoRA trains **{int(layer.iloc[-1]):,}** numbers (A and B on W_Q and W_V); "
+               f"**{int(layer.iloc[-2]):,}** stay frozen. The Attention page has the table, matrix by matrix.")
+    if with_table:
+        sp.table(len(table))
+    else:
+        sp.take(sp.text_height(summary))
+    sp.row(items, "where")
+    if with_table:
+        st.table(table, hide_index=True)
+    else:  # the table needs more room than this screen has: its totals in one sentence
+        st.markdown(summary)
 
 
-def matters(ex: ExploreConfig) -> None:
+def matters(ex: ExploreConfig, sp: SlideSpace) -> None:
     num = scale_numbers(ScaleConfig(MATTERS_MODEL, ("q", "v"), MATTERS_R))
-    st.markdown(text.MATTERS.format(model=num.spec.name, r=MATTERS_R))
+    sp.markdown(text.MATTERS.format(model=num.spec.name, r=MATTERS_R))
     human = figures.scale.human_bytes
     cols = st.columns(3)
     for col, label, value, versus in (
@@ -137,8 +284,15 @@ def matters(ex: ExploreConfig) -> None:
         (cols[2], "training memory", human(num.memory.lora.total), f"full fine-tuning: {human(num.memory.full.total)}"),
     ):
         col.metric(label, value, versus, delta_color="off", delta_arrow="off", border=True)
-    ui.chart(st, figures.scale.memory_bars(num.memory.full._asdict(), num.memory.lora._asdict(),
-                                           "Weights, gradients and AdamW states"), key="matters_mem")
+    sp.metrics(2 if sp.width < 1100 else 1)
+    height = sp.chart_height(400)
+    if height:
+        ui.chart(st, figures.scale.memory_bars(num.memory.full._asdict(), num.memory.lora._asdict(),
+                                               "Weights, gradients and AdamW states", height=height, scale=sp.scale,
+                                               width=sp.width),
+                 key="matters_mem")
+    else:
+        st.caption("The memory chart is on the Scale page: this screen has no room for it under the numbers.")
 
 
 DRAW = {"what": what, "equation": equation, "why": why, "matrices": matrices, "compare": compare,

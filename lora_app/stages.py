@@ -50,18 +50,20 @@ def before_widgets(n_steps: int) -> None:
 
 
 def stepper(n_steps: int) -> None:
-    cols = st.columns([1, 1, 1, 1, 1, 2.5])
-    cols[0].button("◀ Back", on_click=_move, args=(-1, n_steps), shortcut="Left", width="stretch",
-                   help="Previous stage")
-    cols[1].button("Next ▶", on_click=_move, args=(1, n_steps), shortcut="Right", width="stretch", type="primary",
-                   help="Next stage; after the last stage, the next step")
-    cols[2].button("Step", icon=":material/skip_next:", on_click=_next_step, args=(n_steps,), shortcut="N", width="stretch",
-                   help="Next optimisation step, same stage")
-    playing = st.session_state.get("playing", False)
-    cols[3].button("Pause" if playing else "Play", icon=":material/pause:" if playing else ":material/play_arrow:", on_click=_toggle_play,
-                   shortcut="P", width="stretch", help="Animate through the steps")
-    cols[4].button("Reset", icon=":material/restart_alt:", on_click=_reset, shortcut="Home", width="stretch", help="Back to step 1")
-    cols[5].caption("Keys: ← → stages · N next step · P play/pause · Home reset")
+    # buttons as wide as their labels, wrapping onto a second line on a narrow screen: never cut to "P…"
+    with st.container(horizontal=True, gap="small", vertical_alignment="center", key="stepper"):
+        st.button("◀ Back", on_click=_move, args=(-1, n_steps), shortcut="Left", help="Previous stage")
+        st.button("Next ▶", on_click=_move, args=(1, n_steps), shortcut="Right", type="primary",
+                  help="Next stage; after the last stage, the next step")
+        st.button("Step", icon=":material/skip_next:", on_click=_next_step, args=(n_steps,), shortcut="N",
+                  help="Next optimisation step, same stage")
+        playing = st.session_state.get("playing", False)
+        # one key whatever the label: a button that changed its label would be a new widget, and P would
+        # then press a button the server no longer knows (play could not be paused)
+        st.button("Pause" if playing else "Play", icon=":material/pause:" if playing else ":material/play_arrow:",
+                  on_click=_toggle_play, shortcut="P", key="play", help="Animate through the steps")
+        st.button("Reset", icon=":material/restart_alt:", on_click=_reset, shortcut="Home", help="Back to step 1")
+        st.caption("Keys: ← → stages · N next step · P play/pause · Home reset", width="content")
     if n_steps > 1:
         st.slider("Step t", 1, n_steps, key="step", persist_state="session",
                   help="Scrub through the run: every step is already computed, nothing is recomputed.")
@@ -85,10 +87,8 @@ def play_tick(n_steps: int) -> None:
 # --- the five stage views ------------------------------------------------------------------------
 
 def _row(items, key: str) -> None:
-    """Heatmaps side by side: (matrix, title, kwargs) each."""
-    cols = st.columns(len(items))
-    for c, (col, (M, title, kw)) in enumerate(zip(cols, items)):
-        ui.chart(col, figures.matrix_heatmap(M, title, **kw), key=f"{key}_{c}")
+    """Heatmaps side by side, one cell size: (matrix, title, kwargs) each."""
+    ui.matrix_row(items, key)
 
 
 def stage_view(run: TrainingRun, cfg: TrainingConfig, t: int, stage: str, heading: bool = True) -> None:
@@ -143,7 +143,7 @@ def _adamw(run, cfg, t):
         f = lambda name: getattr(rec, f"{name}_{p}")  # noqa: E731
         z_m = figures.symmetric_range(f("exp_avg"), f("m_hat"))
         z_v = figures.symmetric_range(f("exp_avg_sq"), f("v_hat"))
-        small = {"text_size": 12}  # six matrices to a row
+        small = {}
         _row([(f("decayed"), f"{p}_Q·(1 − lr·λ)", {"role": "trainable", **small}),
               (f("exp_avg"), f"m ({p})", {"zmax": z_m, **small}), (f("m_hat"), f"m̂ ({p})", {"zmax": z_m, **small}),
               (f("exp_avg_sq"), f"v ({p})", {"zmax": z_v, **small}), (f("v_hat"), f"v̂ ({p})", {"zmax": z_v, **small}),

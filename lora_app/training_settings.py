@@ -12,16 +12,18 @@ from .text import training as text
 
 def settings_row(ex: ExploreConfig) -> None:
     """AdamW's hyperparameters, the init and the target's rank. No widget limits: the server checks."""
-    cols = st.columns([2.2, 1, 1, 1, 1, 1, 1, 1])
-    cols[0].selectbox("Start from", INITS, key="init", format_func=text.INIT_LABELS.get, persist_state="session")
-    cols[1].number_input("r*", step=1, key="rstar", persist_state="session",
-                         help=f"Rank of the hidden update ΔW*, 1…min(d, k) = {min(ex.d, ex.k)}.")
-    cols[2].number_input("lr", key="lr", format="%g", step=0.005, persist_state="session")
-    cols[3].number_input("β1", key="beta1", format="%g", step=0.01, persist_state="session")
-    cols[4].number_input("β2", key="beta2", format="%g", step=0.001, persist_state="session")
-    cols[5].number_input("ε", key="eps", format="%g", persist_state="session")
-    cols[6].number_input("weight decay λ", key="wd", format="%g", step=0.01, persist_state="session")
-    cols[7].number_input("steps N", step=50, key="steps", persist_state="session")
+    # fixed widths in a row that wraps: on a narrow screen the fields move to a second line instead of
+    # shrinking until their numbers are cut
+    with st.container(horizontal=True, gap="small", key="training_settings"):
+        st.selectbox("Start from", INITS, key="init", format_func=text.INIT_LABELS.get, persist_state="session", width=230)
+        st.number_input("r*", step=1, key="rstar", persist_state="session", width=110,
+                        help=f"Rank of the hidden update ΔW*, 1…min(d, k) = {min(ex.d, ex.k)}.")
+        st.number_input("lr", key="lr", format="%g", step=0.005, persist_state="session", width=120)
+        st.number_input("β1", key="beta1", format="%g", step=0.01, persist_state="session", width=120)
+        st.number_input("β2", key="beta2", format="%g", step=0.001, persist_state="session", width=120)
+        st.number_input("ε", key="eps", format="%g", persist_state="session", width=120)
+        st.number_input("weight decay λ", key="wd", format="%g", step=0.01, persist_state="session", width=140)
+        st.number_input("steps N", step=50, key="steps", persist_state="session", width=120)
 
 
 def training_config(ex: ExploreConfig) -> tuple[TrainingConfig | None, str | None]:

@@ -9,6 +9,8 @@ import streamlit as st
 
 from lora_core import PRESETS
 
+from . import figures, screen
+
 from .config import (
     ALPHA_MAX, ALPHA_MIN, ALPHA_STEP, DIM_CHOICES, MATRIX_LABELS, SEED_MAX, URL_KEYS, ExploreConfig,
     parse_cell, quoted, sanitize,
@@ -176,6 +178,38 @@ def chart(where, fig, key: str, **kwargs):
                                  "width": EXPORT_WIDTH, "height": fig.layout.height or 500, "scale": EXPORT_SCALE},
     }
     return where.plotly_chart(fig, key=key, config=config, **kwargs)
+
+
+def matrix_row(items, keys, *, where=None, width: float | None = None, height: float | None = None,
+               scale: float = 1.0, rem: float = 16.0, cell_max: int | None = None, chart_kw=None) -> int:
+    """Matrices side by side, all at one cell size, wrapped onto lines when the screen is narrow.
+
+    ``items`` are (matrix, title, heatmap kwargs); ``keys`` a key per item, or a prefix.
+    The cell size comes from the screen the browser reported (``width`` and ``height``
+    override it, for slides); a thin d×r matrix is then drawn thin and a flat r×k one flat.
+    When the cells are too small for every decimal, a caption says what was rounded or dropped.
+    ``chart_kw(i)`` adds plotly_chart arguments for item i (a click handler). Returns the cell px.
+    """
+    where = where or st
+    keys = keys if isinstance(keys, (list, tuple)) else [f"{keys}_{i}" for i in range(len(items))]
+    width = width or screen.current().content_width(rem)
+    cell, lines = figures.row_layout(items, width, height, scale, gap=rem, cell_max=cell_max)
+    notes = set()
+    for line in lines:
+        box = where.container(horizontal=True, gap="small", key=f"row_{keys[line[0]]}")
+        for i in line:
+            M, title, kw = items[i]
+            fig = figures.matrix_heatmap(M, title, cell_px=cell, scale=scale, **kw)
+            chart(box, fig, key=keys[i], width="content", **(chart_kw(i) if chart_kw else {}))
+            if figures.numbers_note(fig):
+                notes.add(figures.numbers_note(fig))
+    if "dropped" in notes:
+        where.caption("Some cells are too small here for printed numbers: hover or tap a cell to read it. "
+                      "A wider window, or a smaller text size on Present, prints them.")
+    elif notes:
+        where.caption(f"Cells are too small here for every decimal: numbers are {sorted(notes)[0]}; "
+                      "hover or tap a cell for its exact value.")
+    return cell
 
 
 def share_link() -> None:

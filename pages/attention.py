@@ -26,10 +26,10 @@ st.subheader("Put an adapter on")
 example = ui.current_config()
 values, notes = fit_to_example({key: st.session_state[key] for key in WIDGET_KEYS}, example.k)
 st.session_state.update(values)  # before the widgets exist, so they show the clamped values
-cols = st.columns(5)
-for col, (target, label) in zip(cols, {"q": "W_Q (query)", "k": "W_K (key)", "v": "W_V (value)",
-                                       "o": "W_O (output)", "ffn": "FFN (both layers)"}.items()):
-    col.checkbox(label, key=LORA_KEYS[target], persist_state="session")
+with st.container(horizontal=True, gap="medium"):
+    for target, label in {"q": "W_Q (query)", "k": "W_K (key)", "v": "W_V (value)",
+                          "o": "W_O (output)", "ffn": "FFN (both layers)"}.items():
+        st.checkbox(label, key=LORA_KEYS[target], persist_state="session", width="content")
 cols = st.columns([2, 2, 3])
 cols[0].segmented_control("Heads", HEAD_CHOICES[:max_heads(example.k)], key="heads", required=True,
                           persist_state="session")
@@ -51,31 +51,30 @@ def qkv() -> None:
     st.caption(t.PROJECTIONS_NOTE)
     tr = res.adapted
     z = attention_ranges(cfg, res).qkv[h]  # the same for every r
-    cols = st.columns(3)
-    for col, M, name, p in zip(cols, (tr.q, tr.k, tr.v), "QKV", "qkv"):
+    items = []
+    for M, name, p in zip((tr.q, tr.k, tr.v), "QKV", "qkv"):
         how = f"X·(W_{name} + s·A_{name}·B_{name})" if p in cfg.projections else f"X·W_{name}"
-        ui.chart(col, figures.matrix_heatmap(head_columns(M, h, dk), f"{name}_{head} = {how}", zmax=z), key=f"fig_{name}")
+        items.append((head_columns(M, h, dk), f"{name}_{head} = {how}", {"zmax": z}))
+    ui.matrix_row(items, ["fig_Q", "fig_K", "fig_V"])
 
 
 def scores() -> None:
     st.caption(t.SCORES_NOTE + (" " + t.CAUSAL_NOTE if cfg.causal else ""))
     tr = res.adapted
     raw = np.where(np.isfinite(tr.scores[h]), tr.scores[h], np.nan)  # the causal mask's −∞ are drawn blank
-    cols = st.columns(2)
-    ui.chart(cols[0], figures.attention.attention_map(
-        raw, f"scores Q_{head}·K_{head}ᵀ/√{dk}", zmax=float(np.nanmax(np.abs(raw))) or 1.0), key="fig_scores")
-    ui.chart(cols[1], figures.attention.attention_map(tr.weights[h], "weights = softmax(scores)"), key="fig_weights")
+    ui.matrix_row([figures.attention.attention_item(raw, f"scores Q_{head}·K_{head}ᵀ/√{dk}",
+                                                    zmax=float(np.nanmax(np.abs(raw))) or 1.0),
+                   figures.attention.attention_item(tr.weights[h], "weights = softmax(scores)")],
+                  ["fig_scores", "fig_weights"])
 
 
 def output() -> None:
     st.caption(t.OUTPUT_NOTE)
     tr = res.adapted
-    cols = st.columns([1, 1, 1])
-    ui.chart(cols[0], figures.matrix_heatmap(head_columns(tr.context, h, dk), f"head {head} = weights·V_{head}"),
-             key="fig_context")
-    ui.chart(cols[1], figures.matrix_heatmap(res.W["o"], "W_O", role="frozen"), key="fig_WO")
     o_how = "(W_O + s·A_O·B_O)" if "o" in cfg.projections else "W_O"
-    ui.chart(cols[2], figures.matrix_heatmap(tr.out, f"out = [heads]·{o_how}"), key="fig_out")
+    ui.matrix_row([(head_columns(tr.context, h, dk), f"head {head} = weights·V_{head}", {}),
+                   (res.W["o"], "W_O", {"role": "frozen"}), (tr.out, f"out = [heads]·{o_how}", {})],
+                  ["fig_context", "fig_WO", "fig_out"])
 
 
 def weights_change() -> None:
@@ -85,13 +84,11 @@ def weights_change() -> None:
     pl, ad = res.plain, res.adapted
     of_head = f", head {head}" if cfg.heads > 1 else ""
     diff = ad.weights[h] - pl.weights[h]
-    cols = st.columns(3)
-    for col, M, title, zmax in zip(cols, (pl.weights[h], ad.weights[h], diff),
-                                   (f"weights without LoRA{of_head}", f"weights with LoRA{of_head}",
-                                    f"change in the weights{of_head}"),
-                                   (1.0, 1.0, figures.symmetric_range(diff) if np.any(diff) else 1.0)):
-        ui.chart(col, figures.attention.attention_map(M, title, zmax=zmax, show_scale=title.startswith("change"),
-                                                      decimals=3), key=f"fig_cmp_{title}")
+    titles = (f"weights without LoRA{of_head}", f"weights with LoRA{of_head}", f"change in the weights{of_head}")
+    ui.matrix_row([figures.attention.attention_item(M, title, zmax=zmax, show_scale=title.startswith("change"), decimals=3)
+                   for M, title, zmax in zip((pl.weights[h], ad.weights[h], diff), titles,
+                                             (1.0, 1.0, figures.symmetric_range(diff) if np.any(diff) else 1.0))],
+                  [f"fig_cmp_{title}" for title in titles])
 
 
 def output_change() -> None:
@@ -100,11 +97,9 @@ def output_change() -> None:
         st.caption(t.FFN_NOTE)
     pl, ad = res.plain, res.adapted
     z_out = attention_ranges(cfg, res).out  # the same for every r: the frozen model's output is not redrawn
-    cols = st.columns(3)
-    for col, M, title in zip(cols, (pl.out, ad.out, ad.out - pl.out),
-                             ("output without LoRA", "output with LoRA", "change in the output")):
-        ui.chart(col, figures.matrix_heatmap(M, title, zmax=z_out, show_scale=title.startswith("change")),
-                 key=f"fig_cmp_{title}")
+    titles = ("output without LoRA", "output with LoRA", "change in the output")
+    ui.matrix_row([(M, title, {"zmax": z_out, "show_scale": title.startswith("change")})
+                   for M, title in zip((pl.out, ad.out, ad.out - pl.out), titles)], [f"fig_cmp_{t}" for t in titles])
     st.caption(f"Checked on every run against `torch.nn.functional.scaled_dot_product_attention`: the largest "
                f"difference between the two is {res.sdpa_error:.1e}, rounding error of the arithmetic.")
 

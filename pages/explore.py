@@ -23,22 +23,16 @@ st.latex(text.EQUATION)
 def matrices() -> None:
     st.caption(text.MATRICES_NOTE)
     z_ab = figures.symmetric_range(res.A, res.B)
-    # widths that do not move with r, so moving r leaves X and W_Q undrawn
-    cols = st.columns([cfg.d, cfg.k, min(cfg.d, cfg.k), cfg.k] if max(cfg.d, cfg.k) <= 8 else [1, 1, 1, 1])
-    for col, M, title, role, zmax in zip(
-        cols, (res.X, res.W, res.A, res.B), ("X", "W_Q", "A_Q", "B_Q"),
-        (None, "frozen", "trainable", "trainable"), (None, None, z_ab, z_ab),
-    ):
-        ui.chart(col, figures.matrix_heatmap(M, title, role=role, zmax=zmax), key=f"fig_{title}")
+    ui.matrix_row([(res.X, "X", {}), (res.W, "W_Q", {"role": "frozen"}), (res.A, "A_Q", {"role": "trainable", "zmax": z_ab}),
+                   (res.B, "B_Q", {"role": "trainable", "zmax": z_ab})], ["fig_X", "fig_W_Q", "fig_A_Q", "fig_B_Q"])
 
 
 def update() -> None:
     st.caption(text.DELTA_NOTE)
     z_w = colour_ranges(cfg, res).w
-    cols = st.columns(3)
-    for col, M, title in zip(cols, (res.W, res.delta_W, res.W_merged), ("W_Q", "ΔW_Q = s·A_Q·B_Q", "W_Q + ΔW_Q")):
-        ui.chart(col, figures.matrix_heatmap(M, title, zmax=z_w, show_scale=title == "W_Q + ΔW_Q"),
-                 key=f"fig_w_{title}")
+    titles = ("W_Q", "ΔW_Q = s·A_Q·B_Q", "W_Q + ΔW_Q")
+    ui.matrix_row([(M, title, {"zmax": z_w, "show_scale": title == "W_Q + ΔW_Q"})
+                   for M, title in zip((res.W, res.delta_W, res.W_merged), titles)], [f"fig_w_{t}" for t in titles])
     if latex.fits_equation(res.X, res.W, res.A, res.B):
         st.latex(latex.delta_equation(res.A, res.B, res.delta_W, res.scaling))
     else:
@@ -49,12 +43,12 @@ def q_view() -> None:
     st.caption(text.Q_NOTE)
     i, j = ui.picked_cell(cfg)
     z_q = colour_ranges(cfg, res).q
-    cols = st.columns(3)
-    for col, M, title in zip(cols, (res.base, res.q, res.delta_q), ("Q = X·W_Q", "Q = X·(W_Q + ΔW_Q)", "ΔQ = difference")):
-        fig = figures.matrix_heatmap(M, title, zmax=z_q, cell=(i, j), clickable=True, show_scale=title.startswith("ΔQ"))
-        key = f"fig_q_{title}"
-        ui.chart(col, fig, key=key, selection_mode="points",
-                 on_select=ui.cell_click(key, then=lambda: ui.open_section("explore", text.EXPLORE_SECTIONS, "cell")))
+    titles = ("Q = X·W_Q", "Q = X·(W_Q + ΔW_Q)", "ΔQ = difference")
+    keys = [f"fig_q_{title}" for title in titles]
+    ui.matrix_row([(M, title, {"zmax": z_q, "cell": (i, j), "clickable": True, "show_scale": title.startswith("ΔQ")})
+                   for M, title in zip((res.base, res.q, res.delta_q), titles)], keys,
+                  chart_kw=lambda n: dict(selection_mode="points", on_select=ui.cell_click(
+                      keys[n], then=lambda: ui.open_section("explore", text.EXPLORE_SECTIONS, "cell"))))
     if latex.fits_equation(res.X, res.W, res.A, res.B):
         st.latex(latex.forward_equation(res.X, res.W_merged, res.q))
 
@@ -65,9 +59,8 @@ def one_cell() -> None:
     ui.cell_inputs(cfg)
     for line in latex.cell_breakdown(res.X, res.W, res.A, res.B, res.scaling, i, j):
         st.latex(line)
-    cols = st.columns(2)
-    ui.chart(cols[0], figures.matrix_heatmap(res.X, "X", rows=(i,)), key="fig_pick_X")
-    ui.chart(cols[1], figures.matrix_heatmap(res.W, "W_Q", role="frozen", cols=(j,)), key="fig_pick_W")
+    ui.matrix_row([(res.X, "X", {"rows": (i,)}), (res.W, "W_Q", {"role": "frozen", "cols": (j,)})],
+                  ["fig_pick_X", "fig_pick_W"])
 
 
 def count() -> None:

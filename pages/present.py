@@ -1,9 +1,12 @@
-"""Present: the seed's story as ten live slides, driven by a clicker (← → PageUp PageDown)."""
+"""Present: the seed's story as ten live slides, driven by a clicker (← → PageUp PageDown).
+
+Each slide is laid out for the window it is shown in (``slides.SlideSpace``): the text size
+follows the window and the text-size control, and rem units carry it to every widget.
+"""
 import streamlit as st
 
-from lora_app import slides, ui
-from lora_app.config.present import FONT_SIZES, SLIDES, WITH_CONTROLS, sanitize_present
-from lora_core import PRESETS
+from lora_app import screen, slides, ui
+from lora_app.config.present import FONT_SIZES, SLIDES, sanitize_present
 
 ui.entry_guard()
 ui.page_state("present", sanitize_present)
@@ -16,33 +19,36 @@ def go(delta: int) -> None:
 
 n = st.session_state["slide"] = min(max(int(st.session_state.get("slide", 1)), 1), len(SLIDES))
 key, title = SLIDES[n - 1]
-size = FONT_SIZES.get(st.session_state.get("font"), FONT_SIZES["L"])
+font = st.session_state.get("font") if st.session_state.get("font") in FONT_SIZES else "L"
+scr = screen.current()
+rem, _ = slides.sizes(scr, font)
+dark = getattr(st.context.theme, "type", None) == "dark"
 st.html(f"""<style>
-  [data-testid="stMainBlockContainer"] {{ padding-top: 4.2rem; max-width: 1880px; }}
-  [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li {{ font-size: {size}px; line-height: 1.35; }}
-  [data-testid="stMetricValue"] {{ font-size: {int(size * 1.5)}px; }}
+  html {{ font-size: {rem:.2f}px !important; }}
+  header[data-testid="stHeader"] {{ display: none; }}
+  [data-testid="stMainBlockContainer"] {{ padding-top: 0.8rem; padding-bottom: {slides.FOOTER_REM}rem; max-width: none; }}
+  [data-testid="stMain"] h1 {{ font-size: 1.5rem; line-height: 1.2; padding: 0 0 0.2rem; }}
+  [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li {{ font-size: 1rem; line-height: {slides.LINE}; margin-bottom: 0.3rem; }}
+  [data-testid="stMarkdownContainer"] ul {{ margin-bottom: 0; }}
+  [data-testid="stMetricValue"] {{ font-size: 1.6rem; }}
+  .st-key-slide_nav {{ position: fixed; left: 0; right: 0; bottom: 0; z-index: 99; padding: 0.45rem 1.5rem;
+                       background: {'#0e1117' if dark else '#ffffff'}; border-top: 1px solid rgba(128, 128, 128, 0.4); }}
   .st-key-present_pageup, .st-key-present_pagedown {{ display: none; }}
 </style>""")
 ui.show_notices()
-st.title(f"{n} · {title}")
+space = slides.SlideSpace(scr, font, f"{n} · {title}")
+st.title(f"{n} · {title}", anchor=False)
+slides.DRAW[key](ex, space)
 
-if key in WITH_CONTROLS:
-    cols = st.columns([1, 2, 3])
-    cols[0].selectbox("Preset", PRESETS, key="preset", format_func=ui.PRESET_LABELS.get,
-                     persist_state="session")
-    cols[1].slider("r: LoRA rank", 1, max(min(ex.d, ex.k), 2), key="r", disabled=min(ex.d, ex.k) < 2,
-                   persist_state="session")
-slides.DRAW[key](ex)
-
-st.divider()
-cols = st.columns([1.2, 1.2, 3, 2.5])
-cols[0].button("◀ Previous", on_click=go, args=(-1,), shortcut="Left", disabled=n == 1, width="stretch")
-cols[1].button("Next ▶", on_click=go, args=(1,), shortcut="Right", disabled=n == len(SLIDES), width="stretch",
-               type="primary")
+with st.container(key="slide_nav", horizontal=True, vertical_alignment="center", gap="small"):
+    st.button("◀ Previous", on_click=go, args=(-1,), shortcut="Left", disabled=n == 1, key="present_prev")
+    st.button("Next ▶", on_click=go, args=(1,), shortcut="Right", disabled=n == len(SLIDES), type="primary",
+              key="present_next")
+    st.markdown(f"**Slide {n} of {len(SLIDES)}**", width="content", help="← → PageUp PageDown, or a clicker")
+    st.segmented_control("Text size", list(FONT_SIZES), key="font", label_visibility="collapsed",
+                         persist_state="session")
+    st.page_link("pages/explore.py", label="Exit", icon=":material/close:", help="Leave the slides for the Explore page")
 # clickers send PageUp/PageDown: two more shortcuts, on buttons kept out of sight
 st.button("previous slide", on_click=go, args=(-1,), shortcut="PageUp", key="present_pageup")
 st.button("next slide", on_click=go, args=(1,), shortcut="PageDown", key="present_pagedown")
-cols[2].markdown(f"**Slide {n} of {len(SLIDES)}** · keys ← → or a clicker's PageUp/PageDown")
-cols[3].segmented_control("Text size", list(FONT_SIZES), key="font", label_visibility="collapsed",
-                          persist_state="session")
-ui.set_page_url({"slide": str(n), "font": st.session_state.get("font") or "L"})
+ui.set_page_url({"slide": str(n), "font": font})

@@ -47,7 +47,8 @@ ui.set_page_url(cfg.url_params())
 def spectrum() -> None:
     st.caption(t.SPECTRUM_NOTE)
     cols = st.columns([1, 2])
-    ui.chart(cols[0], figures.matrix_heatmap(res.delta_W, "ΔW = s·A·B"), key="fig_delta")
+    ui.matrix_row([(res.delta_W, "ΔW = s·A·B", {})], ["fig_delta"], where=cols[0],
+                  width=ui.screen.current().content_width() / 3 - 16)
     ui.chart(cols[1], figures.rank.singular_value_bars(res.delta_sigma, r, "Singular values of ΔW", tol=res.delta_tol,
                                                        kept=f"σ₁ … {t.sigma_name(r)}: within rank r",
                                                        dropped="beyond r: zero up to rounding"),
@@ -57,10 +58,10 @@ def spectrum() -> None:
 
 def best_copy() -> None:
     z = res.z_copy  # the same for every r: ΔW* is not redrawn when r moves
-    cols = st.columns(3)
-    for col, M, title in zip(cols, (res.target, res.approx, res.target - res.approx),
-                             ("ΔW* (the update wanted)", f"best rank-{r} approximation", "what rank r misses")):
-        ui.chart(col, figures.matrix_heatmap(M, title, zmax=z, show_scale=title.startswith("what")), key=f"fig_{title}")
+    titles = ("ΔW* (the update wanted)", f"best rank-{r} approximation", "what rank r misses")
+    ui.matrix_row([(M, title, {"zmax": z, "show_scale": title.startswith("what")})
+                   for M, title in zip((res.target, res.approx, res.target - res.approx), titles)],
+                  [f"fig_{title}" for title in titles])
     relative_error()
 
 

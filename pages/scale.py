@@ -51,7 +51,8 @@ if num.matrices:
         c: st.column_config.NumberColumn(c, format="localized") for c in table.columns[2:]})
 st.caption(t.MEMORY_NOTE)
 st.plotly_chart(figures.scale.memory_bars(num.memory.full._asdict(), num.memory.lora._asdict(),
-                                          f"Training memory of {spec.name}"), key="fig_memory")
+                                          f"Training memory of {spec.name}", width=ui.screen.current().content_width()),
+                key="fig_memory")
 
 st.subheader("The paper's figures, computed here")
 st.caption(t.PAPER_INTRO)
@@ -69,10 +70,10 @@ for col, key, label, choices in zip(cols, BENCH_DEFAULTS, ("d (rows of W)", "k (
                                     (BENCH_SIZES, BENCH_SIZES, BENCH_RANKS, BENCH_TOKENS, BENCH_REPEATS)):
     col.select_slider(label, choices, key=key, persist_state="session")
 bench = bench_config(st.session_state)
-cols = st.columns([1, 1, 4])
-pressed = cols[0].button("Measure", type="primary", icon=":material/timer:", key="bench_go")
-cols[1].button("Cancel", disabled=not pressed, key="bench_cancel")
-cols[2].caption(f"On **{device_choice().label}**. {t.BENCH_CANCEL}")
+with st.container(horizontal=True, gap="small", vertical_alignment="center"):
+    pressed = st.button("Measure", type="primary", icon=":material/timer:", key="bench_go")
+    st.button("Cancel", disabled=not pressed, key="bench_cancel")
+    st.caption(f"On **{device_choice().label}**. {t.BENCH_CANCEL}", width="stretch")
 if pressed:
     st.session_state["bench_running"] = True
     bar = st.progress(0.0, text="warming up")

@@ -36,16 +36,16 @@ def loss_view(run, cfg, ex) -> None:
                f"r < r*, so no rank-{ex.r} adapter can reach T: the loss cannot go below {run.floor:.3g}.")
     st.markdown(text.RANK_LESSON.format(rstar=cfg.rstar, r=ex.r, verdict=verdict))
     ui.chart(st, figures.loss_curve(run.losses, run.full_losses, t, lora_count=run.lora_count,
-                                    full_count=run.full_count, floor=run.floor), key="loss_curve")
+                                    full_count=run.full_count, floor=run.floor,
+                                    width=ui.screen.current().content_width()), key="loss_curve")
     if run.full_message:
         st.caption(f"Full fine-tuning: {run.full_message}")
 
 
 def task_view(run, cfg, ex) -> None:
     st.caption(text.TASK_NOTE.format(rstar=cfg.rstar))
-    cols = st.columns(2)
-    ui.chart(cols[0], figures.matrix_heatmap(run.delta_W_star, f"ΔW* (rank {cfg.rstar})"), key="dw_star")
-    ui.chart(cols[1], figures.matrix_heatmap(run.T, "target T = X·(W_Q + ΔW*)"), key="target")
+    ui.matrix_row([(run.delta_W_star, f"ΔW* (rank {cfg.rstar})", {}), (run.T, "target T = X·(W_Q + ΔW*)", {})],
+                  ["dw_star", "target"])
     st.caption("Edit T below to set any target you like; the floor line on the loss curve then shows what rank r can reach.")
     ui.matrix_editors({"T": run.T}, {"T": "T"})
 

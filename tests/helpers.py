@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import numpy as np
 
@@ -21,14 +22,29 @@ def decode(value):
     return np.asarray(value)
 
 
+def figure_name(spec: dict) -> str:
+    """A figure's title as "A_Q (5×2)", also when a narrow figure moved its shape down to the subtitle."""
+    title = spec["layout"]["title"]
+    name = title["text"].split("<br>")[0]
+    shape = re.match(r"\(\d+×\d+\)", (title.get("subtitle") or {}).get("text") or "")
+    return f"{name} {shape.group(0)}" if shape else name
+
+
 def figures(at) -> dict[str, dict]:
-    """AppTest's plotly charts as {title (first line): figure dict}, first occurrence kept."""
+    """AppTest's plotly charts as {title (first line, with its shape): figure dict}, first occurrence kept."""
     out = {}
     for chart in at.get("plotly_chart"):
         spec = json.loads(chart.proto.spec)
-        title = spec["layout"]["title"]["text"].split("<br>")[0]
-        out.setdefault(title, spec)
+        out.setdefault(figure_name(spec), spec)
     return out
+
+
+def cell_texts(spec: dict) -> list[str]:
+    """The numbers printed in a heatmap's cells (the scatter trace that carries them), row by row."""
+    for trace in spec["data"][1:]:
+        if "text" in trace.get("mode", ""):
+            return list(trace["text"])
+    return []
 
 
 def open_view(at, page: str, slug: str):

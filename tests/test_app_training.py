@@ -37,7 +37,7 @@ def test_opens_at_step_1_forward_with_the_seed_numbers(at):
     assert "A_Q (5×2)" not in figures(at)  # A, B and W sit in an expander that runs only when opened
     figs = figures(open_expander(at, "forward_parts"))
     np.testing.assert_array_equal(heatmap_z(figs["A_Q (5×2)"]), seed_example()[2].numpy())
-    assert "frozen" in figs["W_Q (5×3)"]["layout"]["title"]["text"]
+    assert "frozen" in figs["W_Q (5×3)"]["layout"]["title"]["subtitle"]["text"]
 
 
 def test_next_and_back_walk_the_five_stages_into_the_next_step(at):

@@ -17,8 +17,8 @@ def test_heatmap_carries_values_shape_and_a_zero_centred_scale():
     hm = fig.data[0]
     np.testing.assert_array_equal(hm.z, A)
     assert (hm.zmin, hm.zmid, hm.zmax) == (-0.3, 0, 0.3)
-    assert "A_Q (5×2)" in fig.layout.title.text and "trainable" in fig.layout.title.text
-    assert hm.texttemplate == "%{z:.1f}"
+    assert "A_Q (5×2)" in fig.layout.title.text and "trainable" in fig.layout.title.subtitle.text
+    assert list(fig.data[1].text) == [f"{v:.1f}" for v in A.ravel()]  # the seed's numbers, as printed
     assert list(hm.x) == [1, 2] and list(hm.y) == [1, 2, 3, 4, 5]
 
 
@@ -42,12 +42,13 @@ def test_decimals_show_the_seed_numbers_exactly():
 def test_large_matrices_drop_text_and_are_downsampled():
     M = np.random.default_rng(0).normal(size=(40, 20))
     fig = figures.matrix_heatmap(M, "M")
-    assert fig.data[0].texttemplate is None and "hover" in fig.layout.title.text
+    assert len(fig.data) == 1 and "hover" in fig.layout.title.subtitle.text
     big = np.arange(1024 * 300, dtype=float).reshape(1024, 300)
     fig = figures.matrix_heatmap(big, "W")
     z = np.asarray(fig.data[0].z)
     assert max(z.shape) <= figures.DISPLAY_MAX_SIDE
-    assert "means of 8×8 blocks" in fig.layout.title.text and "(1024×300)" in fig.layout.title.text
+    assert "means of 8×8 blocks" in fig.layout.title.subtitle.text
+    assert "(1024×300)" in fig.layout.title.text + fig.layout.title.subtitle.text
     assert z[0, 0] == pytest.approx(big[:8, :8].mean())
 
 
@@ -74,7 +75,7 @@ def test_equations_print_the_seed_matrices():
 
 @pytest.mark.parametrize("kwargs", [
     {}, {"role": "frozen"}, {"role": "trainable", "show_scale": True}, {"clickable": True, "cell": (1, 2)},
-    {"rows": (0,), "cols": (1,)}, {"decimals": 2, "text_size": 12, "height": 300},
+    {"rows": (0,), "cols": (1,)}, {"decimals": 2, "text_size": 12, "cell_px": 40}, {"axis_titles": ("key", "query"), "scale": 1.5},
 ])
 def test_every_heatmap_passes_plotly_validation(kwargs):
     """The builders skip validation for speed, so check here that plotly accepts every property."""
@@ -97,7 +98,7 @@ def test_loss_curve_marks_the_step_and_switches_to_log():
 
 def test_tiny_values_are_written_with_exponents():
     fig = figures.matrix_heatmap(np.array([[1e-6, 2.5e-7]]), "v")
-    assert fig.data[0].texttemplate == "%{z:.2~e}"
+    assert list(fig.data[1].text) == ["1e−6", "2.5e−7"]
 
 
 def test_figures_carry_a_lean_copy_of_the_apps_theme():

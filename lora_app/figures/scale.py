@@ -5,7 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .base import FONT, HIGHLIGHT, ROLE_COLOURS, lean_template
+from .base import FONT, HIGHLIGHT, ROLE_COLOURS, lean_template, legend_below
 
 LORA_COLOUR, FULL_COLOUR = ROLE_COLOURS["trainable"], "#1f77b4"
 # frozen weights grey, as everywhere in the app; what training adds in blues and oranges
@@ -24,15 +24,23 @@ def human_bytes(n: float) -> str:
     return f"{n:.0f} bytes"
 
 
-def _style(fig: go.Figure, title: str, height: int, *, bottom: int = 50, legend_y: float = -0.25) -> go.Figure:
-    fig.update_layout(template=lean_template(), title=dict(text=title, x=0.02, xanchor="left", font=dict(size=17)), font=FONT,
-                      height=height, margin=dict(l=150, r=40, t=64, b=bottom), plot_bgcolor="rgba(0,0,0,0)",
-                      paper_bgcolor="rgba(0,0,0,0)", legend=dict(orientation="h", y=legend_y, traceorder="normal"))
-    fig.update_xaxes(gridcolor="#e5e7eb", zeroline=False)
+def _style(fig: go.Figure, title: str, height: int, *, bottom: int = 50, legend_y: float = -0.25, scale: float = 1.0,
+           width: float | None = None) -> go.Figure:
+    size = round(FONT["size"] * scale)
+    legend = dict(orientation="h", y=legend_y, traceorder="normal")
+    if width is not None:  # a legend counted onto lines under the axis title, never over it
+        legend, bottom = legend_below([t.name or "" for t in fig.data if t.showlegend is not False], scale, width)
+        legend["traceorder"] = "normal"
+    fig.update_layout(template=lean_template(), title=dict(text=title, x=0.02, xanchor="left", font=dict(size=round(17 * scale))),
+                      font={**FONT, "size": size}, height=height,
+                      margin=dict(l=round(130 * scale), r=20, t=round(64 * scale), b=bottom), plot_bgcolor="rgba(0,0,0,0)",
+                      paper_bgcolor="rgba(0,0,0,0)", legend=legend)
+    fig.update_xaxes(gridcolor="#e5e7eb", zeroline=False, title_standoff=round(10 * scale), automargin=True)
     return fig
 
 
-def memory_bars(full: dict[str, int], lora: dict[str, int], title: str) -> go.Figure:
+def memory_bars(full: dict[str, int], lora: dict[str, int], title: str, *, height: int = 360, scale: float = 1.0,
+                width: float = 700) -> go.Figure:
     """Stacked bars of training memory in GB: what each part costs, full fine-tuning against LoRA."""
     rows = ["LoRA", "full fine-tuning"]
     fig = go.Figure()
@@ -44,10 +52,12 @@ def memory_bars(full: dict[str, int], lora: dict[str, int], title: str) -> go.Fi
     for row, parts in zip(rows, (lora, full)):
         total = sum(parts.values())
         fig.add_annotation(x=total / 1e9, y=row, text=f"<b>{human_bytes(total)}</b>", xanchor="left",
-                           showarrow=False, xshift=6, font=dict(size=16))
+                           showarrow=False, xshift=6, font=dict(size=round(16 * scale)))
     fig.update_layout(barmode="stack", xaxis_title="GB: weights + gradients + optimizer states (activations not counted)")
-    fig.update_xaxes(range=[0, 1.18 * max(sum(full.values()), sum(lora.values())) / 1e9])
-    return _style(fig, title, 360, bottom=110, legend_y=-0.45)
+    # room right of the longest bar for its total, at any width (on a phone too)
+    room = 1.18 if width >= 700 else 1.45
+    fig.update_xaxes(range=[0, room * max(sum(full.values()), sum(lora.values())) / 1e9])
+    return _style(fig, title, height, scale=scale, width=width)
 
 
 def benchmark_figure(full_ms: np.ndarray, lora_ms: np.ndarray, full_state: int, lora_state: int) -> go.Figure:

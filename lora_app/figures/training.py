@@ -4,13 +4,14 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .base import FONT, HIGHLIGHT, fast_figure
+from .base import FONT, HIGHLIGHT, fast_figure, legend_below
 
 LORA_COLOUR, FULL_COLOUR = "#e8590c", "#1f77b4"
 
 
 def loss_curve(lora_losses: np.ndarray, full_losses: np.ndarray | None, step: int, *,
-               lora_count: int, full_count: int, floor: float | None = None, height: int = 380) -> go.Figure:
+               lora_count: int, full_count: int, floor: float | None = None, height: int = 380, scale: float = 1.0,
+               width: float = 700) -> go.Figure:
     """Loss before each update, LoRA against full fine-tuning, with the current step marked.
 
     The y axis is logarithmic when the losses span more than two decades, so a fall to 1e-6 stays visible.
@@ -39,11 +40,17 @@ def loss_curve(lora_losses: np.ndarray, full_losses: np.ndarray | None, step: in
     positive = np.concatenate([lora_losses, np.asarray(full_losses) if full_losses is not None else []])
     positive = positive[np.isfinite(positive) & (positive > 0)]
     log = positive.size > 0 and positive.max() / positive.min() > 100
+    legend, bottom = legend_below([t["name"] for t in traces], scale, width)
+    size = round(FONT["size"] * scale)
+    for a in annotations:
+        a["font"]["size"] = size
     layout = dict(
-        title=dict(text="Loss L before each update", x=0.02, font=dict(size=17)), font=FONT, height=height,
-        margin=dict(l=60, r=20, t=60, b=50), xaxis=dict(title=dict(text="optimisation step")),
+        title=dict(text="Loss L before each update", x=0.02, font=dict(size=round(17 * scale))),
+        font={**FONT, "size": size}, height=height,
+        margin=dict(l=round(60 * scale), r=20, t=round(60 * scale), b=bottom),
+        xaxis=dict(title=dict(text="optimisation step")),
         yaxis=dict(title=dict(text="mean squared error"), type="log" if log else "linear", exponentformat="power"),
-        legend=dict(orientation="h", y=-0.25), shapes=shapes, annotations=annotations,
+        legend=legend, shapes=shapes, annotations=annotations,
         plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)",
     )
     return fast_figure(traces, layout)

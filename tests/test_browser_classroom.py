@@ -1,0 +1,227 @@
+"""A classroom's screens in Chromium: slides that fit, pages that narrow, keys that never stick, taps, contrast.
+
+Sizes are the projectors and screens a class has (1024×768 up to 3840×2160), a 390 px phone, a 768 px
+tablet and narrow laptops. The default run takes a representative set of slides and sizes; the whole
+matrix (every slide, every size, every text size) is marked ``matrix`` and run by CI after it.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from helpers import wait_idle
+from layout_checks import measure, problems
+
+pytestmark = pytest.mark.browser
+
+PROJECTORS = [(1024, 768), (1280, 720), (1280, 800), (1366, 768), (1920, 1080), (3840, 2160)]
+FONTS = ["S", "M", "L", "XL"]
+SLIDE_COUNT = 10
+
+
+@pytest.fixture(scope="module", autouse=True)
+def navigation_ready(browser, app_url):
+    page = browser.new_page()
+    page.goto(f"{app_url}/")
+    wait_idle(page)
+    page.close()
+
+
+def settle(page, timeout=30_000):
+    """Idle, and then idle again after the screen reporter's rerun and the equations' fitting."""
+    wait_idle(page, timeout)
+    page.wait_for_timeout(600)
+    wait_idle(page, timeout)
+    page.wait_for_timeout(150)
+
+
+def go_to_slide(page, n: int) -> None:
+    page.keyboard.press("PageDown")
+    page.wait_for_function("n => (document.querySelector('h1') || {}).innerText?.startsWith(n + ' ·')", arg=n,
+                           timeout=20_000)
+    settle(page)
+
+
+def check_every_slide(browser, app_url, width, height, font):
+    """Open slide 1 at this size and text size, step through all ten with a clicker's PageDown, measure each."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.goto(f"{app_url}/present?slide=1&font={font}")
+    settle(page)
+    found = {}
+    for n in range(1, SLIDE_COUNT + 1):
+        if n > 1:
+            go_to_slide(page, n)
+        wrong = problems(measure(page))
+        if wrong:
+            found[n] = wrong[:5]
+        assert page.locator("[data-testid='stException']").count() == 0
+    context.close()
+    assert not found, f"at {width}×{height}, text size {font}: {found}"
+
+
+@pytest.mark.parametrize("width, height, font", [(1024, 768, "L"), (1920, 1080, "XL"), (3840, 2160, "S"), (1366, 768, "M")])
+def test_every_slide_fits_a_representative_screen(browser, app_url, width, height, font):
+    check_every_slide(browser, app_url, width, height, font)
+
+
+@pytest.mark.matrix
+@pytest.mark.parametrize("font", FONTS)
+@pytest.mark.parametrize("width, height", PROJECTORS)
+def test_every_slide_fits_every_screen_at_every_text_size(browser, app_url, width, height, font):
+    check_every_slide(browser, app_url, width, height, font)
+
+
+def test_the_text_size_scales_the_figures_and_the_controls_too(browser, app_url):
+    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    page = context.new_page()
+    sizes = {}
+    for font in ("S", "XL"):
+        page.goto(f"{app_url}/present?slide=4&font={font}")
+        settle(page)
+        sizes[font] = page.evaluate("""() => ({
+          body: parseFloat(getComputedStyle(document.querySelector('[data-testid="stMarkdownContainer"] p')).fontSize),
+          cell: parseFloat(document.querySelector('.textpoint text').style.fontSize),
+          tick: parseFloat(document.querySelector('.ytick text').style.fontSize),
+          button: parseFloat(getComputedStyle(document.querySelector('.st-key-present_next button')).fontSize),
+          label: parseFloat(getComputedStyle(document.querySelector('[data-testid="stWidgetLabel"] p')).fontSize)})""")
+    context.close()
+    for part in ("body", "tick", "button", "label"):
+        assert sizes["XL"][part] > 1.5 * sizes["S"][part], (part, sizes)
+    assert sizes["XL"]["cell"] >= sizes["S"]["cell"]
+
+
+# --- pages from a phone to a narrow laptop --------------------------------------------------------
+
+NARROW = [(390, 844), (768, 1024), (1024, 768), (1100, 800)]
+PAGES = ["?view=matrices", "?view=update", "?view=q", "?view=cell", "training?view=step", "training?view=task",
+         "training?view=loss", "attention?view=qkv", "attention?view=scores", "attention?view=output",
+         "attention?view=change", "attention?view=out_change", "rank?view=spectrum", "rank?view=copy", "scale"]
+
+TRUNCATED = r"""() => [...document.querySelectorAll('button')].filter(b => b.offsetParent !== null).filter(b => {
+  const p = b.querySelector('p') || b; return p.scrollWidth > p.clientWidth + 1 || /…$|\.\.$/.test(p.textContent.trim()); })
+  .map(b => b.textContent.trim().slice(0, 30))"""
+
+
+@pytest.mark.parametrize("width, height", NARROW)
+def test_pages_narrow_without_overlapping_numbers_or_cut_labels(browser, app_url, width, height):
+    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=width < 800,
+                                  has_touch=width < 800)
+    page = context.new_page()
+    found = {}
+    for path in PAGES:
+        page.goto(f"{app_url}/{path}")
+        settle(page)
+        wrong = problems(measure(page), slide=False)
+        wrong += [f"button label cut: {label!r}" for label in page.evaluate(TRUNCATED)]
+        if wrong:
+            found[path] = wrong[:5]
+        assert page.locator("[data-testid='stException']").count() == 0
+    context.close()
+    assert not found, f"at {width}×{height}: {found}"
+
+
+# --- keys -------------------------------------------------------------------------------------------
+
+def test_p_plays_and_p_again_pauses(page, app_url):
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{app_url}/training?view=step")
+    settle(page)
+    page.locator("h1").click()
+    page.keyboard.press("p")
+    page.get_by_role("button", name=re.compile("Pause")).wait_for(timeout=15_000)
+    page.wait_for_function("() => /[?&]step=([3-9]|\\d\\d)/.test(location.search)", timeout=20_000)  # it plays
+    page.keyboard.press("p")
+    page.get_by_role("button", name=re.compile("Play")).wait_for(timeout=15_000)
+    settle(page)
+    paused_at = re.search(r"[?&]step=(\d+)", page.url).group(1)
+    page.wait_for_timeout(2000)  # more than three play intervals
+    assert re.search(r"[?&]step=(\d+)", page.url).group(1) == paused_at
+    assert page.get_by_role("button", name=re.compile("Play")).count() == 1
+
+
+def heading(page) -> str:
+    return page.locator("h1").first.inner_text()
+
+
+def wait_heading(page, start: str) -> None:
+    page.wait_for_function("t => (document.querySelector('h1') || {}).innerText?.startsWith(t)", arg=start, timeout=20_000)
+    settle(page)
+
+
+def test_a_clicker_moves_the_slide_after_the_r_slider_was_clicked(page, app_url):
+    page.set_viewport_size({"width": 1024, "height": 768})
+    page.goto(f"{app_url}/present?slide=4")
+    settle(page)
+    thumb = page.locator("[data-testid='stSlider'] [role='slider']").first
+    box = thumb.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # a click that leaves r where it was
+    settle(page)
+    r_before = thumb.get_attribute("aria-valuenow")
+    page.keyboard.press("PageDown")
+    wait_heading(page, "5 ·")
+    assert page.locator("[data-testid='stSlider'] [role='slider']").first.get_attribute("aria-valuenow") == r_before
+    # the same after a select: the preset is chosen with the mouse, then → moves the slide
+    page.locator("[data-testid='stSelectbox']").first.click()
+    page.get_by_role("option").first.click()
+    settle(page)
+    page.keyboard.press("ArrowRight")
+    wait_heading(page, "6 ·")
+    assert re.search(r"[?&]slide=6(&|$)", page.url)
+
+
+def test_escape_hands_the_keys_back_and_tab_focus_keeps_the_sliders_keys(page, app_url):
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{app_url}/present?slide=4")
+    settle(page)
+    thumb = page.locator("[data-testid='stSlider'] [role='slider']").first
+    thumb.focus()  # focus by keyboard (as Tab gives it): the slider keeps its arrows
+    page.keyboard.press("Tab")
+    page.keyboard.press("Shift+Tab")
+    start = int(thumb.get_attribute("aria-valuenow"))
+    page.keyboard.press("ArrowLeft" if start > 1 else "ArrowRight")
+    page.wait_for_function("v => document.querySelector(\"[data-testid='stSlider'] [role='slider']\").getAttribute('aria-valuenow') != v",
+                           arg=str(start), timeout=15_000)
+    settle(page)
+    assert heading(page).startswith("4 ·")
+    page.keyboard.press("Escape")
+    page.keyboard.press("ArrowRight")
+    wait_heading(page, "5 ·")
+
+
+def test_focus_is_visible_on_the_top_navigation_links(page, app_url):
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{app_url}/")
+    settle(page)
+    page.keyboard.press("Tab")
+    for _ in range(12):
+        if page.evaluate("() => document.activeElement?.dataset?.testid") == "stTopNavLink":
+            break
+        page.keyboard.press("Tab")
+    style = page.evaluate("""() => { const s = getComputedStyle(document.activeElement);
+      return {testid: document.activeElement.dataset.testid, style: s.outlineStyle, width: parseFloat(s.outlineWidth), colour: s.outlineColor}; }""")
+    assert style["testid"] == "stTopNavLink"
+    assert style["style"] == "solid" and style["width"] >= 2
+    rgb = [int(c) for c in re.findall(r"\d+", style["colour"])[:3]]
+    from lora_app.figures.base import contrast
+    assert contrast(rgb, (255, 255, 255)) >= 3  # against the page behind the ring
+
+
+# --- touch --------------------------------------------------------------------------------------------
+
+def test_a_tap_on_a_cell_of_q_opens_its_breakdown(browser, app_url):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    page.goto(f"{app_url}/?view=q")
+    settle(page)
+    chart = page.locator("[data-testid='stPlotlyChart']").filter(has=page.locator(".gtitle", has_text="Q = X·(W_Q + ΔW_Q)"))
+    cell = chart.locator(".textpoint text", has_text="0.449").first
+    cell.scroll_into_view_if_needed()
+    box = cell.bounding_box()
+    page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_url(re.compile(r"view=cell"), timeout=20_000)
+    settle(page)
+    assert page.get_by_label("row i of Q").input_value() == "2"
+    assert page.get_by_label("column j of Q").input_value() == "2"
+    context.close()
