@@ -31,6 +31,7 @@ export default function(component) {
       if (now.vw !== last.vw || now.vh !== last.vh || Math.abs(now.main - (last.main || 0)) > 2) {
         lora.last = now;
         lora.set('size', now);
+        document.documentElement.dataset.loraScreen = `${now.vw}x${now.vh}`;  // tests wait for it
       }
     }, 120);
   };

@@ -212,6 +212,19 @@ def matrix_row(items, keys, *, where=None, width: float | None = None, height: f
     return cell
 
 
+def metric_row(n: int, width: int = 250) -> list:
+    """``n`` places for metrics, side by side while they fit and wrapped onto lines when not (never squeezed)."""
+    row = st.container(horizontal=True, gap="medium")
+    return [row.container(width=width) for _ in range(n)]
+
+
+def column_width(share: float) -> float:
+    """The width of a column taking ``share`` of the main area; below 640 px Streamlit stacks columns."""
+    scr = screen.current()
+    width = scr.content_width()
+    return width if scr.vw < 640 else width * share - 16
+
+
 def share_link() -> None:
     """The current view as a link, with the code block's own copy button."""
     base = st.context.url or ""

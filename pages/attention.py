@@ -108,7 +108,7 @@ def trained() -> None:
     st.caption(t.TABLE_NOTE)
     table = param_table(res.rows)
     layer = table.iloc[-1]
-    m = st.columns(3)
+    m = ui.metric_row(3)
     m[0].metric("Trained by LoRA in this layer", f"{layer['trained by LoRA']:,}")
     m[1].metric("Trained by full fine-tuning in this layer", f"{layer['numbers in the matrix']:,}")
     m[2].metric("LoRA's share", f"{layer['trained by LoRA'] / layer['numbers in the matrix']:.2%}")

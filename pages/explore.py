@@ -66,7 +66,7 @@ def one_cell() -> None:
 def count() -> None:
     st.markdown(text.WHY_INTRO)
     c = res.counts
-    m = st.columns(4)
+    m = ui.metric_row(4)
     m[0].metric("Frozen in W_Q (d·k)", f"{c.full:,}")
     m[1].metric("Trained by LoRA, r·(d + k)", f"{c.lora:,}", f"{c.lora - c.full:+,} vs full fine-tuning",
                 delta_color="inverse")

@@ -48,7 +48,7 @@ def spectrum() -> None:
     st.caption(t.SPECTRUM_NOTE)
     cols = st.columns([1, 2])
     ui.matrix_row([(res.delta_W, "ΔW = s·A·B", {})], ["fig_delta"], where=cols[0],
-                  width=ui.screen.current().content_width() / 3 - 16)
+                  width=ui.column_width(1 / 3))
     ui.chart(cols[1], figures.rank.singular_value_bars(res.delta_sigma, r, "Singular values of ΔW", tol=res.delta_tol,
                                                        kept=f"σ₁ … {t.sigma_name(r)}: within rank r",
                                                        dropped="beyond r: zero up to rounding"),

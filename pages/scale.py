@@ -39,7 +39,7 @@ if spec.fused_qkv and {"q", "k", "v"} & set(cfg.targets):
     st.caption(t.FUSED_NOTE)
 if not cfg.targets:
     st.warning(t.NO_TARGETS, icon=":material/warning:")
-m = st.columns(4)
+m = ui.metric_row(4)
 m[0].metric("Trainable parameters", f"{num.trainable:,}", f"{num.share:.4%} of the model", delta_color="off", delta_arrow="off")
 m[1].metric("Adapter file, fp16", human(num.adapter_fp16), f"fp32: {human(num.adapter_fp32)}", delta_color="off", delta_arrow="off")
 m[2].metric("Whole model file, fp16", human(num.model_fp16), "what full fine-tuning saves per task", delta_color="off", delta_arrow="off")

@@ -26,10 +26,17 @@ JS = r"""
   const html = 'h1, [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li, ' +
                '[data-testid="stMetricValue"], [data-testid="stMetricLabel"], [data-testid="stMetricDelta"], ' +
                '[data-testid="stCaptionContainer"], button p, [data-testid="stWidgetLabel"] p, .katex-display > .katex, ' +
-               '[data-testid="stTable"] td, [data-testid="stTable"] th';
+               '[data-testid="stTable"] td, [data-testid="stTable"] th, [data-testid="stTopNavLink"] span, ' +
+               '[data-testid="stSliderThumbValue"], [data-testid="stSliderTickBarMin"], [data-testid="stSliderTickBarMax"]';
+  const visible = (el) => !el.checkVisibility || el.checkVisibility({opacityProperty: true, visibilityProperty: true});
   for (const el of document.querySelectorAll(html)) {
-    if (el.closest('[data-testid="stPlotlyChart"]')) continue;
-    const b = box(el); if (b.w > 0 && b.h > 0) items.push({el, b, what: el.textContent.slice(0, 40)});
+    if (el.closest('[data-testid="stPlotlyChart"]') || !visible(el)) continue;
+    // the text's own line boxes, not the element's (a label's box spans its column, its words do not)
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    for (const r of range.getClientRects()) {
+      if (r.width > 0.5 && r.height > 0.5) items.push({el, b: {x: r.left, y: r.top, w: r.width, h: r.height}, what: el.textContent.slice(0, 40)});
+    }
   }
   const charts = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')];
   for (const c of charts) {
@@ -54,13 +61,13 @@ JS = r"""
       }
     }
   }
-  // pairs of text boxes that intersect (more than 1 px each way), other than an element and its own parts
+  // pairs of text boxes that intersect (more than 2 px each way: line boxes include their leading), other than an element and its own parts
   for (let i = 0; i < items.length; i++) for (let j = i + 1; j < items.length; j++) {
     const a = items[i], b = items[j];
-    if (a.el.contains(b.el) || b.el.contains(a.el)) continue;
+    if (a.el === b.el || a.el.contains(b.el) || b.el.contains(a.el)) continue;
     const ix = Math.min(a.b.x + a.b.w, b.b.x + b.b.w) - Math.max(a.b.x, b.b.x);
     const iy = Math.min(a.b.y + a.b.h, b.b.y + b.b.h) - Math.max(a.b.y, b.b.y);
-    if (ix > 1 && iy > 1) out.overlaps.push([a.what, b.what]);
+    if (ix > 2 && iy > 2) out.overlaps.push([a.what, b.what]);
   }
   // figure rows: one cell size for every matrix in a row
   for (const row of document.querySelectorAll('[class*="st-key-row_"]')) {

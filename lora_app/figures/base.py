@@ -150,10 +150,11 @@ def matrix_heatmap(M: np.ndarray, title: str, *, zmax: float | None = None, role
                    subtitle=dict(text=sub or "", font=dict(size=round(0.75 * frame.title_font)))),
         font={**FONT, "size": frame.tick_font},
         width=width, height=height, autosize=False,
-        margin=dict(l=frame.left, r=width - frame.left - n_cols * px, t=frame.top, b=frame.bottom, pad=0),
+        # autoexpand off: the colour bar must not push the cells narrower than the row's other matrices
+        margin=dict(l=frame.left, r=width - frame.left - n_cols * px, t=frame.top, b=frame.bottom, pad=0, autoexpand=False),
         shapes=shapes,
-        xaxis=dict(side="bottom", range=[0.5, n_cols * b + 0.5], **axis, **_ticks(x)),
-        yaxis=dict(range=[n_rows * b + 0.5, 0.5], **axis, **_ticks(y)),
+        xaxis=dict(side="bottom", range=[0.5, n_cols * b + 0.5], **axis, **_ticks(x, px / b, text_width(str(int(x[-1])), tick_font) + 4)),
+        yaxis=dict(range=[n_rows * b + 0.5, 0.5], **axis, **_ticks(y, px / b, tick_font * 1.25)),
         plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)", dragmode=False,
         clickmode="event+select" if clickable else "event",
         meta={"numbers": note},
@@ -257,7 +258,7 @@ def heatmap_frame(M: np.ndarray, title: str, subtitle: str | None, show_scale: b
     left = int(text_width(str(last_row), tick) + 14 + (tick * 1.6 if axis_titles else 0))
     bottom = int(tick * 1.4 + 10 + (tick * 1.5 if axis_titles else 0))
     top = int(title_font * 1.3 + title_font * 0.75 * 1.35 + title_font * 0.75 + 16)
-    right = int(12 + 8 + text_width("−0.000", tick) + 18) if show_scale else 10
+    right = int(12 + 8 + text_width("−0.0000", tick) + 12) if show_scale else 10
     # narrowest the figure can be: the title alone on its line, the shape moved down to the subtitle's
     sub = " · ".join(part for part in (shape_label(np.asarray(M)), subtitle) if part)
     return Frame(left, right, top, bottom, max(_title_width(title, sub, title_font), MIN_FIGURE_PX), tick, title_font)
@@ -462,10 +463,13 @@ def _outlines(rows, cols, cell, height: int, width: int) -> list[dict]:
     return shapes
 
 
-def _ticks(positions: np.ndarray) -> dict:
-    # every index while they fit; plotly's own spacing beyond that
+def _ticks(positions: np.ndarray, cell_px: float = 50, need_px: float = 14) -> dict:
+    # every index while they fit; every second, third, ... when the cells are smaller than a label;
+    # plotly's own spacing beyond 16
     if len(positions) <= 16:
-        return dict(tickmode="array", tickvals=positions, ticktext=[str(p) for p in positions])
+        every = max(1, math.ceil(need_px / max(cell_px, 1)))
+        shown = positions[::every]
+        return dict(tickmode="array", tickvals=shown, ticktext=[str(p) for p in shown])
     return dict(tickmode="auto", nticks=12)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .base import FONT, HIGHLIGHT, ROLE_COLOURS, lean_template, legend_below
+from .base import FONT, HIGHLIGHT, ROLE_COLOURS, lean_template, legend_below, text_width
 
 LORA_COLOUR, FULL_COLOUR = ROLE_COLOURS["trainable"], "#1f77b4"
 # frozen weights grey, as everywhere in the app; what training adds in blues and oranges
@@ -53,7 +53,9 @@ def memory_bars(full: dict[str, int], lora: dict[str, int], title: str, *, heigh
         total = sum(parts.values())
         fig.add_annotation(x=total / 1e9, y=row, text=f"<b>{human_bytes(total)}</b>", xanchor="left",
                            showarrow=False, xshift=6, font=dict(size=round(16 * scale)))
-    fig.update_layout(barmode="stack", xaxis_title="GB: weights + gradients + optimizer states (activations not counted)")
+    long = "GB: weights + gradients + optimizer states (activations not counted)"
+    fig.update_layout(barmode="stack", xaxis_title=long if text_width(long, FONT["size"] * scale) < width - 150 * scale
+                      else "GB (activations not counted)")
     # room right of the longest bar for its total, at any width (on a phone too)
     room = 1.18 if width >= 700 else 1.45
     fig.update_xaxes(range=[0, room * max(sum(full.values()), sum(lora.values())) / 1e9])

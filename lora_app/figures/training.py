@@ -49,7 +49,9 @@ def loss_curve(lora_losses: np.ndarray, full_losses: np.ndarray | None, step: in
         font={**FONT, "size": size}, height=height,
         margin=dict(l=round(60 * scale), r=20, t=round(60 * scale), b=bottom),
         xaxis=dict(title=dict(text="optimisation step")),
-        yaxis=dict(title=dict(text="mean squared error"), type="log" if log else "linear", exponentformat="power"),
+        # as many labels as the height holds apart (a log axis of powers of ten otherwise stacks them)
+        yaxis=dict(title=dict(text="mean squared error"), type="log" if log else "linear", exponentformat="power",
+                   nticks=max(3, int((height - round(60 * scale) - bottom) / (size * 2.8)))),
         legend=legend, shapes=shapes, annotations=annotations,
         plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)",
     )
