@@ -22,11 +22,12 @@ CSS = f"""
   [data-testid="stCaptionContainer"] {{ opacity: 0.85; }}
   [data-testid="stWidgetLabel"] [data-testid="stMarkdownContainer"] p {{ color: inherit; }}
   /* pills and tabs that are selected: text in the text colour, the primary colour only as a frame or bar */
-  button[kind="pillsActive"], button[kind="segmented_controlActive"], button[kind="pillsActive"] p,
-  button[kind="segmented_controlActive"] p {{ color: inherit !important; }}
-  button[kind="pillsActive"], button[kind="segmented_controlActive"] {{ border-color: {FOCUS} !important; border-width: 2px; }}
+  button[data-selected="true"], button[data-selected="true"] p {{ color: inherit !important; }}
+  button[data-selected="true"] {{ border-color: {FOCUS} !important; box-shadow: inset 0 0 0 1px {FOCUS}; }}
+  /* a slider's value above its thumb: the primary orange is 3.1:1 on the dark theme's sidebar */
+  [data-testid="stSliderThumbValue"], [data-testid="stSliderThumbValue"] p {{ color: inherit !important; font-weight: 600; }}
   /* the shortcut hint on a button (3.9:1 in Streamlit's grey): the button's own text colour */
-  button kbd {{ color: inherit !important; }}
+  button kbd {{ color: inherit !important; opacity: 1 !important; }}
   /* equations are typeset to fit their width (screen.py), so their box never scrolls */
   .katex-display {{ overflow: visible !important; }}
   [data-baseweb="tab"][aria-selected="true"] p {{ color: inherit; }}
@@ -37,11 +38,13 @@ CSS = f"""
     outline: 3px solid {FOCUS} !important; outline-offset: 2px; box-shadow: 0 0 0 5px rgba(255, 255, 255, 0.9);
   }}
   /* plotly's axis, title, legend and colour-bar text in the theme's text colour (its default grey is 3.7:1) */
-  .stPlotlyChart .xtick text, .stPlotlyChart .ytick text, .stPlotlyChart .gtitle, .stPlotlyChart .g-xtitle text,
+  .stPlotlyChart .xtick text, .stPlotlyChart .ytick text, .stPlotlyChart .gtitle, .stPlotlyChart .gtitle-subtitle, .stPlotlyChart .g-xtitle text,
   .stPlotlyChart .g-ytitle text, .stPlotlyChart .cbaxis text, .stPlotlyChart .legendtext,
   .stPlotlyChart .annotation-text {{ fill: currentColor !important; }}
   /* a metric's comparison line wraps instead of ending in an ellipsis */
-  [data-testid="stMetricDelta"] div, [data-testid="stMetricLabel"] div {{ white-space: normal; overflow: visible; text-overflow: clip; }}
+  [data-testid="stMetricDelta"], [data-testid="stMetricDelta"] *, [data-testid="stMetricLabel"] * {{
+    white-space: normal !important; overflow: visible !important; text-overflow: clip !important; }}
+  [data-testid="stMetricDelta"], [data-testid="stMetricDelta"] > * {{ height: auto !important; max-width: 100% !important; min-width: 0 !important; }}
   /* style-only blocks take no room (each would otherwise add the block's 1rem gap) */
   [data-testid="stElementContainer"]:has(> [data-testid="stHtml"] > style:only-child) {{ display: none; }}
   /* the screen reporter draws nothing and takes no room */

@@ -94,7 +94,7 @@ def chart_texts(page, title_start: str) -> list[str]:
     """The numbers written in the cells of the first chart whose title starts with ``title_start``."""
     charts = page.locator("[data-testid='stPlotlyChart']").filter(
         has=page.locator(".gtitle", has_text=title_start))
-    return charts.first.locator("g.textpoint text, .heatmaplayer text").all_text_contents()
+    return charts.first.locator("g.textpoint text").all_text_contents()
 
 
 def wait_chart_change(page, title_start: str, old: list[str], timeout=15_000) -> None:
@@ -102,7 +102,7 @@ def wait_chart_change(page, title_start: str, old: list[str], timeout=15_000) ->
     page.wait_for_function(
         "([start, old]) => { const t = [...document.querySelectorAll('.gtitle')].find(e => e.textContent.startsWith(start));"
         " const c = t && t.closest(\"[data-testid='stPlotlyChart']\");"
-        " return c && [...c.querySelectorAll('.heatmaplayer text')].map(e => e.textContent).join() !== old; }",
+        " return c && [...c.querySelectorAll('.textpoint text')].map(e => e.textContent).join() !== old; }",
         arg=[title_start, ",".join(old)], timeout=timeout)
 
 

@@ -14,7 +14,7 @@ Q_BASE_TEXT = ["0.13", "0.14", "0.28", "0.17", "0.35", "0.32", "0.29", "0.22", "
 def open_app(page, url, query=""):
     page.goto(f"{url}/{query}")
     wait_idle(page)
-    page.wait_for_selector("[data-testid='stPlotlyChart'] .heatmaplayer text")
+    page.wait_for_selector("[data-testid='stPlotlyChart'] .textpoint text")
 
 
 def slider(page, label):
@@ -74,7 +74,7 @@ def test_clicking_a_cell_of_q_breaks_it_down(page, app_url):
     open_app(page, app_url, "?view=q")
     chart = page.locator("[data-testid='stPlotlyChart']").filter(
         has=page.locator(".gtitle", has_text="Q = X·(W_Q + ΔW_Q)")).first
-    cell = chart.locator(".heatmaplayer text", has_text="0.449")
+    cell = chart.locator(".textpoint text", has_text="0.449")
     cell.scroll_into_view_if_needed()
     box = cell.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)

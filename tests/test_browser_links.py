@@ -6,7 +6,7 @@ from helpers import wait_idle
 pytestmark = pytest.mark.browser
 
 FIGURE_TEXT = """() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")].map(c => {
-  const t = c.querySelector('.gtitle'); const cells = [...c.querySelectorAll('.heatmaplayer text')].map(e => e.textContent);
+  const t = c.querySelector('.gtitle'); const cells = [...c.querySelectorAll('.textpoint text')].map(e => e.textContent);
   return (t ? t.textContent : '') + '|' + cells.join(',');
 })"""
 

@@ -109,7 +109,7 @@ class Session:
 def numbers(page, title: str) -> np.ndarray:
     """The numbers written in the cells of the first heatmap whose title contains ``title``."""
     chart = page.locator("[data-testid='stPlotlyChart']").filter(has=page.locator(".gtitle", has_text=title)).first
-    texts = chart.locator(".heatmaplayer text").all_text_contents()
+    texts = chart.locator(".textpoint text").all_text_contents()
     return np.array([float(t.replace("\u2212", "-")) for t in texts])
 
 

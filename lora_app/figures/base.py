@@ -255,7 +255,7 @@ def heatmap_frame(M: np.ndarray, title: str, subtitle: str | None, show_scale: b
     tick, title_font = round(FONT["size"] * scale), round(17 * scale)
     shown, b = block_means(np.asarray(M))
     last_row = shown.shape[0] * b
-    left = int(text_width(str(last_row), tick) + 14 + (tick * 1.6 if axis_titles else 0))
+    left = int(text_width(str(last_row), tick) + 14 + 0.25 * tick + (tick * 1.6 if axis_titles else 0))
     bottom = int(tick * 1.4 + 10 + (tick * 1.5 if axis_titles else 0))
     top = int(title_font * 1.3 + title_font * 0.75 * 1.35 + title_font * 0.75 + 16)
     right = int(12 + 8 + text_width("−0.0000", tick) + 12) if show_scale else 10

@@ -28,12 +28,20 @@ def _style(fig: go.Figure, title: str, height: int, *, bottom: int = 50, legend_
            width: float | None = None) -> go.Figure:
     size = round(FONT["size"] * scale)
     legend = dict(orientation="h", y=legend_y, traceorder="normal")
+    right = 20
     if width is not None:  # a legend counted onto lines under the axis title, never over it
-        legend, bottom = legend_below([t.name or "" for t in fig.data if t.showlegend is not False], scale, width)
+        names = [t.name or "" for t in fig.data if t.showlegend is not False]
+        legend, bottom = legend_below(names, scale, width)
+        if height - bottom - 64 * scale < 110 * scale:  # no room left for the bars: the legend goes to the right
+            small = round(size * 0.8)
+            right = int(max(text_width(n, small) for n in names) + 50 * scale)
+            legend = dict(orientation="v", x=1, xanchor="left", xref="paper", y=0.5, yanchor="middle",
+                          font=dict(size=small), tracegroupgap=0, itemsizing="constant")
+            bottom = int(size * 3.6 + 10)
         legend["traceorder"] = "normal"
     fig.update_layout(template=lean_template(), title=dict(text=title, x=0.02, xanchor="left", font=dict(size=round(17 * scale))),
                       font={**FONT, "size": size}, height=height,
-                      margin=dict(l=round(130 * scale), r=20, t=round(64 * scale), b=bottom), plot_bgcolor="rgba(0,0,0,0)",
+                      margin=dict(l=round(130 * scale), r=right, t=round(64 * scale), b=bottom), plot_bgcolor="rgba(0,0,0,0)",
                       paper_bgcolor="rgba(0,0,0,0)", legend=legend)
     fig.update_xaxes(gridcolor="#e5e7eb", zeroline=False, title_standoff=round(10 * scale), automargin=True)
     return fig
@@ -54,12 +62,14 @@ def memory_bars(full: dict[str, int], lora: dict[str, int], title: str, *, heigh
         fig.add_annotation(x=total / 1e9, y=row, text=f"<b>{human_bytes(total)}</b>", xanchor="left",
                            showarrow=False, xshift=6, font=dict(size=round(16 * scale)))
     long = "GB: weights + gradients + optimizer states (activations not counted)"
-    fig.update_layout(barmode="stack", xaxis_title=long if text_width(long, FONT["size"] * scale) < width - 150 * scale
+    fig.update_layout(barmode="stack", xaxis_title=long if text_width(long, FONT["size"] * scale) < width - 400 * scale
                       else "GB (activations not counted)")
-    # room right of the longest bar for its total, at any width (on a phone too)
-    room = 1.18 if width >= 700 else 1.45
-    fig.update_xaxes(range=[0, room * max(sum(full.values()), sum(lora.values())) / 1e9])
-    return _style(fig, title, height, scale=scale, width=width)
+    fig = _style(fig, title, height, scale=scale, width=width)
+    # room right of the longest bar for its total, counted in px of the plot (on a phone too)
+    plot_w = max(width - fig.layout.margin.l - fig.layout.margin.r, 80)
+    label = max(text_width(human_bytes(sum(p.values())), 16 * scale) for p in (full, lora)) * 1.15 + 14 * scale
+    fig.update_xaxes(range=[0, max(sum(full.values()), sum(lora.values())) / 1e9 / max(1 - label / plot_w, 0.3)])
+    return fig
 
 
 def benchmark_figure(full_ms: np.ndarray, lora_ms: np.ndarray, full_state: int, lora_state: int) -> go.Figure:
