@@ -24,19 +24,17 @@ export default function(component) {
     const main = document.querySelector('[data-testid="stMain"]');
     return {vw: window.innerWidth, vh: window.innerHeight, main: main ? main.clientWidth : window.innerWidth};
   };
-  lora.report = () => {
-    clearTimeout(lora.timer);
-    lora.timer = setTimeout(() => {
-      const now = measure(), last = lora.last || {};
-      if (now.vw !== last.vw || now.vh !== last.vh || Math.abs(now.main - (last.main || 0)) > 2) {
-        lora.last = now;
-        lora.set('size', now);
-        document.documentElement.dataset.loraScreen = `${now.vw}x${now.vh}`;  // tests wait for it
-      }
-    }, 120);
+  const send = () => {
+    const now = measure(), last = lora.last || {};
+    if (now.vw !== last.vw || now.vh !== last.vh || Math.abs(now.main - (last.main || 0)) > 2) {
+      lora.last = now;
+      lora.set('size', now);
+      document.documentElement.dataset.loraScreen = `${now.vw}x${now.vh}`;  // tests wait for it
+    }
   };
-  lora.last = null;  // a fresh mount reports once, even if nothing changed
-  lora.report();
+  lora.report = () => { clearTimeout(lora.timer); lora.timer = setTimeout(send, 120); };  // a resize: once it settles
+  lora.last = null;  // a fresh mount reports at once (before a first click), even if nothing changed
+  send();
   if (lora.installed) return;
   lora.installed = true;
   window.addEventListener('resize', () => lora.report());
