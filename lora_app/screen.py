@@ -125,7 +125,17 @@ class Screen(NamedTuple):
 
 def report() -> None:
     """Mount the reporter (once per run, at the end of the page; it draws nothing)."""
-    _component(key="screen", on_size_change=lambda: None)
+    _component(key="screen", on_size_change=_mark_rerun)
+    st.session_state.pop("_screen_rerun", None)  # this run is over: the next one is the user's
+
+
+def _mark_rerun() -> None:
+    st.session_state["_screen_rerun"] = True
+
+
+def is_screen_rerun() -> bool:
+    """Whether this run was started by the browser reporting its size, not by the user."""
+    return bool(st.session_state.get("_screen_rerun"))
 
 
 def current() -> Screen:

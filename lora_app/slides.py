@@ -102,7 +102,7 @@ class SlideSpace:
         """(the cell px a row would get with ``share`` of the height left, the px at which its numbers print in full)."""
         height = max((self.left - self.caption_height(ROW_CAPTION)) * share * 0.97, 40)
         cap = round(110 * self.scale)
-        cell, _ = figures.row_layout(items, self.width, height, self.scale, gap=self.rem, cell_max=cap)
+        cell = figures.row_layout(items, self.width, height, self.scale, gap=self.rem, cell_max=cap).cell
         full = max(figures.natural_cell(M, kw.get("decimals"), kw.get("text_size"), self.scale) for M, _, kw in items)
         return cell, full
 

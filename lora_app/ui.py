@@ -128,13 +128,18 @@ def sections(page: str, labels: dict[str, str]):
     key, slugs = f"view_{page}", list(labels)
     names = {label: slug for slug, label in labels.items()}
     loaded = f"_url_loaded_view_{page}"
+    warning = f"_view_warning_{page}"
     if not st.session_state.get(loaded):
         raw = st.query_params.get("view")
+        st.session_state[warning] = None
         if raw is not None and raw not in labels:
-            st.warning(f"{quoted('view', raw)} is not a part of this page (choose from {', '.join(slugs)}); "
-                       f"showing {slugs[0]}.", icon=":material/warning:")
+            st.session_state[warning] = (f"{quoted('view', raw)} is not a part of this page (choose from "
+                                         f"{', '.join(slugs)}); showing {slugs[0]}.")
+            st.warning(st.session_state[warning], icon=":material/warning:")
         st.session_state[key] = labels.get(raw, labels[slugs[0]])
         st.session_state[loaded] = True
+    elif st.session_state.get(warning) and screen.is_screen_rerun():
+        st.warning(st.session_state[warning], icon=":material/warning:")  # still there after the size report
     elif st.session_state.get(key) not in names:
         st.session_state[key] = labels[slugs[0]]
     tabs = st.tabs(list(labels.values()), key=key, on_change="rerun")
@@ -155,8 +160,16 @@ def write_url(cfg: ExploreConfig) -> None:
 
 
 def show_notices() -> None:
-    """Say what was clamped or ignored, once, at the top of the page."""
-    for notice in st.session_state.pop("_notices", []):
+    """Say what was clamped or ignored, at the top of the page, until the user next acts.
+
+    The rerun that follows the browser's report of its size (screen.py) is not the user acting:
+    it shows the same notices again, or they would be gone a tenth of a second after the page opened.
+    """
+    notices = st.session_state.pop("_notices", [])
+    if screen.is_screen_rerun():
+        notices = st.session_state.get("_shown_notices", []) + notices
+    st.session_state["_shown_notices"] = notices
+    for notice in notices:
         st.warning(notice, icon=":material/warning:")
 
 
@@ -193,13 +206,13 @@ def matrix_row(items, keys, *, where=None, width: float | None = None, height: f
     where = where or st
     keys = keys if isinstance(keys, (list, tuple)) else [f"{keys}_{i}" for i in range(len(items))]
     width = width or screen.current().content_width(rem)
-    cell, lines = figures.row_layout(items, width, height, scale, gap=rem, cell_max=cell_max)
+    cell, lines, break_titles = figures.row_layout(items, width, height, scale, gap=rem, cell_max=cell_max)
     notes = set()
     for line in lines:
         box = where.container(horizontal=True, gap="small", key=f"row_{keys[line[0]]}")
         for i in line:
             M, title, kw = items[i]
-            fig = figures.matrix_heatmap(M, title, cell_px=cell, scale=scale, **kw)
+            fig = figures.matrix_heatmap(M, title, cell_px=cell, scale=scale, break_title=break_titles, **kw)
             chart(box, fig, key=keys[i], width="content", **(chart_kw(i) if chart_kw else {}))
             if figures.numbers_note(fig):
                 notes.add(figures.numbers_note(fig))

@@ -35,9 +35,9 @@ def plot_cell(fig) -> tuple[float, float]:
 @pytest.mark.parametrize("width, height", [(350, None), (700, None), (960, None), (960, 420), (1850, 700), (3700, 1500)])
 def test_a_row_has_one_cell_size_and_fits_its_width(width, height):
     items = seed_items()
-    cell, lines = row_layout(items, width, height, gap=16)
+    cell, lines, breaking = row_layout(items, width, height, gap=16)
     assert sorted(i for line in lines for i in line) == list(range(len(items)))
-    figs = [figures.matrix_heatmap(M, title, cell_px=cell, **kw) for M, title, kw in items]
+    figs = [figures.matrix_heatmap(M, title, cell_px=cell, break_title=breaking, **kw) for M, title, kw in items]
     for fig in figs:
         cw, ch = plot_cell(fig)
         assert cw == pytest.approx(cell) and ch == pytest.approx(cell)
@@ -50,7 +50,7 @@ def test_a_row_has_one_cell_size_and_fits_its_width(width, height):
 def test_thin_and_flat_matrices_are_drawn_thin_and_flat():
     """A_Q (5×2) is a tall thin block and B_Q (2×3) a flat one, because their cells have one size."""
     items = seed_items()
-    cell, _ = row_layout(items, 1850, 700, scale=1.5)
+    cell = row_layout(items, 1850, 700, scale=1.5).cell
     A = figures.matrix_heatmap(items[2][0], "A_Q", cell_px=cell, scale=1.5)
     B = figures.matrix_heatmap(items[3][0], "B_Q", cell_px=cell, scale=1.5)
     assert plot_cell(A) == pytest.approx(plot_cell(B))
@@ -59,7 +59,7 @@ def test_thin_and_flat_matrices_are_drawn_thin_and_flat():
 
 
 def test_a_phone_wraps_the_row_rather_than_printing_unreadable_numbers():
-    cell, lines = row_layout(seed_items(), 390 - 2 * 24 - 8, None)
+    cell, lines, _ = row_layout(seed_items(), 390 - 2 * 24 - 8, None)
     assert len(lines) > 1 and cell >= 0.7 * figures.natural_cell(seed_items()[0][0])
 
 
@@ -130,14 +130,19 @@ def test_a_narrow_matrix_keeps_a_figure_streamlit_will_not_widen():
 
 
 def test_a_long_title_moves_the_shape_down_instead_of_widening_the_matrix():
-    fig = figures.matrix_heatmap(np.ones((5, 2)), "A_Q before the step", cell_px=30, role="trainable")
+    fig = figures.matrix_heatmap(np.ones((5, 2)), "A_Q before the step", cell_px=30, role="trainable", break_title=True)
     assert fig.layout.title.text == "A_Q before the step" and "(5×2)" in fig.layout.title.subtitle.text
-    wide = figures.matrix_heatmap(np.ones((5, 2)), "A_Q", cell_px=80)
+    whole = figures.matrix_heatmap(np.ones((5, 2)), "A_Q before the step", cell_px=30, role="trainable")
+    assert whole.layout.title.text == "A_Q before the step (5×2)" and whole.layout.width > fig.layout.width
+    wide = figures.matrix_heatmap(np.ones((5, 2)), "A_Q", cell_px=80, break_title=True)
     assert wide.layout.title.text == "A_Q (5×2)"
 
 
-def test_legends_sit_below_the_axis_title_with_room_for_every_line():
-    from lora_app.figures.base import legend_below
-    _, one = legend_below(["a", "b"], width=1200)
-    _, three = legend_below(["full fine-tuning: 15 trained numbers", "LoRA: 16 trained numbers", "step 1"], width=360)
-    assert three > one
+def test_a_row_breaks_titles_only_when_that_buys_larger_cells():
+    X, W, A, B = [t.numpy() for t in seed_example()]
+    items = [(A, "A_Q before", {}), (A, "A_Q after", {}), (B, "B_Q before", {}), (B, "B_Q after", {})]
+    assert not row_layout(items, 3000).break_titles  # room for every title on one line: titles stay whole
+    tight = row_layout(items, 700, 300)               # a slide's row: one line fits only with the shapes moved down
+    assert tight.break_titles and len(tight.lines) == 1 and tight.cell >= 40
+    figs = [figures.matrix_heatmap(M, t, cell_px=tight.cell, break_title=True) for M, t, _ in items]
+    assert sum(f.layout.width for f in figs) + 16 * 3 <= 700

@@ -4,6 +4,6 @@
 a module named after the page, and everything is re-exported here so pages write ``figures.name``.
 """
 from .base import *  # noqa: F401,F403
-from .base import block_means, display_decimals, matrix_heatmap, shape_label, symmetric_range  # noqa: F401
+from .base import block_means, display_decimals, matrix_heatmap, row_layout, shape_label, symmetric_range  # noqa: F401
 from .training import LORA_COLOUR, FULL_COLOUR, loss_curve  # noqa: F401
 from . import attention, rank, scale  # noqa: F401,E402  (the Attention, Rank and Scale pages)

@@ -68,7 +68,7 @@ def matrix_heatmap(M: np.ndarray, title: str, *, zmax: float | None = None, role
                    decimals: int | None = None, show_scale: bool = False, text_size: int | None = None,
                    rows: tuple[int, ...] = (), cols: tuple[int, ...] = (), cell: tuple[int, int] | None = None,
                    clickable: bool = False, cell_px: int | None = None, scale: float = 1.0,
-                   axis_titles: tuple[str, str] | None = None) -> go.Figure:
+                   axis_titles: tuple[str, str] | None = None, break_title: bool = False) -> go.Figure:
     """A matrix as a heatmap with its numbers in the cells; rows and columns are numbered from 1.
 
     ``role`` frames it as frozen (grey, dashed) or trainable (orange); ``rows``, ``cols`` and
@@ -76,26 +76,29 @@ def matrix_heatmap(M: np.ndarray, title: str, *, zmax: float | None = None, role
     over the cells so a click selects one (plotly heatmaps themselves return no selection).
     ``cell_px`` is the side of one cell in pixels (a figure row passes one size to all its
     matrices, see :func:`row_layout`); the figure's width and height follow from it exactly.
-    ``scale`` enlarges every font, for slides read from the back of a room. A number that
+    ``scale`` enlarges every font, for slides read from the back of a room; ``break_title`` lets a
+    long title put the shape on its second line (``row_layout`` says when). A number that
     does not fit its cell is printed with fewer decimals, or not at all (hover still reads it).
     """
     M = np.asarray(M, dtype=float)
     shown, b = block_means(M)
     n_rows, n_cols = shown.shape
-    F = _finite(M)  # masked attention scores are NaN: drawn blank, left out of formats and ranges
-    zmax = symmetric_range(F) if zmax is None else zmax
-    base_fmt = value_format(F, decimals)
-    base_font = round((text_size or _text_size(M.shape)) * scale)
     can_print = b == 1 and max(M.shape) <= TEXT_MAX_SIDE
-    px = cell_px or natural_cell(M, decimals, text_size, scale)
+    # masked attention scores are NaN: drawn blank, left out of formats and ranges
+    F = _finite(M) if (can_print or zmax is None) else M
+    zmax = symmetric_range(F) if zmax is None else zmax
+    base_fmt = value_format(F, decimals) if can_print else ".3f"
+    base_font = round((text_size or _text_size(M.shape)) * scale)
+    px = cell_px or (natural_cell(M, decimals, text_size, scale) if can_print else roomy_cell(M.shape, text_size, scale))
     numbers = fit_numbers(F, base_fmt, px, base_font, scale) if can_print else None
     x = np.arange(n_cols) * b + 1
     y = np.arange(n_rows) * b + 1
     sub = _subtitle(role, b, can_print)
     frame = heatmap_frame(M, title, sub, show_scale, scale, axis_titles)
     plot_w = frame.left + n_cols * px + frame.right
-    # a title wider than its matrix puts the shape on the second line, so thin matrices stay thin
-    one_line = text_width(f"{title} {shape_label(M)}", frame.title_font) * 1.08 + 8 <= plot_w
+    # a title wider than its matrix may put the shape on the second line (when its row says so), so
+    # thin matrices stay thin in a crowded row
+    one_line = not break_title or text_width(f"{title} {shape_label(M)}", frame.title_font) * 1.08 + 8 <= plot_w
     full_title = f"{title} {shape_label(M)}" if one_line else title
     if not one_line:
         sub = " · ".join(part for part in (shape_label(M), sub) if part)
@@ -248,13 +251,19 @@ def roomy_cell(shape, text_size: int | None = None, scale: float = 1.0) -> int:
     return int(max(round(46 * scale), text_width("−0.000", font) + CELL_PAD + 6))
 
 
+def display_shape(shape, max_side: int = DISPLAY_MAX_SIDE) -> tuple[int, int, int]:
+    """(rows, columns, b) of what :func:`block_means` draws for a matrix of ``shape``, without computing it."""
+    b = max(1, math.ceil(max(shape) / max_side))
+    return math.ceil(shape[0] / b), math.ceil(shape[1] / b), b
+
+
 def heatmap_frame(M: np.ndarray, title: str, subtitle: str | None, show_scale: bool, scale: float = 1.0,
                   axis_titles: tuple[str, str] | None = None) -> Frame:
     """The margins around a heatmap's cells. The top always holds two lines: the title, and the
     subtitle (role, blocks, or the shape when the title had to break)."""
     tick, title_font = round(FONT["size"] * scale), round(17 * scale)
-    shown, b = block_means(np.asarray(M))
-    last_row = shown.shape[0] * b
+    rows, _, b = display_shape(np.shape(M))
+    last_row = rows * b
     left = int(text_width(str(last_row), tick) + 14 + 0.25 * tick + (tick * 1.6 if axis_titles else 0))
     bottom = int(tick * 1.4 + 10 + (tick * 1.5 if axis_titles else 0))
     top = int(title_font * 1.3 + title_font * 0.75 * 1.35 + title_font * 0.75 + 16)
@@ -268,33 +277,43 @@ def _title_width(title: str, subtitle: str | None, title_font: int) -> int:
     return int(max(text_width(title, title_font), text_width(subtitle or "", 0.75 * title_font)) * 1.08 + 10)
 
 
+class RowLayout(NamedTuple):
+    cell: int                 # px of every cell in the row
+    lines: list[list[int]]    # the items' indices, line by line
+    break_titles: bool        # whether a long title may move the shape to its second line
+
+
 def row_layout(items, width: float, height: float | None = None, scale: float = 1.0, gap: float = 16,
-               cell_max: int | None = None, cell_min: int = 2) -> tuple[int, list[list[int]]]:
+               cell_max: int | None = None, cell_min: int = 2) -> RowLayout:
     """One cell size for matrices shown side by side, and how they wrap onto lines.
 
     ``items`` are (matrix, title, heatmap kwargs). The cell is the largest (up to ``cell_max``,
-    by default :func:`roomy_cell`) for which every line fits
-    ``width`` and all lines together fit ``height`` (None: no limit). Lines are tried from one
-    up; without a height limit the fewest lines that reach ``cell_max`` win, with one the
-    largest cell (a page takes one line as soon as its cells reach 70% of the cap). Returns
-    (cell px, [[item index, ...] per line]).
+    by default :func:`roomy_cell`) for which every line fits ``width`` and all lines together fit
+    ``height`` (None: no limit). Lines are tried from one up; without a height limit the fewest
+    lines whose cells reach 70% of the cap win, with one the largest cell. Titles stay on one line
+    unless breaking the long ones (the shape moves under the title) gives larger cells.
     """
-    specs = []
+    specs = {False: [], True: []}
     for M, title, kw in items:
-        M = np.asarray(M, dtype=float)
-        shown, b = block_means(M)
-        can_print = b == 1 and max(M.shape) <= TEXT_MAX_SIDE
-        frame = heatmap_frame(M, title, _subtitle(kw.get("role"), b, can_print),
-                              kw.get("show_scale", False), scale, kw.get("axis_titles"))
-        specs.append((shown.shape[0], shown.shape[1], frame, roomy_cell(M.shape, kw.get("text_size"), scale)))
-    cap = cell_max or max(s[3] for s in specs)
+        rows, cols, b = display_shape(np.shape(M))
+        can_print = b == 1 and max(np.shape(M)) <= TEXT_MAX_SIDE
+        sub = _subtitle(kw.get("role"), b, can_print)
+        frame = heatmap_frame(M, title, sub, kw.get("show_scale", False), scale, kw.get("axis_titles"))
+        roomy = roomy_cell(np.shape(M), kw.get("text_size"), scale)
+        one_line = max(_title_width(f"{title} {shape_label(np.empty(np.shape(M)))}", sub, frame.title_font), MIN_FIGURE_PX)
+        specs[True].append((rows, cols, frame, roomy))
+        specs[False].append((rows, cols, frame._replace(min_width=one_line), roomy))
+    cap = cell_max or max(s[3] for s in specs[False])
     enough = cap if height is not None else int(0.7 * cap)  # a page would rather shrink cells a little than wrap
     best = None
-    for lines in _partitions(len(specs)):
-        c = _largest_cell(specs, lines, width, height, gap, cap, cell_min)
-        if best is None or c > best[0]:  # ties keep the fewer lines
-            best = (c, lines)
-        if c >= enough:
+    for breaking in (False, True):
+        for lines in _partitions(len(items)):
+            c = _largest_cell(specs[breaking], lines, width, height, gap, cap, cell_min)
+            if best is None or c > best.cell:  # ties keep the fewer lines, and titles whole
+                best = RowLayout(c, lines, breaking)
+            if c >= enough:
+                break
+        if best.cell >= enough:
             break
     return best
 
@@ -366,10 +385,15 @@ def numbers_note(fig: go.Figure) -> str | None:
 
 
 def cell_text_colours(values: np.ndarray, zmax: float) -> list[str]:
-    """Black or white for each cell's number, whichever contrasts more with that cell's colour."""
+    """Black or white for each cell's number, whichever contrasts more with that cell's colour (vectorised)."""
     t = np.clip((np.asarray(values, dtype=float) / (zmax or 1.0) + 1) / 2, 0, 1)
-    return ["#000000" if contrast(rgb, (0, 0, 0)) >= contrast(rgb, (255, 255, 255)) else "#ffffff"
-            for rgb in (scale_colour(v) for v in t)]
+    stops = np.array([p for p, _ in DIVERGING])
+    rgb = np.stack([np.interp(t, stops, [_hex(c)[i] for _, c in DIVERGING]) for i in range(3)], axis=-1) / 255
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    lum = linear @ np.array([0.2126, 0.7152, 0.0722])
+    # contrast with black (lum + 0.05) / 0.05 against with white 1.05 / (lum + 0.05)
+    black = (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05)
+    return np.where(black, "#000000", "#ffffff").tolist()
 
 
 def scale_colour(t: float) -> tuple[float, float, float]:
