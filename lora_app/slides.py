@@ -30,10 +30,18 @@ LINE = 1.35        # line height of slide text, in em
 FOOTER_REM = 3.9   # the fixed bar with Previous, Next and the slide number
 MIN_CHART = 150    # px: a line chart smaller than this is dropped rather than squeezed
 ROW_CAPTION = "x" * 165  # as long as ui.matrix_row's caption on rounded or dropped numbers
-VISIBLE_CELL = 14  # px at scale 1: a smaller cell shows no colour worth reading
 NO_DELTA = ("ΔA_Q and ΔB_Q, the step itself, are left out on this screen: they are on the Training page, "
             "AdamW stage (or choose a smaller text size).")
 NO_CURVE = "The loss curve of this run is on the Training page: this screen has no room for it under the matrices."
+
+
+def eq_height(rows: int, size: float, rem: float) -> float:
+    """px of a displayed equation whose tallest matrix has ``rows`` rows, at LaTeX size ``size`` (\\large = 1.2).
+
+    Measured in Chromium: KaTeX's em is 1.21 rem, a matrix row takes 1 em and the display 1.3 em
+    more (117 px for a 5-row matrix at \\footnotesize with 19.2 px rem); five per cent of slack.
+    """
+    return 1.05 * (rows + 1.3) * size * 1.21 * rem
 
 
 def sizes(scr: Screen, font: str) -> tuple[float, float]:
@@ -81,22 +89,24 @@ class SlideSpace:
 
     def controls(self, ex: ExploreConfig) -> None:
         from lora_core import PRESETS
-        cols = st.columns([1, 2, 3])
-        cols[0].selectbox("Preset", PRESETS, key="preset", format_func=ui.PRESET_LABELS.get, persist_state="session")
-        cols[1].slider("r: LoRA rank", 1, max(min(ex.d, ex.k), 2), key="r", disabled=min(ex.d, ex.k) < 2,
-                       persist_state="session")
+        # widths in rem, so the preset's name is never cut and both scale with the text
+        with st.container(horizontal=True, gap="large"):
+            st.selectbox("Preset", PRESETS, key="preset", format_func=ui.PRESET_LABELS.get, persist_state="session",
+                         width=round(13 * self.rem))
+            st.slider("r: LoRA rank", 1, max(min(ex.d, ex.k), 2), key="r", disabled=min(ex.d, ex.k) < 2,
+                      persist_state="session", width=round(min(18 * self.rem, self.width - 15 * self.rem)))
         self.take(4.6 * self.rem)
 
     def latex(self, tex: str, rows: int = 1, size: float = 1.2) -> None:
         """An equation; ``rows`` is its tallest matrix (1 for a plain line). The app's script fits its width."""
         st.latex(tex)
-        self.take((rows + 1.6) * 1.45 * size * 1.21 * self.rem)
+        self.take(eq_height(rows, size, self.rem))
 
     def metrics(self, n_lines: int = 1) -> None:
         self.take((5.4 + 1.3 * (n_lines - 1)) * self.rem)
 
     def table(self, rows: int) -> None:
-        self.take((rows + 1) * 2.3 * self.rem)
+        self.take((rows + 1) * 1.95 * self.rem)  # measured: 1.87 rem a row of st.table
 
     def cell(self, items, share: float = 1.0) -> tuple[int, int]:
         """(the cell px a row would get with ``share`` of the height left, the px at which its numbers print in full)."""
@@ -143,9 +153,9 @@ def equation(ex: ExploreConfig, sp: SlideSpace) -> None:
         rows_delta, rows_fwd = res.W.shape[0], max(res.X.shape[0], res.W.shape[0])
         # the largest LaTeX size at which both equations fit what is left
         for size, cmd in ((1.2, r"\large "), (1.0, ""), (0.9, r"\small "), (0.8, r"\footnotesize "), (0.7, r"\scriptsize ")):
-            if (rows_delta + rows_fwd + 3.2) * 1.45 * size * 1.21 * sp.rem + 2 * sp.rem <= sp.left:
+            if eq_height(rows_delta, size, sp.rem) + eq_height(rows_fwd, size, sp.rem) + 2 * sp.rem <= sp.left:
                 break
-        both = (rows_delta + rows_fwd + 3.2) * 1.45 * size * 1.21 * sp.rem + 2 * sp.rem <= sp.left
+        both = eq_height(rows_delta, size, sp.rem) + eq_height(rows_fwd, size, sp.rem) + 2 * sp.rem <= sp.left
         sp.latex(cmd + latex.delta_equation(res.A, res.B, res.delta_W, res.scaling), rows_delta, size)
         if both:
             sp.latex(cmd + latex.forward_equation(res.X, res.W_merged, res.q), rows_fwd, size)
@@ -228,8 +238,9 @@ def adamw(ex: ExploreConfig, sp: SlideSpace) -> None:
     curve = cell >= full and sp.left * 0.34 >= MIN_CHART * max(sp.scale, 1) + sp.rem
     if not curve:
         sp.take(sp.caption_height(NO_CURVE))
-        if sp.cell(items)[0] < VISIBLE_CELL * sp.scale:  # six matrices are too many here: before and after only
-            items = [items[0], items[2], items[3], items[5]]
+        six, fewer = sp.cell(items)[0], [items[0], items[2], items[3], items[5]]
+        if six < full and sp.cell(fewer)[0] > six:  # six are too many to read here: before and after only
+            items = fewer
             sp.take(sp.caption_height(NO_DELTA))
     sp.row(items, "adam", share=0.64 if curve else 1.0)
     if len(items) == 4:
@@ -254,7 +265,7 @@ def where(ex: ExploreConfig, sp: SlideSpace) -> None:
     item = figures.attention.attention_item
     items = [item(plain, "attention without LoRA", decimals=None), item(adapted, "with LoRA on W_Q, W_V", decimals=None),
              item(change, "change", zmax=figures.symmetric_range(change), decimals=None)]
-    table_h = (len(table) + 1) * 2.3 * sp.rem + sp.rem
+    table_h = (len(table) + 1) * 1.95 * sp.rem + sp.rem
     sp.left -= table_h
     cell, full = sp.cell(items)
     sp.left += table_h
