@@ -46,16 +46,21 @@ export default function(component) {
     document.querySelectorAll('[data-testid="stMain"] .katex-display').forEach((box) => {
       const k = box.querySelector(':scope > .katex');
       if (!k || !box.clientWidth) return;
-      if (k.dataset.loraFit !== String(box.clientWidth)) { k.style.fontSize = ''; }
+      k.style.fontSize = '';  // measured at its own size each time: fonts or numbers may have changed
       const need = k.scrollWidth, room = box.clientWidth;
       if (need > room) k.style.fontSize = (1.21 * 0.98 * room / need).toFixed(3) + 'em';
-      k.dataset.loraFit = String(box.clientWidth);
     });
   };
   let queued = false;
-  const queue = () => { if (!queued) { queued = true; requestAnimationFrame(() => { queued = false; fit(); }); } };
+  const queue = () => {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => { queued = false; fit(); });
+    setTimeout(fit, 400);  // and again once KaTeX's own fonts have had time to arrive and widen the line
+  };
   if (main) new MutationObserver(queue).observe(main, {childList: true, subtree: true, characterData: true});
   window.addEventListener('resize', queue);
+  if (document.fonts) { document.fonts.addEventListener('loadingdone', queue); document.fonts.ready.then(queue); }
 
   // a tap on a chart of clickable cells picks the cell under it, as a click does: plotly picks a
   // point only from the hover a mouse makes first, and a touch makes none. The tapped cell is found

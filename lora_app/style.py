@@ -47,6 +47,11 @@ CSS = f"""
   [data-testid="stMetricDelta"], [data-testid="stMetricDelta"] > * {{ height: auto !important; max-width: 100% !important; min-width: 0 !important; }}
   /* style-only blocks take no room (each would otherwise add the block's 1rem gap) */
   [data-testid="stElementContainer"]:has(> [data-testid="stHtml"] > style:only-child) {{ display: none; }}
+  /* a phone has no hover: a chart's toolbar would sit on its title for good (exports are for wider screens) */
+  @media (hover: none) and (max-width: 700px) {{
+    .stPlotlyChart .modebar-container, [data-testid="stElementToolbar"]:has(+ * .stPlotlyChart),
+    [data-testid="stElementContainer"]:has(.stPlotlyChart) [data-testid="stElementToolbar"] {{ display: none !important; }}
+  }}
   /* the screen reporter draws nothing and takes no room */
   .st-key-screen {{ display: none; }}
   /* button labels never cut: a narrow column lets them wrap instead */

@@ -69,6 +69,10 @@ JS = r"""
     const iy = Math.min(a.b.y + a.b.h, b.b.y + b.b.h) - Math.max(a.b.y, b.b.y);
     if (ix > 2 && iy > 2) out.overlaps.push([a.what, b.what]);
   }
+  // equations: never wider than their box (screen.py typesets a wide one smaller)
+  out.equations = [...document.querySelectorAll('[data-testid="stMain"] .katex-display')].filter(d => {
+    const k = d.querySelector(':scope > .katex'); return k && k.getBoundingClientRect().width > d.getBoundingClientRect().width + 1;
+  }).map(d => d.textContent.slice(0, 40));
   // figure rows: one cell size for every matrix in a row
   for (const row of document.querySelectorAll('[class*="st-key-row_"]')) {
     const sizes = [...row.querySelectorAll('[data-testid="stPlotlyChart"]')].map(c => c.dataset.cell && JSON.parse(c.dataset.cell)).filter(Boolean);
@@ -95,6 +99,7 @@ def problems(m: dict, slide: bool = True, tolerance: float = 2.0) -> list[str]:
     out += [f"text overlaps: {a!r} and {b!r}" for a, b in m["overlaps"]]
     out += [f"number {t!r} is {w} px wide in a {c} px cell" for t, w, c in m["wide"]]
     out += [f"text clipped by its chart: {t!r}" for t in m["clipped"]]
+    out += [f"equation wider than its box: {t!r}" for t in m.get("equations", [])]
     for sizes in m["rows"]:
         flat = [v for s in sizes for v in s]
         if max(flat) - min(flat) > tolerance:
