@@ -29,10 +29,9 @@ MATTERS_MODEL, MATTERS_R = "llama-2-7b", 8
 LINE = 1.35        # line height of slide text, in em
 FOOTER_REM = 3.9   # the fixed bar with Previous, Next and the slide number
 MIN_CHART = 150    # px: a line chart smaller than this is dropped rather than squeezed
-ROW_CAPTION = "x" * 165  # as long as ui.matrix_row's caption on rounded or dropped numbers
-NO_DELTA = ("ΔA_Q and ΔB_Q, the step itself, are left out on this screen: they are on the Training page, "
-            "AdamW stage (or choose a smaller text size).")
-NO_CURVE = "The loss curve of this run is on the Training page: this screen has no room for it under the matrices."
+ROW_CAPTION = "x" * 80  # as long as ui.matrix_row's caption on rounded or dropped numbers
+NO_DELTA = "ΔA_Q, ΔB_Q (the step itself) and the loss curve are on the Training page: no room for them on this screen."
+NO_CURVE = "The loss curve of this run is on the Training page: no room for it on this screen."
 
 
 def eq_height(rows: int, size: float, rem: float) -> float:
@@ -237,17 +236,14 @@ def adamw(ex: ExploreConfig, sp: SlideSpace) -> None:
     cell, full = sp.cell(items, 0.64)
     curve = cell >= full and sp.left * 0.34 >= MIN_CHART * max(sp.scale, 1) + sp.rem
     if not curve:
-        sp.take(sp.caption_height(NO_CURVE))
+        sp.take(sp.caption_height(NO_DELTA))
         six, fewer = sp.cell(items)[0], [items[0], items[2], items[3], items[5]]
         if six < full and sp.cell(fewer)[0] > six:  # six are too many to read here: before and after only
-            items = fewer
-            sp.take(sp.caption_height(NO_DELTA))
+            items = fewer  # one caption then says where both the steps and the curve are
     sp.row(items, "adam", share=0.64 if curve else 1.0)
-    if len(items) == 4:
-        st.caption(NO_DELTA)
     height = sp.chart_height(420) if curve else None
     if not height:
-        st.caption(NO_CURVE)
+        st.caption(NO_DELTA if len(items) == 4 else NO_CURVE)
     else:
         ui.chart(st, figures.loss_curve(run.losses, run.full_losses, 1, lora_count=run.lora_count,
                                         full_count=run.full_count, floor=run.floor, height=height, scale=sp.scale,

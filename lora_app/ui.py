@@ -217,11 +217,9 @@ def matrix_row(items, keys, *, where=None, width: float | None = None, height: f
             if figures.numbers_note(fig):
                 notes.add(figures.numbers_note(fig))
     if "dropped" in notes:
-        where.caption("Some cells are too small here for printed numbers: hover or tap a cell to read it. "
-                      "A wider window, or a smaller text size on Present, prints them.")
+        where.caption("Some cells are too small here for numbers: hover or tap a cell to read it.")
     elif notes:
-        where.caption(f"Cells are too small here for every decimal: numbers are {sorted(notes)[0]}; "
-                      "hover or tap a cell for its exact value.")
+        where.caption(f"Numbers {sorted(notes)[0]} to fit their cells: hover or tap a cell for its exact value.")
     return cell
 
 
