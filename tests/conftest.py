@@ -24,6 +24,17 @@ def app_url():
     proc.wait(timeout=10)
 
 
+@pytest.fixture(scope="module")
+def navigation_ready(browser, app_url):
+    """Open the entry page once, so the server leaves Streamlit's old pages/-folder mode (see ui.entry_guard)."""
+    from helpers import wait_idle
+
+    page = browser.new_page()
+    page.goto(f"{app_url}/")
+    wait_idle(page)
+    page.close()
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     # playwright cannot download its own browser here: use the system's Chromium

@@ -16,7 +16,7 @@ from lora_app import text
 from lora_app.config.present import SLIDES
 from lora_app.figures.base import contrast
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("navigation_ready")]
 
 WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
 URLS = ([f"?view={v}" for v in text.EXPLORE_SECTIONS] + [f"training?view={v}" for v in text.training.SECTIONS]
@@ -31,14 +31,6 @@ SVG_TEXT = r"""() => {
       '.stPlotlyChart .legendtext, .stPlotlyChart .cbaxis text')]
     .map(t => ({text: t.textContent.slice(0, 30), fill: rgb(getComputedStyle(t).fill), bg}));
 }"""
-
-
-@pytest.fixture(scope="module", autouse=True)
-def navigation_ready(browser, app_url):
-    page = browser.new_page()
-    page.goto(f"{app_url}/")
-    wait_idle(page)
-    page.close()
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])

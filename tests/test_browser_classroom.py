@@ -13,19 +13,11 @@ import pytest
 from helpers import wait_idle
 from layout_checks import measure, problems
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("navigation_ready")]
 
 PROJECTORS = [(1024, 768), (1280, 720), (1280, 800), (1366, 768), (1920, 1080), (3840, 2160)]
 FONTS = ["S", "M", "L", "XL"]
 SLIDE_COUNT = 10
-
-
-@pytest.fixture(scope="module", autouse=True)
-def navigation_ready(browser, app_url):
-    page = browser.new_page()
-    page.goto(f"{app_url}/")
-    wait_idle(page)
-    page.close()
 
 
 def settle(page, timeout=30_000):
