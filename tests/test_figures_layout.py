@@ -9,9 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as hst
 
 from lora_app import figures
-from lora_app.figures.base import (
-    CELL_PAD, DIVERGING, MIN_FIGURE_PX, contrast, fit_numbers, row_layout, scale_colour, text_width,
-)
+from lora_app.figures.base import DIVERGING, contrast, scale_colour
+from lora_app.figures.sizes import CELL_PAD, MIN_FIGURE_PX, fit_numbers, format_value, row_layout, text_width
 from lora_core import seed_example
 
 WHITE, BLACK = (255, 255, 255), (0, 0, 0)
@@ -73,7 +72,7 @@ def test_a_printed_number_always_fits_its_cell(rows, cols, cell, scale, magnitud
     if fitted is None:
         return
     f, size = fitted
-    widest = max(text_width(figures.base.format_value(v, f), size) for v in M.ravel())
+    widest = max(text_width(format_value(v, f), size) for v in M.ravel())
     assert widest <= cell - CELL_PAD + 0.5 and size * 1.3 <= cell
 
 
@@ -89,7 +88,6 @@ def test_numbers_lose_decimals_then_disappear_and_the_figure_says_so():
 
 
 def test_cell_numbers_print_as_d3_would():
-    from lora_app.figures.base import format_value
     assert format_value(-0.25, ".3f") == "−0.250" and format_value(2.5e-7, ".2~e") == "2.5e−7"
     assert format_value(1e-6, ".2~e") == "1e−6" and format_value(1.234e-5, ".2~e") == "1.23e−5"
 
@@ -146,3 +144,10 @@ def test_a_row_breaks_titles_only_when_that_buys_larger_cells():
     assert tight.break_titles and len(tight.lines) == 1 and tight.cell >= 40
     figs = [figures.matrix_heatmap(M, t, cell_px=tight.cell, break_title=True) for M, t, _ in items]
     assert sum(f.layout.width for f in figs) + 16 * 3 <= 700
+
+
+def test_legends_sit_below_the_axis_title_with_room_for_every_line():
+    from lora_app.figures.sizes import legend_below
+    _, one = legend_below(["a", "b"], width=1200)
+    _, three = legend_below(["full fine-tuning: 15 trained numbers", "LoRA: 16 trained numbers", "step 1"], width=360)
+    assert three > one

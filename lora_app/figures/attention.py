@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .base import matrix_heatmap
+from .heatmap import matrix_heatmap
 
 
 # the longest that fits its side is shown

@@ -5,7 +5,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .base import FONT, HIGHLIGHT, ROLE_COLOURS, lean_template, legend_below, text_width
+from .base import FONT, HIGHLIGHT, ROLE_COLOURS, lean_template
+from .sizes import legend_below, text_width
 
 LORA_COLOUR, FULL_COLOUR = ROLE_COLOURS["trainable"], "#1f77b4"
 # frozen weights grey, as everywhere in the app; what training adds in blues and oranges

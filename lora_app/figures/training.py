@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .base import FONT, HIGHLIGHT, fast_figure, legend_below
+from .base import FONT, HIGHLIGHT, fast_figure
+from .sizes import legend_below
 
 LORA_COLOUR, FULL_COLOUR = "#e8590c", "#1f77b4"
 
