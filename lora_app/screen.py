@@ -8,6 +8,7 @@ slide even after the mouse left a slider or a select focused.
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import streamlit as st
@@ -145,12 +146,14 @@ def is_screen_rerun() -> bool:
 
 def current() -> Screen:
     """The last size the browser reported, bounded (a tampered message cannot ask for a 10⁹ px layout)."""
-    raw = (st.session_state.get("screen") or {}).get("size") or {}
+    state = st.session_state.get("screen")
+    raw = state.get("size") if isinstance(state, dict) else None
+    raw = raw if isinstance(raw, dict) else {}
     out = {}
     for key, default in DEFAULT.items():
         try:
-            value = int(float(raw.get(key, default)))
+            value = float(raw.get(key, default))
         except (TypeError, ValueError):
             value = default
-        out[key] = min(max(value, 240), 8000)
+        out[key] = int(min(max(value, 240), 8000)) if math.isfinite(value) else default
     return Screen(**out)
