@@ -129,8 +129,8 @@ def row_layout(items, width: float, height: float | None = None, scale: float = 
     ``items`` are (matrix, title, heatmap kwargs). The cell is the largest (up to ``cell_max``,
     by default :func:`roomy_cell`) for which every line fits ``width`` and all lines together fit
     ``height`` (None: no limit). Lines are tried from one up; without a height limit the fewest
-    lines whose cells reach 70% of the cap win, with one the largest cell. Titles stay on one line
-    unless breaking the long ones (the shape moves under the title) gives larger cells.
+    lines whose cells reach 70% of the cap win, with one the largest cell. On each number of lines,
+    titles stay whole unless breaking the long ones (the shape moves under the title) is what fits.
     """
     specs = {False: [], True: []}
     for M, title, kw in items:
@@ -144,16 +144,17 @@ def row_layout(items, width: float, height: float | None = None, scale: float = 
         specs[False].append((rows, cols, frame._replace(min_width=one_line), roomy))
     cap = cell_max or max(s[3] for s in specs[False])
     enough = cap if height is not None else int(0.7 * cap)  # a page would rather shrink cells a little than wrap
-    best = None
-    for breaking in (False, True):
-        for lines in _partitions(len(items)):
-            c = _largest_cell(specs[breaking], lines, width, height, gap, cap, cell_min)
-            if best is None or c > best.cell:  # ties keep the fewer lines, and titles whole
-                best = RowLayout(c, lines, breaking)
-            if c >= enough:
-                break
+    best, best_key = None, None
+    for count in range(1, len(items) + 1):  # fewer lines first
+        for lines in _partitions(len(items), count):
+            for breaking in (False, True):
+                c = _largest_cell(specs[breaking], lines, width, height, gap, cap, cell_min)
+                # the larger cell; then whole titles; then lines of even length
+                key = (c, not breaking, -(max(map(len, lines)) - min(map(len, lines))))
+                if best_key is None or key > best_key:
+                    best, best_key = RowLayout(c, lines, breaking), key
         if best.cell >= enough:
-            break
+            return best
     return best
 
 
@@ -177,12 +178,11 @@ def _largest_cell(specs, lines, width, height, gap, cap, floor) -> int:
     return lo
 
 
-def _partitions(n: int):
-    """Every split of n items, in order, into consecutive lines: one line first, then two, ..."""
-    for k in range(1, n + 1):
-        for cuts in itertools.combinations(range(1, n), k - 1):
-            bounds = (0, *cuts, n)
-            yield [list(range(bounds[i], bounds[i + 1])) for i in range(k)]
+def _partitions(n: int, k: int):
+    """Every split of n items, in order, into k consecutive lines."""
+    for cuts in itertools.combinations(range(1, n), k - 1):
+        bounds = (0, *cuts, n)
+        yield [list(range(bounds[i], bounds[i + 1])) for i in range(k)]
 
 
 def _fewer_decimals(fmt: str):
