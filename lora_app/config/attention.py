@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from lora_core.attention import PROJECTIONS
 from lora_core.scale import TARGETS
 
+from ..echo import echo_list
 from .explore import ExploreConfig, _as_int, _format, quoted
 
 HEAD_CHOICES = (1, 2, 3, 4)
@@ -54,7 +55,7 @@ def sanitize_attention(raw: dict) -> tuple[dict, list[str]]:
         unknown = [t for t in names if t not in TARGETS]
         chosen = {t for t in names if t in TARGETS}
         if unknown:
-            notices.append(f"{quoted('lora', raw['lora'])}: {', '.join(unknown)} is not a matrix LoRA can adapt here "
+            notices.append(f"{quoted('lora', raw['lora'])}: {echo_list(unknown)} is not a matrix LoRA can adapt here "
                            f"(choose from {', '.join(TARGETS)}; embeddings stay frozen); using "
                            f"lora={lora_param(chosen)}.")
     out.update({LORA_KEYS[t]: t in chosen for t in TARGETS})

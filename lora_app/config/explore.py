@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from lora_core import MAX_N, PRESETS, lora_scaling
 
+from ..echo import quoted  # noqa: F401  (re-exported: every page's config quotes URL values with it)
+
 DIM_CHOICES = (*range(1, 17), 20, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 ALPHA_MIN, ALPHA_MAX, ALPHA_STEP = 0.5, 64.0, 0.5
 SEED_MAX = 2**31 - 1
@@ -39,12 +41,6 @@ class ExploreConfig:
 
     def url_params(self) -> dict[str, str]:
         return {key: _format(getattr(self, key)) for key in URL_KEYS}
-
-
-def quoted(key: str, raw) -> str:
-    """A URL value as notices show it: in a code span, without backticks that could end it, at most 40 characters."""
-    value = str(raw).replace("`", "'")
-    return f"`{key}={value if len(value) <= 40 else value[:39] + '…'}`"
 
 
 def _format(v) -> str:

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from lora_core.scale import MODELS, TARGETS
 
+from ..echo import echo_list
 from .explore import _as_int, quoted
 
 R_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -97,7 +98,7 @@ def sanitize_scale(raw: dict) -> tuple[dict, list[str]]:
         unknown = [t for t in names if t not in TARGETS]
         out["targets"] = list(_targets(names))
         if unknown:
-            notices.append(f"{quoted('targets', raw['targets'])}: {', '.join(unknown)} is not a target (choose from "
+            notices.append(f"{quoted('targets', raw['targets'])}: {echo_list(unknown)} is not a target (choose from "
                            f"{', '.join(TARGETS)}); using targets={','.join(out['targets']) or 'none'}.")
     if "scale_r" in raw:
         try:
