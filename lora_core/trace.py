@@ -1,7 +1,10 @@
 """A LoRA training run that can be read back step by step: the trace, and the replay of one step.
 
 The loop keeps only what AdamW carries from step to step (A, B, m, v) and the loss; any step is
-recomputed in full from that state by the loop's own operations (:func:`replay_step`).
+recomputed in full from that state by the loop's own operations (:func:`replay_step`). At large
+sizes it keeps that state only every ``checkpoint_every`` steps (a checkpoint), and a step between
+two checkpoints is reached by walking forward from the one before it with the loop's own step
+(:func:`replay_state`), so the numbers are the same, bit for bit on the same device.
 """
 from __future__ import annotations
 
@@ -65,14 +68,55 @@ def state_before(states, A0, B0, step: int) -> dict[str, torch.Tensor]:
 
     ``states`` maps :data:`STATE_FIELDS` to per-step stacks (tensors or arrays); the result is CPU tensors.
     """
-    def copy(x) -> torch.Tensor:
-        return x.detach().clone() if torch.is_tensor(x) else torch.tensor(x)
-
     if step == 1:
-        A, B = copy(A0), copy(B0)
+        A, B = _copy(A0), _copy(B0)
         return {"A": A, "B": B, "exp_avg_A": torch.zeros_like(A), "exp_avg_sq_A": torch.zeros_like(A),
                 "exp_avg_B": torch.zeros_like(B), "exp_avg_sq_B": torch.zeros_like(B)}
-    return {f: copy(states[f][step - 2]) for f in STATE_FIELDS}
+    return {f: _copy(states[f][step - 2]) for f in STATE_FIELDS}
+
+
+def _copy(x) -> torch.Tensor:
+    return x.detach().clone() if torch.is_tensor(x) else torch.tensor(x)
+
+
+def checkpoint_before(states, A0, B0, step: int, every: int = 1) -> tuple[int, dict[str, torch.Tensor]]:
+    """The latest stored state at or before the one going into step ``step``: (c, the state after step c).
+
+    ``states`` holds checkpoints, the states after steps ``every``, 2·``every``, … (one row each);
+    c = 0 is the start, with m = v = 0. With ``every`` = 1 it is :func:`state_before`, c = ``step`` − 1.
+    """
+    c = (step - 1) // every * every
+    if c == 0:
+        return 0, state_before(states, A0, B0, 1)
+    return c, {f: _copy(states[f][c // every - 1]) for f in STATE_FIELDS}
+
+
+def _train_step(X, base, T, state, t, scaling, hp):
+    """One step of the training loop: the loss going in, and the state (STATE_FIELDS order) coming out."""
+    A, B, mA, vA, mB, vB = state
+    g = _train_grads(X, base, A, B, T, scaling)
+    _, mA, vA, A = _adamw_core(A, g[3], mA, vA, t, *hp)
+    _, mB, vB, B = _adamw_core(B, g[4], mB, vB, t, *hp)
+    return g[1], (A, B, mA, vA, mB, vB)
+
+
+def replay_state(X: torch.Tensor, W: torch.Tensor, T: torch.Tensor, state: dict[str, torch.Tensor], start: int,
+                 stop: int, *, scaling: float, lr: float, betas: tuple[float, float], eps: float,
+                 weight_decay: float) -> dict[str, torch.Tensor]:
+    """The state after step ``stop``, from the state after step ``start`` (0 = the start), by the loop's own steps.
+
+    :func:`adamw_trace` runs the same ``_train_step`` on the same inputs, so on the same device the
+    result is the loop's, bit for bit. ``state`` maps :data:`STATE_FIELDS` to tensors on X's device.
+    """
+    if not 0 <= start <= stop:
+        raise ValueError(f"cannot walk from step {start} to step {stop}")
+    hp = (lr, betas[0], betas[1], eps, weight_decay)
+    s = tuple(state[f] for f in STATE_FIELDS)
+    with torch.inference_mode():
+        base = X @ W
+        for t in range(start + 1, stop + 1):
+            _, s = _train_step(X, base, T, s, t, scaling, hp)
+    return {f: v.clone() for f, v in zip(STATE_FIELDS, s)}  # clone: ordinary tensors, not inference ones
 
 
 def replay_step(X: torch.Tensor, W: torch.Tensor, T: torch.Tensor, before: dict[str, torch.Tensor], step: int, *,
@@ -98,8 +142,9 @@ def replay_step(X: torch.Tensor, W: torch.Tensor, T: torch.Tensor, before: dict[
 class Trace(Sequence):
     """One LoRA training run: a sequence of :class:`StepRecord` (CPU tensors), plus how it ended.
 
-    It stores what AdamW carries from step to step (A, B and their moments m and v, one row per
-    step) and the losses. Everything else of a step (Q, the gradients, each AdamW stage) is
+    It stores what AdamW carries from step to step (A, B and their moments m and v), one row per
+    step or, with ``every`` > 1, one row every ``every`` steps (the state after steps every,
+    2·every, …), and every step's loss. Everything else of a step (Q, the gradients, each AdamW stage) is
     recomputed when the step is read, by :func:`replay_step` on the device the run used, so it is
     what the loop computed without keeping n×k and n×d intermediates for every step.
     """
@@ -115,6 +160,8 @@ class Trace(Sequence):
     B0: torch.Tensor
     inputs: dict[str, torch.Tensor]  # X, W, T on the run's device, for replaying a step
     hyper: dict                      # scaling, lr, betas, eps, weight_decay
+    every: int = 1                   # a row of ``states`` every this many steps (checkpoints)
+    end: dict | None = None          # {"A", "B"} after the last kept step (CPU); None: the last row of states
 
     @property
     def diverged(self) -> bool:
@@ -129,12 +176,22 @@ class Trace(Sequence):
         if not -len(self) <= i < len(self):
             raise IndexError(f"step index {i} out of range for a trace of {len(self)} steps")
         i %= len(self)
-        device = self.inputs["X"].device
-        before = {f: v.to(device) for f, v in state_before(self.states, self.A0, self.B0, i + 1).items()}
-        rec = replay_step(self.inputs["X"], self.inputs["W"], self.inputs["T"], before, i + 1, **self.hyper)
-        cpu = rec._replace(**{f: getattr(rec, f).to("cpu") for f in StepRecord._fields[2:]})
+        rec = replay_step(self.inputs["X"], self.inputs["W"], self.inputs["T"], self.state_before(i + 1), i + 1,
+                          **self.hyper)
+        cpu = rec._replace(**{f: getattr(rec, f).to("cpu") for f in StepRecord._fields[2:]}, loss=self.step_losses[i])
+        if self.every != 1:
+            return cpu
         # the state it hands on is the loop's own (identical when replayed on the same device)
-        return cpu._replace(loss=self.step_losses[i], **{f: self.states[f][i] for f in STATE_FIELDS})
+        return cpu._replace(**{f: self.states[f][i] for f in STATE_FIELDS})
+
+    def state_before(self, step: int) -> dict[str, torch.Tensor]:
+        """What goes into step ``step`` (1-based), on the run's device: stored, or walked to from a checkpoint."""
+        device = self.inputs["X"].device
+        c, state = checkpoint_before(self.states, self.A0, self.B0, step, self.every)
+        state = {f: v.to(device) for f, v in state.items()}
+        if c == step - 1:
+            return state
+        return replay_state(self.inputs["X"], self.inputs["W"], self.inputs["T"], state, c, step - 1, **self.hyper)
 
     def __iter__(self) -> Iterator[StepRecord]:
         return (self[i] for i in range(len(self)))
@@ -146,10 +203,14 @@ class Trace(Sequence):
 
     @property
     def A(self) -> torch.Tensor:
+        if self.end is not None:
+            return self.end["A"]
         return self.states["A"][-1] if len(self) else self.A0
 
     @property
     def B(self) -> torch.Tensor:
+        if self.end is not None:
+            return self.end["B"]
         return self.states["B"][-1] if len(self) else self.B0
 
     def __repr__(self) -> str:
@@ -175,59 +236,82 @@ def _first_bad(stacks: dict[str, torch.Tensor]) -> tuple[int, list[str]] | None:
 def adamw_trace(X: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                 target: Target | torch.Tensor, *, steps: int, lr: float,
                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                weight_decay: float = 0.01, scaling: float = 1.0) -> Trace:
+                weight_decay: float = 0.01, scaling: float = 1.0, checkpoint_every: int = 1) -> Trace:
     """Train A and B (W frozen) with AdamW for ``steps`` steps; every step can be read back in full.
 
-    Runs on the inputs' device. The loop keeps only what the next step needs (A, B, m, v) and the
-    loss; reading ``trace[t]`` replays step t + 1 from that state (see :class:`Trace`). Never raises
-    on divergence: the trace stops at the last finite step and says where it went wrong.
+    Runs on the inputs' device. The loop keeps only what the next step needs (A, B, m, v), every
+    step or every ``checkpoint_every`` steps, and every step's loss; reading ``trace[t]`` replays
+    step t + 1 from that state (see :class:`Trace`). Never raises on divergence: the trace stops
+    at the last finite step and says where it went wrong.
     """
     check_hyperparams(lr, betas, eps, weight_decay, steps)
+    every = checkpoint_every
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"checkpoint_every must be a whole number ≥ 1, got {every!r}")
     T = target.T if isinstance(target, Target) else target
     lora_grads(X, W, A, B, T, scaling)  # validates every shape once, up front
     beta1, beta2 = betas
     hp = (lr, beta1, beta2, eps, weight_decay)
-    rows, losses = [], []
+    rows, losses, extremes = [], [], []
     with torch.inference_mode():  # no autograd bookkeeping: every gradient here is written out
         base = X @ W
-        mA, vA, mB, vB = (torch.zeros_like(p) for p in (A, A, B, B))
-        A_t, B_t = A.detach(), B.detach()
+        state = (A.detach(), B.detach(), *(torch.zeros_like(p) for p in (A, A, B, B)))  # STATE_FIELDS order
         for t in range(1, steps + 1):
-            g = _train_grads(X, base, A_t, B_t, T, scaling)
-            _, mA, vA, A_t = _adamw_core(A_t, g[3], mA, vA, t, *hp)
-            _, mB, vB, B_t = _adamw_core(B_t, g[4], mB, vB, t, *hp)
-            losses.append(g[1])
-            rows.append((A_t, B_t, mA, vA, mB, vB))  # in STATE_FIELDS order
+            loss, state = _train_step(X, base, T, state, t, scaling, hp)
+            losses.append(loss)
+            if every == 1:
+                rows.append(state)
+            else:
+                if t % every == 0:
+                    rows.append(state)
+                # what the divergence check needs of a step that is not kept: max and min carry NaN and ±inf
+                extremes.append(torch.stack([x.amax() for x in state] + [x.amin() for x in state]))
             # a non-finite loss stays non-finite (NaN spreads through every product), so stop early
-            if t % _CHECK_EVERY == 0 and not torch.isfinite(g[1]):
+            if t % _CHECK_EVERY == 0 and not torch.isfinite(loss):
                 break
-        final_loss = mse_loss(base + scaling * ((X @ A_t) @ B_t), T)
+        final_loss = mse_loss(base + scaling * ((X @ state[0]) @ state[1]), T)
     # stacking outside inference mode gives ordinary tensors, and one copy to the CPU per field
-    columns = list(zip(*rows))
+    shapes = dict(zip(STATE_FIELDS, (A.shape, B.shape, A.shape, A.shape, B.shape, B.shape)))
+    columns = list(zip(*rows)) or [()] * len(STATE_FIELDS)
     del rows
-    states = {name: torch.stack(columns.pop(0)) for name in STATE_FIELDS}  # pop frees each column once stacked
+    states = {name: torch.stack(columns.pop(0)) if columns[0] else A.new_empty((0, *shapes[name]))
+              for name in STATE_FIELDS}  # pop frees each column once stacked
     loss_before = torch.stack(losses)
     n_run = loss_before.shape[0]
     # step t is kept when the loss going into it, its new state and the loss at that state are finite
     loss_after = torch.cat([loss_before[1:], final_loss.reshape(1)])
-    bad = _first_bad({"loss": loss_before.reshape(-1, 1), "loss after the update": loss_after.reshape(-1, 1), **states})
+    checked = states if every == 1 else {
+        f: torch.stack(extremes)[:, [i, i + len(STATE_FIELDS)]] for i, f in enumerate(STATE_FIELDS)}
+    bad = _first_bad({"loss": loss_before.reshape(-1, 1), "loss after the update": loss_after.reshape(-1, 1), **checked})
     keep = n_run if bad is None else bad[0]
     hyper = dict(scaling=scaling, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
-    trace = Trace({k: v[:keep].cpu() for k, v in states.items()}, tuple(loss_before[:keep].tolist()),
+    trace = Trace({k: v[:keep // every].cpu() for k, v in states.items()}, tuple(loss_before[:keep].tolist()),
                   float(loss_before[0]), float(loss_after[keep - 1]) if keep else float(loss_before[0]),
                   None if bad is None else keep + 1,
                   None if bad is None else _divergence_message(keep + 1, ", ".join(bad[1])),
                   param_counts(*W.shape, A.shape[1]).lora,
                   A.detach().to("cpu", copy=True), B.detach().to("cpu", copy=True),
-                  {"X": X.detach(), "W": W.detach(), "T": T.detach()}, hyper)
+                  {"X": X.detach(), "W": W.detach(), "T": T.detach()}, hyper, every)
+    if every != 1:
+        end = (state[0], state[1]) if keep == n_run else _state_after(trace, keep)
+        trace = dataclasses.replace(trace, end={"A": end[0].to("cpu", copy=True), "B": end[1].to("cpu", copy=True)})
     # what a replay adds (Q, ∂L/∂X) overflows only after the state does, but a step is shown in full or not at all
     while len(trace) and not _all_finite(trace[len(trace) - 1]):
         keep = len(trace) - 1
         trace = dataclasses.replace(
-            trace, states={k: v[:keep] for k, v in trace.states.items()}, step_losses=trace.step_losses[:keep],
+            trace, states={k: v[:keep // every] for k, v in trace.states.items()}, step_losses=trace.step_losses[:keep],
             final_loss=trace.step_losses[keep] if keep < len(trace.step_losses) else trace.final_loss,
             diverged_at=keep + 1, message=_divergence_message(keep + 1, "Q or a gradient"))
+        if every != 1:
+            A_end, B_end = _state_after(trace, keep)
+            trace = dataclasses.replace(trace, end={"A": A_end.to("cpu", copy=True), "B": B_end.to("cpu", copy=True)})
     return trace
+
+
+def _state_after(trace: Trace, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A and B after step ``step`` (0: the start), walked to from the trace's checkpoints."""
+    state = trace.state_before(step + 1)
+    return state["A"], state["B"]
 
 
 def _all_finite(rec: StepRecord) -> bool:

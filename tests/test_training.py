@@ -490,3 +490,64 @@ def test_floor_for_an_edited_target_outside_the_reach_of_x():
     trace = adamw_trace(X, W, A, B, T, steps=1500, lr=0.05, weight_decay=0.0)
     assert min(trace.losses) >= floor * (1 - 1e-9)
     assert trace.final_loss < 1.01 * floor
+
+
+# --- checkpoints: a run that keeps its state only every K steps -----------------------------
+
+def _records_equal(a: StepRecord, b: StepRecord) -> list[str]:
+    """The fields in which two step records differ at all (not one bit may)."""
+    return [f for f in StepRecord._fields
+            if not (torch.equal(getattr(a, f), getattr(b, f)) if torch.is_tensor(getattr(a, f))
+                    else getattr(a, f) == getattr(b, f))]
+
+
+@pytest.mark.parametrize("every", [2, 3, 7, 40, 41, 1000])
+def test_a_checkpointed_trace_is_the_full_trace_bit_for_bit(every):
+    """Every step, read from checkpoints and walked forward by the loop's own step, is the stored trace's."""
+    X, W, A, B, T = _random_example(6, 7, 5, 3, seed=3)
+    hp = dict(steps=40, lr=0.02, betas=(0.85, 0.99), eps=1e-8, weight_decay=0.05, scaling=2.0)
+    full, ckpt = adamw_trace(X, W, A, B, T, **hp), adamw_trace(X, W, A, B, T, checkpoint_every=every, **hp)
+    assert ckpt.every == every and len(ckpt.states["A"]) == 40 // every  # only the checkpoints are stored
+    assert ckpt.step_losses == full.step_losses and ckpt.final_loss == full.final_loss
+    assert torch.equal(ckpt.A, full.A) and torch.equal(ckpt.B, full.B)
+    for i in range(40):
+        assert not _records_equal(ckpt[i], full[i]), (i, _records_equal(ckpt[i], full[i]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("hp", HYPERPARAMS)
+def test_a_checkpointed_trace_matches_torch_optim(dtype, hp):
+    X, W, A, B, T = _random_example(6, 7, 5, 3, seed=3, dtype=dtype)
+    trace = adamw_trace(X, W, A, B, T, steps=60, scaling=2.0, checkpoint_every=25, **hp)
+    assert not trace.diverged and len(trace.states["A"]) == 2
+    _assert_trace_matches(trace, _torch_lora_run(X, W, A, B, T, 60, 2.0, **hp), dtype)
+
+
+@pytest.mark.parametrize("lr", [1e30, 300.0])
+def test_a_checkpointed_trace_diverges_where_the_full_one_does(lr):
+    X, W, A, B = seed_example()
+    T = make_target(X, W)
+    full, ckpt = (adamw_trace(X, W, A, B, T, steps=400, lr=lr, checkpoint_every=e) for e in (1, 9))
+    assert full.diverged and (ckpt.diverged_at, ckpt.message) == (full.diverged_at, full.message)
+    assert ckpt.step_losses == full.step_losses and ckpt.final_loss == full.final_loss
+    assert torch.equal(ckpt.A, full.A) and torch.equal(ckpt.B, full.B)
+    assert not _records_equal(ckpt[len(ckpt) - 1], full[len(full) - 1])
+
+
+def test_checkpoint_every_must_be_a_whole_number_from_1():
+    X, W, A, B = seed_example()
+    for bad in (0, -1, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="checkpoint_every"):
+            adamw_trace(X, W, A, B, make_target(X, W), steps=5, lr=0.01, checkpoint_every=bad)
+
+
+def test_replay_state_walks_the_loop_and_refuses_to_walk_back():
+    from lora_core.trace import replay_state, state_before
+    X, W, A, B, T = _random_example(4, 5, 3, 2, seed=1)
+    trace = adamw_trace(X, W, A, B, T, steps=12, lr=0.01)
+    hyper = trace.hyper
+    state = replay_state(X, W, T, state_before(trace.states, A, B, 3), 2, 12, **hyper)
+    for f in state:
+        assert torch.equal(state[f], trace.states[f][-1]), f
+    with pytest.raises(ValueError, match="walk"):
+        replay_state(X, W, T, state, 5, 4, **hyper)
