@@ -87,7 +87,8 @@ class ModelSpec:
 # PEFT's published ones (REFERENCE.md). Llama/Mistral count the untied LM head (…ForCausalLM); GPT-2
 # and T5 tie theirs; BERT/RoBERTa are the bare encoders (AutoModel) with the pooler.
 # GPT-3 175B has no public weights: its total comes from gpt_param_total (GPT-2's architecture at
-# GPT-3's size, vocab 50257, context 2048), 174,604,259,328 ≈ the paper's "175B".
+# GPT-3's size, vocab 50257, context 2048), 174,604,259,328 ≈ "175B". The LoRA paper's Table 4 counts
+# 175,255.8M trainable for its full fine-tuning, 651.5M more, without saying what it includes.
 _SPECS = (
     ModelSpec("gpt2", "GPT-2", 768, 12, 12, 64, 3072, 12, "mlp", 50257, 12, 12, True, 124_439_808),
     ModelSpec("gpt2-medium", "GPT-2 medium", 1024, 24, 16, 64, 4096, 16, "mlp", 50257, 24, 24, True,

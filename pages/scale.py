@@ -4,10 +4,12 @@ import streamlit as st
 
 from lora_app import figures, text, ui
 from lora_app.compute.explore import device_choice
-from lora_app.compute.scale import claims_table, matrices_table, measure_step, paper_checks, paper_table, scale_numbers
+from lora_app.compute.scale import (
+    claims_table, matrices_table, measure_step, paper_checks, paper_notes, paper_table, scale_numbers,
+)
 from lora_app.config.scale import (
-    BENCH_DEFAULTS, BENCH_RANKS, BENCH_REPEATS, BENCH_SIZES, BENCH_TOKENS, R_CHOICES, bench_config, sanitize_scale,
-    scale_config,
+    BENCH_DEFAULTS, BENCH_RANKS, BENCH_REPEATS, BENCH_SIZES, BENCH_TOKENS, PAPER, R_CHOICES, THROUGHPUT, bench_config,
+    sanitize_scale, scale_config,
 )
 from lora_core.scale import MODELS, TARGETS
 
@@ -35,6 +37,10 @@ st.subheader(f"What LoRA trains in {spec.name} at r = {cfg.r}")
 st.caption(f"{spec.name}: hidden width {spec.hidden:,}, {spec.layers} layers, {spec.heads} heads × {spec.head_dim}, "
            f"FFN {spec.ffn:,} ({spec.ffn_kind}), {spec.kv_heads} key/value heads, "
            f"**{spec.base_params:,}** parameters in all.")
+if cfg.model == "gpt3-175b":
+    paper_total = PAPER["gpt3_full"]
+    st.caption(t.GPT3_NOTE.format(total=spec.base_params, paper=paper_total.paper_text,
+                                  more=(paper_total.paper - spec.base_params) / 1e6))
 if spec.fused_qkv and {"q", "k", "v"} & set(cfg.targets):
     st.caption(t.FUSED_NOTE)
 if not cfg.targets:
@@ -44,21 +50,26 @@ m[0].metric("Trainable parameters", f"{num.trainable:,}", f"{num.share:.4%} of t
 m[1].metric("Adapter file, fp16", human(num.adapter_fp16), f"fp32: {human(num.adapter_fp32)}", delta_color="off", delta_arrow="off")
 m[2].metric("Whole model file, fp16", human(num.model_fp16), "what full fine-tuning saves per task", delta_color="off", delta_arrow="off")
 m[3].metric("Training memory, LoRA", human(num.memory.lora.total),
-            f"{num.memory.ratio:.1f}× less than full ({human(num.memory.full.total)})", delta_color="off", delta_arrow="off")
+            f"{num.memory.ratio:.1f}× less than full's {human(num.memory.full.total)}, as counted below",
+            delta_color="off", delta_arrow="off")
 if num.matrices:
     table = matrices_table(num, cfg.r)
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         c: st.column_config.NumberColumn(c, format="localized") for c in table.columns[2:]})
-st.caption(t.MEMORY_NOTE)
+vram_full, vram_lora = PAPER["vram_full"], PAPER["vram_lora"]
+st.caption(t.MEMORY_NOTE.format(full=vram_full.paper_text, lora=vram_lora.paper_text,
+                                ratio=f"{vram_full.paper / vram_lora.paper:.1f}× less"))
 st.plotly_chart(figures.scale.memory_bars(num.memory.full._asdict(), num.memory.lora._asdict(),
                                           f"Training memory of {spec.name}", width=ui.screen.current().content_width()),
                 key="fig_memory")
 
-st.subheader("The paper's figures, computed here")
+st.subheader("The paper's figures beside this app's")
 st.caption(t.PAPER_INTRO)
 checks = paper_checks()
-st.dataframe(paper_table(checks), hide_index=True, width="stretch")
-st.markdown(t.PAPER_NOTES)
+for group, title in t.PAPER_GROUPS.items():
+    st.markdown(f"**{title}**")
+    st.table(paper_table(checks, group), hide_index=True)
+    st.markdown("\n".join(f"- {note}" for note in paper_notes(checks, group)))
 
 st.subheader("Measured, not quoted: one training step on this machine")
 st.caption(t.BENCH_INTRO)
@@ -95,6 +106,6 @@ if "bench_result" in st.session_state:
     if full.peak_bytes is not None:
         st.caption(f"Peak GPU memory during the steps: full fine-tuning {human(full.peak_bytes)}, "
                    f"LoRA {human(lora.peak_bytes)}.")
-    st.caption(t.BENCH_CAVEAT)
+    st.caption(t.BENCH_CAVEAT.format(**THROUGHPUT))
 else:
     st.info("Press **Measure** to time it. Nothing runs until you do.", icon=":material/timer:")

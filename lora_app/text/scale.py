@@ -10,7 +10,8 @@ model's dimensions.
 TARGET_LABELS = {"q": "W_Q", "k": "W_K", "v": "W_V", "o": "W_O", "ffn": "FFN"}
 
 RANK_HELP = ("This page's own rank: the sidebar's r belongs to the small example and cannot exceed its d and k. "
-             "The paper used r = 1 to 64; 4 and 8 are common.")
+             "The paper's GPT-3 runs use r = 1 to 64 (Table 15) and its GPT-2 study goes up to 1,024 (Table 18); "
+             "its main results use 4 (GPT-2) and 8 (RoBERTa, DeBERTa, GPT-3 at 37.7M).")
 
 FUSED_NOTE = """
 GPT-2 keeps W_Q, W_K and W_V in one d×3d matrix (`c_attn`). PEFT adapts whole modules, so adapting
@@ -19,27 +20,34 @@ any of q, k, v adapts all three at once, with r·(d + 3d) numbers.
 
 NO_TARGETS = "No matrix is adapted: tick at least one target to train anything."
 
+GPT3_NOTE = """
+GPT-3's weights are not public, so this page builds GPT-3 175B as GPT-2's layout at GPT-3's size:
+{total:,} parameters. The paper's Table 4 counts {paper} trainable for full fine-tuning, {more:,.1f}M
+more; the paper does not say what its count includes. The share, the model file and the memory here
+use this page's count.
+"""
+
 MEMORY_NOTE = """
-Memory for training, without activations (they depend on the batch and the sequence length).
-Weights are held in fp16 as in the paper. Only what is trained needs a gradient (fp16), an fp32
-master copy and AdamW's two fp32 states: 16 bytes per trained parameter. Full fine-tuning pays
-that for every parameter, LoRA only for A and B, plus 2 bytes for each frozen weight.
+A count, not a measurement: weights, gradients and optimizer states, without activations (they
+depend on the batch and the sequence length). Each weight is held in fp16, 2 bytes; what is trained
+also has a gradient (fp16), an fp32 master copy and AdamW's two fp32 states: 16 bytes per trained
+parameter. Full fine-tuning pays that for every parameter, LoRA only for A and B, plus 2 bytes for
+each frozen weight. The paper does not give its training precision; it measured the VRAM of GPT-3
+175B, {full} for full fine-tuning and {lora} with LoRA ({ratio}), which the comparison below sets
+beside this count.
 """
 
 PAPER_INTRO = """
-The LoRA paper (Hu et al., 2021) states these figures. The app computes each one from the model's
-dimensions with the same formula as above, live; the tests check the formula against PEFT on the
-real architectures.
+The LoRA paper (Hu et al., 2021, arXiv 2106.09685) states these figures. Each row gives the paper's
+own conditions, in its notation (r_q = r_v = 8 is r = 8 on W_q and on W_v), beside what this app
+computes under the same conditions, live. The counts use the paper's formula, r·(d_in + d_out) for
+each adapted matrix (2 × matrices × d_model × r where they are square); the tests check it against
+PEFT on every architecture here but GPT-3. "Agrees" is ✓ when the app's figure gives the paper's at
+the digits the paper prints, ≈ where the paper itself says roughly, and ✗ otherwise, with the difference.
 """
 
-PAPER_NOTES = """
-- The adapter of r = 4 on q and v holds 18,874,368 numbers, 37.7 MB in fp16 (36.0 MiB); the paper rounds this to "35 MB".
-- For full fine-tuning of GPT-3 the paper reports 1.2 TB without giving its accounting; counting 16 bytes per parameter
-  for mixed-precision AdamW, as here, gives 2.79 TB. The LoRA figure of 350 GB agrees either way: it is
-  almost all frozen fp16 weights.
-- The paper's figures for GPT-2 medium and large do not follow its own formula, a known erratum; the formula
-  gives 0.39M and 0.74M at r = 4 on q and v (choose GPT-2 medium or large above).
-"""
+PAPER_GROUPS = {"params": "Trainable parameters", "files": "Files: the checkpoints",
+                "memory": "Training memory and speed"}
 
 BENCH_INTRO = """
 One training step of a single d×k linear layer on n tokens: forward, mean-squared-error backward and
@@ -51,7 +59,9 @@ BENCH_CANCEL = "Changing any control, or pressing Cancel, stops a measurement in
 
 BENCH_CAVEAT = """
 In one layer whose input needs no gradient, LoRA skips the d×k weight gradient altogether, so the
-speed-up here is large. In a deep model the backward pass must still carry gradients through
-every frozen W to reach the layers below, which costs as much as before: the paper measured a 25%
-faster training for GPT-3, not several times. The memory and storage savings carry over in full.
+speed-up here is large. In a deep model the backward pass must still carry gradients through every
+frozen W to reach the layers below, and that part costs as much as before: the paper reports a 25%
+speedup on GPT-3 175B ({lora} tokens/s per V100 GPU with LoRA against {full} with full fine-tuning),
+not several times. The savings in gradients and AdamW states carry over to a deep model; its
+activations, which LoRA does not shrink, come on top.
 """
