@@ -171,11 +171,37 @@ def test_gpt3_paper_figures():
     assert count_lora_params("gpt3-175b", {"q", "v"}, 8) == 2 * (2 * 96) * 12288 * 8
 
 
+def paper_formula(matrices: int, r: int) -> int:
+    """GPT-3 175B in the paper's formula: 2 × (adapted matrices over 96 layers) × d_model × r."""
+    return 2 * (matrices * 96) * 12288 * r
+
+
+# Table 15 (Appendix F.2) of the paper: LoRA's configurations on GPT-3 175B and the counts it prints,
+# in millions, cut (not rounded) to one decimal, as "18.8" for 18,874,368 shows
+TABLE_15 = [({"v"}, 2, 4.7), ({"q", "v"}, 1, 4.7), ({"q", "v"}, 2, 9.4), ({"q", "k", "v", "o"}, 1, 9.4),
+            ({"q", "v"}, 4, 18.8), ({"q", "k", "v", "o"}, 2, 18.8), ({"q", "v"}, 8, 37.7),
+            ({"q", "k", "v", "o"}, 4, 37.7), ({"q", "v"}, 64, 301.9)]
+
+
+@pytest.mark.parametrize("targets,r,printed", TABLE_15)
+def test_gpt3_table_15_counts(targets, r, printed):
+    count = count_lora_params("gpt3-175b", targets, r)
+    assert count == paper_formula(len(targets), r)
+    assert math.floor(count / 1e5) / 10 == printed
+
+
+@pytest.mark.parametrize("targets,r", [({"q"}, 8), ({"k"}, 8), ({"v"}, 8), ({"o"}, 8), ({"q", "k"}, 4),
+                                       ({"q", "v"}, 4), ({"q", "k", "v", "o"}, 2)])
+def test_gpt3_section_7_1_budget_of_18m(targets, r):
+    # Table 5: "# of Trainable Parameters = 18M", r = 8 on one type, 4 on two, 2 on all four
+    assert count_lora_params("gpt3-175b", targets, r) == paper_formula(len(targets), r) == 18_874_368
+
+
 def test_gpt3_checkpoint_size():
     count = count_lora_params("gpt3-175b", {"q", "v"}, 4)
     assert count == 18_874_368
     size = adapter_bytes(count, 2)
-    assert size == 37_748_736          # 37.7 MB decimal = 36.0 MiB; the paper rounds to "35 MB"
+    assert size == 37_748_736          # 37.7 MB decimal = 36.0 MiB; the paper says "roughly 35MB"
     assert size / 2**20 == 36.0
     assert adapter_bytes(MODELS["gpt3-175b"].base_params, 2) / 1e9 == pytest.approx(350, rel=0.01)
 
@@ -277,7 +303,7 @@ def test_full_finetuning_costs_16_bytes_per_parameter(weight_bytes):
 def test_gpt3_memory_lora_is_about_350_gb():
     mem = training_memory("gpt3-175b", ["q", "v"], 4, weight_bytes=2)
     assert mem.lora.total / 1e9 == pytest.approx(350, rel=0.01)  # the paper's 350 GB
-    assert mem.full.total / 1e12 == pytest.approx(2.79, rel=0.01)  # the paper reports 1.2 TB
+    assert mem.full.total / 1e12 == pytest.approx(2.79, rel=0.01)  # the paper measured 1.2TB of VRAM
 
 
 def test_training_memory_validation():
