@@ -162,6 +162,7 @@ class Trace(Sequence):
     hyper: dict                      # scaling, lr, betas, eps, weight_decay
     every: int = 1                   # a row of ``states`` every this many steps (checkpoints)
     end: dict | None = None          # {"A", "B"} after the last kept step (CPU); None: the last row of states
+    last_in: dict | None = None      # the state going into the last step (run's device), so reading it walks nothing
 
     @property
     def diverged(self) -> bool:
@@ -187,6 +188,8 @@ class Trace(Sequence):
     def state_before(self, step: int) -> dict[str, torch.Tensor]:
         """What goes into step ``step`` (1-based), on the run's device: stored, or walked to from a checkpoint."""
         device = self.inputs["X"].device
+        if self.last_in is not None and step == len(self):
+            return dict(self.last_in)
         c, state = checkpoint_before(self.states, self.A0, self.B0, step, self.every)
         state = {f: v.to(device) for f, v in state.items()}
         if c == step - 1:
@@ -257,6 +260,7 @@ def adamw_trace(X: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Tens
         base = X @ W
         state = (A.detach(), B.detach(), *(torch.zeros_like(p) for p in (A, A, B, B)))  # STATE_FIELDS order
         for t in range(1, steps + 1):
+            last_in = state  # no copy: every op is out of place
             loss, state = _train_step(X, base, T, state, t, scaling, hp)
             losses.append(loss)
             if every == 1:
@@ -294,14 +298,15 @@ def adamw_trace(X: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Tens
                   {"X": X.detach(), "W": W.detach(), "T": T.detach()}, hyper, every)
     if every != 1:
         end = (state[0], state[1]) if keep == n_run else _state_after(trace, keep)
-        trace = dataclasses.replace(trace, end={"A": end[0].to("cpu", copy=True), "B": end[1].to("cpu", copy=True)})
+        trace = dataclasses.replace(trace, end={"A": end[0].to("cpu", copy=True), "B": end[1].to("cpu", copy=True)},
+                                    last_in={f: v.clone() for f, v in zip(STATE_FIELDS, last_in)} if keep == n_run else None)
     # what a replay adds (Q, ∂L/∂X) overflows only after the state does, but a step is shown in full or not at all
     while len(trace) and not _all_finite(trace[len(trace) - 1]):
         keep = len(trace) - 1
         trace = dataclasses.replace(
             trace, states={k: v[:keep // every] for k, v in trace.states.items()}, step_losses=trace.step_losses[:keep],
             final_loss=trace.step_losses[keep] if keep < len(trace.step_losses) else trace.final_loss,
-            diverged_at=keep + 1, message=_divergence_message(keep + 1, "Q or a gradient"))
+            diverged_at=keep + 1, message=_divergence_message(keep + 1, "Q or a gradient"), last_in=None)
         if every != 1:
             A_end, B_end = _state_after(trace, keep)
             trace = dataclasses.replace(trace, end={"A": A_end.to("cpu", copy=True), "B": B_end.to("cpu", copy=True)})
