@@ -1,0 +1,317 @@
+"""Adapter uploads that cannot exhaust the server: zip bombs, lying sizes, huge headers and absurd weights.
+
+Each bomb is loaded in a fresh Python process that imports everything and loads a good adapter first,
+then records its peak memory (``ru_maxrss`` is a high-water mark), loads the bomb and records it again:
+the difference is the peak the bomb caused. A bomb must be refused with a ValueError naming the
+problem, within a second, and raise that peak by less than 50 MB.
+"""
+from __future__ import annotations
+
+import bz2
+import io
+import json
+import math
+import re
+import struct
+import subprocess
+import sys
+import tomllib
+import zipfile
+import zlib
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from lora_core.adapter import CONFIG_NAME, WEIGHTS_NAME, adapter_zip_bytes, load_peft_adapter_zip
+
+ROOT = Path(__file__).resolve().parents[1]
+BIG = 1024                      # the largest d and k the app offers (lora_core.MAX_DIM), so the loosest caps
+KEY_A, KEY_B = "base_model.model.q_proj.lora_A.weight", "base_model.model.q_proj.lora_B.weight"
+PEAK_LIMIT_MB, TIME_LIMIT_S = 50, 1.0
+
+
+# --- zips written byte by byte, so every size they declare can lie -----------------------------
+
+def _entry(name: str, payload: bytes, *, method=zipfile.ZIP_STORED, usize=None, csize=None, crc=None,
+           plain: bytes | None = None) -> dict:
+    """One zip entry: ``payload`` is the stored (compressed) data; the declared sizes default to the truth."""
+    plain = payload if plain is None else plain
+    return dict(name=name.encode(), payload=payload, method=method,
+                usize=len(plain) if usize is None else usize,
+                csize=len(payload) if csize is None else csize,
+                crc=zlib.crc32(plain) if crc is None else crc)
+
+
+def _raw_zip(entries: list[dict], extra_central: int = 0) -> bytes:
+    """A zip of ``entries``; ``extra_central`` more central-directory records all point at the first entry."""
+    out, central = bytearray(), bytearray()
+
+    def central_record(e, offset, name):
+        return struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, e["method"], 0, 0x21, e["crc"],
+                           e["csize"], e["usize"], len(name), 0, 0, 0, 0, 0, offset) + name
+
+    for e in entries:
+        offset = len(out)
+        out += struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, e["method"], 0, 0x21, e["crc"], e["csize"],
+                           e["usize"], len(e["name"]), 0) + e["name"] + e["payload"]
+        central += central_record(e, offset, e["name"])
+    for i in range(extra_central):
+        central += central_record(entries[0], 0, b"%06d" % i)
+    count = len(entries) + extra_central
+    # the entry counts of the end record are 16 bits: a bigger count is written modulo 2**16, as it stands
+    eocd = struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, count % 65536, count % 65536, len(central), len(out), 0)
+    return bytes(out + central + eocd)
+
+
+def _deflate(chunks) -> tuple[bytes, int, int]:
+    """Raw deflate of the chunks, with the inflated length and CRC."""
+    co, out, size, crc = zlib.compressobj(9, zlib.DEFLATED, -15), [], 0, 0
+    for chunk in chunks:
+        out.append(co.compress(chunk))
+        size += len(chunk)
+        crc = zlib.crc32(chunk, crc)
+    out.append(co.flush())
+    return b"".join(out), size, crc
+
+
+def _zeros(total: int, chunk: int = 1 << 20):
+    for start in range(0, total, chunk):
+        yield bytes(min(chunk, total - start))
+
+
+def _deflated(name: str, chunks, **lies) -> dict:
+    payload, size, crc = _deflate(chunks)
+    return dict(name=name.encode(), payload=payload, method=zipfile.ZIP_DEFLATED,
+                usize=lies.get("usize", size), csize=lies.get("csize", len(payload)), crc=lies.get("crc", crc))
+
+
+def _small_adapter_files(d=BIG, k=BIG, r=1, dtype=torch.float32) -> dict[str, bytes]:
+    g = torch.Generator().manual_seed(0)
+    A, B = torch.randn(d, r, generator=g), torch.randn(r, k, generator=g)
+    with zipfile.ZipFile(io.BytesIO(adapter_zip_bytes(A, B, r=r, alpha=float(r), dtype=dtype))) as zf:
+        return {n: zf.read(n) for n in zf.namelist()}
+
+
+def _config(**fields) -> bytes:
+    return json.dumps({"peft_type": "LORA", "r": 1, "lora_alpha": 1.0} | fields).encode()
+
+
+def _safetensors(header: dict, data: bytes = b"") -> bytes:
+    blob = json.dumps(header).encode()
+    return len(blob).to_bytes(8, "little") + blob + data
+
+
+def _stored_zip(files: dict[str, bytes]) -> bytes:
+    return _raw_zip([_entry(n, b) for n, b in files.items()])
+
+
+# --- the bombs -------------------------------------------------------------------------------
+
+GIB = 1 << 30
+
+
+def bomb_truthful_weights():
+    # honest about its size: 40 MB of zeros (under the old 50 MB cap, far over what d = k = 1024 needs)
+    return _raw_zip([_entry(CONFIG_NAME, _config()), _deflated(WEIGHTS_NAME, _zeros(40_000_000))])
+
+
+def bomb_truthful_weights_under_total():
+    # honest, 16 MB, under the whole file's limit but far over what r = 1 needs at d = k = 1024
+    return _raw_zip([_entry(CONFIG_NAME, _config()), _deflated(WEIGHTS_NAME, _zeros(16_000_000))])
+
+
+def bomb_truthful_config():
+    # honest: a 10 MB config of empty lists, which json.loads turns into ~200 MB of list objects
+    body = b"[" + b"[]," * 3_333_333 + b"[]]"
+    return _raw_zip([_deflated(CONFIG_NAME, [body]), _entry(WEIGHTS_NAME, _small_adapter_files()[WEIGHTS_NAME])])
+
+
+def bomb_truthful_gigabyte():
+    return _raw_zip([_entry(CONFIG_NAME, _config()), _deflated(WEIGHTS_NAME, _zeros(GIB))])
+
+
+def bomb_lying_usize_deflate():
+    # a valid adapter_model.safetensors followed by 1 GiB of zeros, declaring (and checksummed as) the valid part
+    files = _small_adapter_files()
+    weights = files[WEIGHTS_NAME]
+    return _raw_zip([_entry(CONFIG_NAME, files[CONFIG_NAME]),
+                     _deflated(WEIGHTS_NAME, [weights, *_zeros(GIB)], usize=len(weights), crc=zlib.crc32(weights))])
+
+
+def bomb_lying_usize_bzip2():
+    # the audit's bomb: bzip2 entries declaring 1,000 bytes that inflate to 1 GiB each, a few hundred bytes on the wire
+    # (zipfile inflates bzip2 and LZMA entries in one call, with no output limit)
+    payload = bz2.compress(bytes(GIB // 4), 9)
+    lie = dict(method=zipfile.ZIP_BZIP2, usize=1000, crc=zlib.crc32(bytes(1000)))
+    return _raw_zip([_entry(CONFIG_NAME, _config()), _entry(WEIGHTS_NAME, payload, **lie)])
+
+
+def bomb_lying_usize_config():
+    # a config declaring 100 bytes that inflates to 20 MB of empty lists
+    body = b"[" + b"[]," * 6_666_666 + b"[]]"
+    return _raw_zip([_deflated(CONFIG_NAME, [body], usize=100, crc=zlib.crc32(body[:100])),
+                     _entry(WEIGHTS_NAME, _small_adapter_files()[WEIGHTS_NAME])])
+
+
+def bomb_lying_csize_large():
+    # the weights' compressed size is declared larger than the whole file
+    files = _small_adapter_files()
+    return _raw_zip([_entry(CONFIG_NAME, files[CONFIG_NAME]),
+                     _deflated(WEIGHTS_NAME, [files[WEIGHTS_NAME]], csize=10 * GIB // 4)])
+
+
+def bomb_lying_csize_small():
+    # the compressed size is declared smaller than the deflate stream, which then never ends
+    files = _small_adapter_files()
+    entry = _deflated(WEIGHTS_NAME, [files[WEIGHTS_NAME]])
+    return _raw_zip([_entry(CONFIG_NAME, files[CONFIG_NAME]), entry | dict(csize=entry["csize"] // 2)])
+
+
+def bomb_many_entries():
+    # 300,000 central-directory records (15 MB, under the upload limit), all pointing at one entry
+    files = _small_adapter_files(d=4, k=4)
+    return _raw_zip([_entry(CONFIG_NAME, files[CONFIG_NAME]), _entry(WEIGHTS_NAME, files[WEIGHTS_NAME])],
+                    extra_central=300_000)
+
+
+def bomb_header_length_lie():
+    # the safetensors header claims to be 2**40 bytes long
+    weights = (1 << 40).to_bytes(8, "little") + b"{}"
+    return _stored_zip({CONFIG_NAME: _config(r=BIG), WEIGHTS_NAME: weights})
+
+
+def bomb_header_length_true():
+    # a true 10 MB safetensors header (a metadata string of 10 MB), deflated to a few kB
+    header = b'{"__metadata__":{"x":"' + b"a" * 10_000_000 + b'"}}'
+    weights = len(header).to_bytes(8, "little") + header
+    # r = 1024 in the config, so the entry itself is within what d = k = 1024 may need
+    return _raw_zip([_entry(CONFIG_NAME, _config(r=BIG)), _deflated(WEIGHTS_NAME, [weights])])
+
+
+def bomb_header_huge_shapes():
+    # a small file whose header claims a 1024 × 2**40 float64 lora_A
+    header = {KEY_A: {"dtype": "F64", "shape": [1, 2**40], "data_offsets": [0, 8 * 2**40]},
+              KEY_B: {"dtype": "F64", "shape": [BIG, 1], "data_offsets": [8 * 2**40, 8 * 2**40 + 8 * BIG]}}
+    return _stored_zip({CONFIG_NAME: _config(), WEIGHTS_NAME: _safetensors(header)})
+
+
+def bomb_header_huge_offsets():
+    # shapes and dtype right for d = k = 1024, r = 1, but the offsets claim 8 TB of data
+    header = {KEY_A: {"dtype": "F32", "shape": [1, BIG], "data_offsets": [0, 2**43]},
+              KEY_B: {"dtype": "F32", "shape": [BIG, 1], "data_offsets": [2**43, 2**43 + 4 * BIG]}}
+    return _stored_zip({CONFIG_NAME: _config(), WEIGHTS_NAME: _safetensors(header, bytes(8 * BIG))})
+
+
+def bomb_json_nesting():
+    # a 60 kB config of [[[[...
+    return _stored_zip({CONFIG_NAME: b"[" * 60_000,
+                        WEIGHTS_NAME: _small_adapter_files()[WEIGHTS_NAME]})
+
+
+def bomb_json_nesting_in_header():
+    header = b"[" * 30_000 + b"]" * 30_000
+    return _stored_zip({CONFIG_NAME: _config(), WEIGHTS_NAME: len(header).to_bytes(8, "little") + header})
+
+
+BOMBS = {
+    "truthful 40 MB weights": (bomb_truthful_weights, r"declares 40,000,048 bytes uncompressed, over the limit"),
+    "truthful 16 MB weights": (bomb_truthful_weights_under_total,
+                               r"adapter_model\.safetensors declares 16,000,000 bytes, over the limit of 81,928 bytes"),
+    "truthful 10 MB config of lists": (bomb_truthful_config,
+                                       r"adapter_config\.json declares 10,000,003 bytes, over the limit of 65,536 bytes"),
+    "truthful 1 GiB weights": (bomb_truthful_gigabyte, r"bytes"),
+    "declared size lies, deflate 1 GiB": (bomb_lying_usize_deflate, r"adapter_model\.safetensors.*declared size"),
+    "declared size lies, bzip2 256 MiB": (bomb_lying_usize_bzip2, r"adapter_model\.safetensors.*bzip2"),
+    "declared size lies, config 20 MB": (bomb_lying_usize_config, r"adapter_config\.json.*100 bytes"),
+    "compressed size lies, too large": (bomb_lying_csize_large, r"adapter_model\.safetensors.*compressed"),
+    "compressed size lies, too small": (bomb_lying_csize_small, r"adapter_model\.safetensors.*compressed"),
+    "300,000 entries": (bomb_many_entries, r"entries"),
+    "header length 2**40": (bomb_header_length_lie, r"header.*1,099,511,627,776 bytes"),
+    "header of 10 MB": (bomb_header_length_true, r"header.*10,000,0\d\d bytes"),
+    "header claims huge shapes": (bomb_header_huge_shapes, r"lora_A\.weight is 1×1099511627776"),
+    "header claims huge offsets": (bomb_header_huge_offsets, r"lora_A\.weight.*data_offsets"),
+    "JSON nesting, config": (bomb_json_nesting, r"adapter_config\.json.*nest"),
+    "JSON nesting, header": (bomb_json_nesting_in_header, r"header.*nest"),
+}
+
+# Loads a good adapter first (so lazy imports and torch's first allocations are done), then the bomb.
+# The peak is the kernel's VmHWM for this process, reset to the current size just before the bomb (clear_refs 5).
+# ru_maxrss cannot serve here: subprocess starts the child with vfork, and exec carries the parent's (pytest's)
+# high-water mark into the child's ru_maxrss, so growth below pytest's own peak would not show.
+_CHILD = r"""
+import json, resource, sys, time
+import bz2, lzma, zipfile, zlib, torch, safetensors.torch
+from lora_core.adapter import load_peft_adapter_zip, adapter_zip_bytes
+def hwm_kb():
+    with open("/proc/self/status") as f:
+        return int(next(l for l in f if l.startswith("VmHWM:")).split()[1])
+d, k = int(sys.argv[2]), int(sys.argv[3])
+load_peft_adapter_zip(adapter_zip_bytes(torch.ones(4, 2), torch.ones(2, 4), r=2, alpha=2.0), d=4, k=4)
+with open(sys.argv[1], "rb") as f:
+    data = f.read()
+try:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    reset = True
+except OSError:
+    reset = False
+before, maxrss_before = hwm_kb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+try:
+    load_peft_adapter_zip(data, d=d, k=k)
+    error = None
+except ValueError as exc:
+    error = str(exc)
+seconds = time.perf_counter() - start
+after, maxrss_after = hwm_kb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"error": error, "peak_mb": (after - before) / 1024, "ms": seconds * 1000, "bytes": len(data),
+                  "reset": reset, "ru_maxrss_mb": (maxrss_after - maxrss_before) / 1024}))
+"""
+
+
+def measure(blob: bytes, tmp_path: Path, d: int = BIG, k: int = BIG) -> dict:
+    path = tmp_path / "upload.zip"
+    path.write_bytes(blob)
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(d), str(k)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", list(BOMBS))
+def test_bomb_is_refused_quickly_in_bounded_memory(name, tmp_path):
+    make, words = BOMBS[name]
+    result = measure(make(), tmp_path)
+    print(f"{name}: {result}")
+    assert result["error"] is not None, f"{name} was loaded: {result}"
+    assert re.search(words, result["error"]), result["error"]
+    assert result["peak_mb"] < PEAK_LIMIT_MB, result
+    assert result["ms"] < TIME_LIMIT_S * 1000, result
+
+
+def test_a_long_list_in_the_config_is_bounded_by_the_config_cap(tmp_path):
+    """A config just under 64 KiB holding a list of 15,000 empty lists: valid, so it loads, and cheaply."""
+    files = _small_adapter_files()
+    config = json.loads(files[CONFIG_NAME]) | {"notes": [[]] * 15_000}
+    blob = json.dumps(config).encode()
+    assert 60_000 < len(blob) < 64 * 1024
+    result = measure(_stored_zip({CONFIG_NAME: blob, WEIGHTS_NAME: files[WEIGHTS_NAME]}), tmp_path)
+    print(result)
+    assert result["error"] is None
+    assert result["peak_mb"] < PEAK_LIMIT_MB and result["ms"] < TIME_LIMIT_S * 1000, result
+
+
+def test_the_measurement_can_fail(tmp_path):
+    """The harness sees memory: loading the largest float64 adapter (16 MiB of weights) raises the peak by more
+    than 16 MB, so a bomb that inflated that much would show."""
+    g = torch.Generator().manual_seed(1)
+    A, B = torch.randn(BIG, BIG, generator=g, dtype=torch.float64), torch.randn(BIG, BIG, generator=g,
+                                                                                  dtype=torch.float64)
+    blob = adapter_zip_bytes(A, B, r=BIG, alpha=8.0, dtype=torch.float64)
+    result = measure(blob, tmp_path)
+    print(result)
+    assert result["error"] is None and result["peak_mb"] > 16, result
