@@ -1,9 +1,10 @@
 """Entry point: page config, navigation, the shared sidebar, and the URL written after each run."""
 import streamlit as st
 
-from lora_app import screen, style, ui
+from lora_app import guard, screen, style, ui
 from lora_app.compute import device_choice
 
+guard.install()  # forged widget messages are refused before Streamlit reads them (from the next rerun on)
 st.set_page_config(page_title="LoRA inside attention", page_icon="🧮", layout="wide")
 ui.load_url_state()
 style.apply()

@@ -9,12 +9,13 @@ import streamlit as st
 
 from lora_core import PRESETS
 
-from . import figures, screen
+from . import figures, guard, screen
 
 from .config import (
     ALPHA_MAX, ALPHA_MIN, ALPHA_STEP, DIM_CHOICES, MATRIX_LABELS, SEED_MAX, URL_KEYS, ExploreConfig,
-    parse_cell, quoted, sanitize,
+    CELL_TEXT_MAX, _as_int, parse_cell, quoted, sanitize,
 )
+from .echo import echo
 
 PRESET_LABELS = {
     "seed": "the blog's example",
@@ -165,7 +166,9 @@ def show_notices() -> None:
     The rerun that follows the browser's report of its size (screen.py) is not the user acting:
     it shows the same notices again, or they would be gone a tenth of a second after the page opened.
     """
-    notices = st.session_state.pop("_notices", [])
+    notices = st.session_state.pop("_notices", []) + [
+        f"A control (“{echo(name, 40)}”) sent a value this page cannot read; it was ignored, and the control "
+        "keeps its last value." for name in guard.take_refusals(st.session_state)]
     if screen.is_screen_rerun():
         notices = st.session_state.get("_shown_notices", []) + notices
     st.session_state["_shown_notices"] = notices
@@ -250,29 +253,92 @@ def _editor_key(name: str) -> str:
     return f"edit_{name}_{st.session_state.setdefault('editor_version', {}).get(name, 0)}"
 
 
+def _edited_cells(delta, shape: tuple[int, int], label: str) -> tuple[list[tuple[int, int, object]], list[str]]:
+    """The (row, column, raw value) cells of a table editor's change, or the reason it cannot be read.
+
+    The editor's message comes from the browser, so it is checked like any other input: a forged one
+    may name a row or column the table does not have, a negative row, or be no mapping at all.
+    Nothing of a change is applied unless all of it can be read.
+    """
+    rows, cols = shape
+    unreadable = f"the {label} table sent a change that could not be read ({{}}); nothing was changed."
+    if not isinstance(delta, dict) or not isinstance(delta.get("edited_rows", {}), dict):
+        return [], [unreadable.format("not a table edit")]
+    if delta.get("added_rows") or delta.get("deleted_rows"):
+        return [], [unreadable.format(f"rows added or deleted, but {label} is always {rows}×{cols}")]
+    cells = []
+    for row, changes in delta.get("edited_rows", {}).items():
+        i = _index(row, rows)
+        if i is None:
+            return [], [unreadable.format(f"row “{echo(row, 12)}” is not a row 1…{rows}")]
+        if not isinstance(changes, dict):
+            return [], [unreadable.format(f"row {i + 1} holds no cells")]
+        for col, raw in changes.items():
+            j = _index(col, cols, first=1)
+            if j is None:
+                return [], [unreadable.format(f"column “{echo(col, 12)}” is not a column 1…{cols}")]
+            cells.append((i, j, raw))
+    return cells, []
+
+
+def _index(raw, size: int, first: int = 0) -> int | None:
+    """A row or column name from the editor (0-based rows, columns named "1"…) as a 0-based index, if valid."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+        return None
+    text = str(raw).strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 6:  # no sign, no "1e3", no "١"
+        return None
+    index = int(text) - first
+    return index if 0 <= index < size else None
+
+
 def apply_pending_edits(labels: dict[str, str] = MATRIX_LABELS) -> None:
     """Fold the table editors' pending changes into ``edits``; refuse bad cells by name and keep the old value.
 
     This runs before the config is built, so a good edit shows in every figure in the same run.
     """
     edits = st.session_state.setdefault("edits", {})
+    shapes = st.session_state.setdefault("_editor_shapes", {})
     errors = []
     for name, label in labels.items():
         key = _editor_key(name)
         delta = st.session_state.get(key)
-        if not isinstance(delta, dict) or not delta.get("edited_rows"):
+        if delta is None or key not in shapes:
             continue
-        for row, changes in delta["edited_rows"].items():
-            for col, raw in changes.items():
-                i, j = int(row), int(col) - 1
-                try:
-                    edits.setdefault(name, {})[(i, j)] = parse_cell(raw)
-                except ValueError as err:
-                    errors.append(f"{label}[{i + 1}, {j + 1}] {err}; the cell keeps its last valid value.")
+        if isinstance(delta, dict) and not any(delta.get(part) for part in ("edited_rows", "added_rows", "deleted_rows")):
+            continue
+        cells, problems = _edited_cells(delta, shapes[key], label)
+        errors += problems
+        for i, j, raw in cells:
+            try:
+                edits.setdefault(name, {})[(i, j)] = parse_cell(raw)
+            except ValueError as err:
+                errors.append(f"{label}[{i + 1}, {j + 1}] {err}; the cell keeps its last valid value.")
         # a fresh editor shows the matrix as it now is, bad cells restored
         st.session_state["editor_version"][name] = st.session_state["editor_version"].get(name, 0) + 1
         del st.session_state[key]
     st.session_state["edit_errors"] = errors
+
+
+def cell_text(v: float) -> str:
+    """An entry as its table shows it: the shortest text that reads back as exactly this float."""
+    v = float(v)
+    return "0" if v == 0 else repr(v)
+
+
+def number_table(M: np.ndarray, key: str, label: str) -> None:
+    """An editable table of ``M``'s entries as text, read back on the server by :func:`parse_cell`.
+
+    Streamlit's number editor drops the letter e, so "1e3" typed in it would arrive as 13; a text
+    cell keeps what was typed, and the server reads "1e3", "-2.5e-4" and "1E6" as the numbers they are.
+    """
+    frame = pd.DataFrame([[cell_text(v) for v in row] for row in np.asarray(M)],
+                         columns=[str(j + 1) for j in range(M.shape[1])],
+                         index=[str(i + 1) for i in range(M.shape[0])])
+    st.session_state.setdefault("_editor_shapes", {})[key] = M.shape
+    st.data_editor(frame, key=key, num_rows="fixed",
+                   column_config={c: st.column_config.TextColumn(c, required=True, max_chars=CELL_TEXT_MAX)
+                                  for c in frame.columns})
 
 
 def matrix_editors(matrices: dict[str, np.ndarray], labels: dict[str, str] = MATRIX_LABELS) -> None:
@@ -288,17 +354,15 @@ def matrix_editors(matrices: dict[str, np.ndarray], labels: dict[str, str] = MAT
                 st.info(f"{labels[name]} is {M.shape[0]}×{M.shape[1]}; tables are offered up to "
                         f"{EDITABLE_MAX_SIDE} on a side. Make d, k or n smaller to edit it.")
                 continue
+            number_table(M, _editor_key(name), labels[name])
             frame = pd.DataFrame(M, columns=[str(j + 1) for j in range(M.shape[1])],
                                  index=[str(i + 1) for i in range(M.shape[0])])
-            st.data_editor(frame, key=_editor_key(name), num_rows="fixed",
-                           column_config={c: st.column_config.NumberColumn(c, format="%.4g", required=True)
-                                          for c in frame.columns})
             st.download_button(f"Download {labels[name]} as CSV", frame.to_csv(float_format="%.17g"),
                                file_name=f"{labels[name]}.csv", mime="text/csv", key=f"csv_{name}",
                                icon=":material/download:")
     cols = st.columns([3, 1])
     cols[0].caption(f"{count} edited cell{'s' if count != 1 else ''}. Edits stay when n, d, k or r change; "
-                    "entries must be finite and within ±1e6.")
+                    "type numbers such as 0.25, -1.5e-3 or 2E4, finite and within ±1e6.")
     if cols[1].button("Reset edits", disabled=count == 0, key=f"reset_edits_{'_'.join(matrices)}"):
         st.session_state["edits"] = {name: cells for name, cells in edits.items() if name not in matrices}
         st.session_state["edit_errors"] = []
@@ -309,11 +373,25 @@ def matrix_editors(matrices: dict[str, np.ndarray], labels: dict[str, str] = MAT
 # --- one cell of Q ---------------------------------------------------------------------------
 
 def picked_cell(cfg: ExploreConfig) -> tuple[int, int]:
-    """The chosen cell of Q, 0-based, clamped to the current n×k (the inputs show it from 1)."""
-    i = min(max(int(st.session_state.get("cell_i", 1)), 1), cfg.n)
-    j = min(max(int(st.session_state.get("cell_j", 1)), 1), cfg.k)
-    st.session_state["cell_i"], st.session_state["cell_j"] = i, j
-    return i - 1, j - 1
+    """The chosen cell of Q, 0-based, clamped to the current n×k (the inputs show it from 1).
+
+    The inputs' limits live in the browser, so a forged value (inf, text, 10¹⁵) is checked here:
+    it is clamped when it is a whole number and otherwise replaced by the last good cell.
+    """
+    ss = st.session_state
+    good = ss.get("_good_cell", (1, 1))
+    picked = []
+    for key, size, last in (("cell_i", cfg.n, good[0]), ("cell_j", cfg.k, good[1])):
+        try:
+            value = _as_int(ss.get(key, last))
+        except (TypeError, ValueError, OverflowError):
+            st.warning(f"{quoted(key, ss.get(key))} is not a whole number; keeping {key}={last}.",
+                       icon=":material/warning:")
+            value = last
+        picked.append(min(max(value, 1), size))
+    ss["cell_i"], ss["cell_j"] = picked
+    ss["_good_cell"] = tuple(picked)
+    return picked[0] - 1, picked[1] - 1
 
 
 def cell_click(key: str, then=None):

@@ -71,7 +71,7 @@ def test_bad_url_values_are_clamped_with_a_notice(at):
     at.run()
     assert not at.exception
     warnings = " ".join(w.value for w in at.warning)
-    assert "`r=999`" in warnings and "`d=abc`" in warnings and "`alpha=nan`" in warnings
+    assert "`r` = “999”" in warnings and "`d` = “abc”" in warnings and "`alpha` = “nan”" in warnings
     assert at.slider(key="r").value == 3 and at.select_slider(key="d").value == 5
     assert "A_Q (5×3)" in figures(at)
 
@@ -86,6 +86,7 @@ def test_url_values_open_the_same_view(at):
 
 def test_a_good_edit_changes_every_figure_and_a_bad_one_is_refused(at):
     at.run()
+    open_expander(at, "explore_edit")  # an edit comes from a table that was drawn
     at.session_state["edit_W_0"] = {"edited_rows": {0: {"1": 1.0}}, "added_rows": [], "deleted_rows": []}
     at.run()
     figs = all_figures(at, "explore")
@@ -93,7 +94,7 @@ def test_a_good_edit_changes_every_figure_and_a_bad_one_is_refused(at):
     open_expander(at, "explore_edit")  # where the editors and their messages are
     assert heatmap_z(figs["W_Q (5×3)"])[0, 0] == 1.0
     assert heatmap_z(figs[BASE_TITLE])[0, 0] == pytest.approx(0.13 + 0.1 * 0.8)
-    for bad, words in [("abc", "'abc' is not a number"), (float("nan"), "NaN"), ("inf", "infinite"),
+    for bad, words in [("abc", "“abc” is not a number"), (float("nan"), "NaN"), ("inf", "“inf” is not a number"),
                        ("1e9", "larger than the limit"), (None, "is empty")]:
         key = f"edit_W_{at.session_state['editor_version']['W']}"  # each processed edit opens a fresh editor
         at.session_state[key] = {"edited_rows": {2: {"3": bad}}, "added_rows": [], "deleted_rows": []}
@@ -183,7 +184,7 @@ def test_an_unknown_part_gets_a_notice_and_the_first_part(at):
     at.query_params["view"] = "nope"
     at.run()
     assert not at.exception
-    assert "`view=nope` is not a part of this page" in " ".join(w.value for w in at.warning)
+    assert "`view` = “nope” is not a part of this page" in " ".join(w.value for w in at.warning)
     assert set(figures(at)) == {"X (3×5)", "W_Q (5×3)", "A_Q (5×2)", "B_Q (2×3)"}
 
 

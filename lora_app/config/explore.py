@@ -6,11 +6,12 @@ is clamped or dropped and a notice says what happened. No streamlit import: this
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from lora_core import MAX_N, PRESETS, lora_scaling
 
-from ..echo import quoted  # noqa: F401  (re-exported: every page's config quotes URL values with it)
+from ..echo import echo, quoted  # noqa: F401  (re-exported: every page's config quotes URL values with it)
 
 DIM_CHOICES = (*range(1, 17), 20, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 ALPHA_MIN, ALPHA_MAX, ALPHA_STEP = 0.5, 64.0, 0.5
@@ -141,19 +142,38 @@ def sanitize(raw: dict) -> tuple[dict, list[str]]:
     return out, notices
 
 
+CELL_TEXT_MAX = 32  # characters of a typed entry: "-1.2345678901234567e-300" is 24
+_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def parse_cell(raw) -> float:
-    """An edited matrix entry as a float, or ValueError saying in words what is wrong with it."""
+    """An edited matrix entry as a float, or ValueError saying in words what is wrong with it.
+
+    Typed text must be a plain decimal number, optionally with an exponent: "0.25", "-1.5e-3", "2E4".
+    Python's float() also takes "1_000", "inf", "١٢" and "  nan "; a cell takes none of them.
+    """
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         raise ValueError("is empty")
-    try:
-        value = float(str(raw).strip()) if isinstance(raw, str) else float(raw)
-    except (TypeError, ValueError):
-        raise ValueError(f"{raw!r} is not a number") from None
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        raise ValueError(f"is not a number (the editor sent {type(raw).__name__})")
+    if isinstance(raw, str):
+        text = raw.strip().replace("\u2212", "-")  # the minus sign the app prints reads as a hyphen-minus
+        if len(text) > CELL_TEXT_MAX:
+            raise ValueError(f"is {len(text):,} characters long, too long for a number (at most {CELL_TEXT_MAX})")
+        if not _NUMBER.fullmatch(text):
+            hint = "; write the decimal point as a point" if re.fullmatch(r"[+-]?[0-9]+,[0-9]+", text) else ""
+            raise ValueError(f"“{echo(raw, 24)}” is not a number (type it like 0.25, -1.5e-3 or 2E4{hint})")
+        value = float(text)
+    else:
+        value = float(raw)
     if math.isnan(value):
         raise ValueError("is not a number (NaN)")
-    if math.isinf(value):
-        raise ValueError("is infinite")
-    if abs(value) > CELL_LIMIT:
-        raise ValueError(f"{value:g} is larger than the limit of ±{CELL_LIMIT:g}")
+    if math.isinf(value) or abs(value) > CELL_LIMIT:
+        raise ValueError(f"{_magnitude(raw, value)} is larger than the limit of ±{CELL_LIMIT:g}")
     return value
 
+
+def _magnitude(raw, value: float) -> str:
+    if isinstance(raw, str):
+        return f"“{echo(raw, 24)}”"  # as typed: "1e400" overflows to inf, which is not what was typed
+    return "∞" if math.isinf(value) else f"{value:g}"

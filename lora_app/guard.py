@@ -1,0 +1,107 @@
+"""Widget messages from the browser are checked before Streamlit uses them.
+
+A widget's value arrives from the browser as a protobuf ``WidgetState``, and Streamlit turns it back
+into a Python value with the widget's deserializer *before the page script runs*: while it looks for
+changed widgets to call their callbacks. A forged message (text where a table edit's JSON belongs,
+a list where a select box sends one index, a value of the wrong kind) then raises there, outside any
+code of ours, and the page shows Streamlit's exception box.
+
+:func:`install` wraps ``SessionState.set_widgets_from_proto``, the one place every incoming widget
+state passes through, so that each state is first read the way Streamlit will read it: it must have
+the value kind the widget registered, its deserializer must accept it, and its serializer must accept
+the result (Streamlit re-serializes values when the widget registers again), and a number or a
+choice must read back as what was sent: Streamlit silently resets an out-of-range slider or number
+input to its default, which would change a setting without a word. A state that fails is
+dropped, so the widget keeps its last good value, and :func:`take_refusals` hands the page the keys
+of the widgets whose message was refused, for a notice. Values that read well but are out of range
+(a slider beyond its max, an infinite number) are the pages' configs' job: ``lora_app.config``.
+
+Pinned to streamlit 1.67.0 (requirements.txt); ``tests/test_forged.py`` fails if this hook stops
+being called.
+"""
+from __future__ import annotations
+
+import logging
+
+from streamlit.runtime.state.common import unpack_widget_state_value
+from streamlit.runtime.state.session_state import SessionState
+
+REFUSED_KEY = "_refused_widget_messages"
+_LOGGER = logging.getLogger(__name__)
+# widgets whose deserializer consumes uploaded records: reading them twice would lose the upload
+_NOT_PRECHECKED = ("file_uploader_state_value", "chat_input_value")
+# kinds whose serialized form is canonical, so a real message reads back exactly as it was sent
+# (text and JSON are not: the same table edit can be written with other spaces or key order)
+_ROUND_TRIP_KINDS = ("double_value", "int_value", "bool_value", "double_array_value", "int_array_value",
+                     "string_array_value")
+
+
+def widget_name(widget_id: str) -> str:
+    """The user key inside a widget id (``$$ID-<hash>-<key>``), or a generic name for unkeyed widgets."""
+    key = widget_id.split("-", 2)[2] if widget_id.count("-") >= 2 else ""
+    return key if key and key != "None" else "a control"
+
+
+def check_state(metadata, state) -> None:
+    """Raise if Streamlit could not read ``state`` for this widget; nothing is changed."""
+    kind = state.WhichOneof("value")
+    if kind is None:
+        return  # a cleared value: every deserializer takes None
+    if metadata.value_type and kind != metadata.value_type:
+        raise TypeError(f"sent {kind} where the widget sends {metadata.value_type}")
+    sent = unpack_widget_state_value(state)
+    back = metadata.serializer(metadata.deserializer(sent))
+    if kind in _ROUND_TRIP_KINDS and not _same(back, sent):
+        # the widget read it as something else: Streamlit resets an out-of-range slider or number to its
+        # default, silently; a message from the real widget always reads back as itself
+        raise ValueError("the widget would read it as another value")
+
+
+def _same(back, sent) -> bool:
+    if isinstance(back, (list, tuple)) or hasattr(sent, "__len__") and not isinstance(sent, (str, bytes)):
+        try:
+            return list(back) == list(sent)
+        except TypeError:
+            return False
+    return back == sent
+
+
+def _checked(session_state: SessionState, widget_states):
+    known = session_state._new_widget_state.widget_metadata
+    refused = []
+    for state in list(widget_states.widgets):
+        metadata = known.get(state.id)
+        if metadata is None or metadata.value_type in _NOT_PRECHECKED:
+            continue
+        try:
+            check_state(metadata, state)
+        except Exception as exc:  # noqa: BLE001 - any failure of Streamlit's own reading means: refuse it
+            _LOGGER.warning("refused a widget message for %s: %s", widget_name(state.id), type(exc).__name__)
+            refused.append(widget_name(state.id))
+            widget_states.widgets.remove(state)
+    if refused:
+        pending = session_state._new_session_state.get(REFUSED_KEY) or []
+        session_state._new_session_state[REFUSED_KEY] = [*pending, *refused]
+    return widget_states
+
+
+def install() -> None:
+    """Wrap ``SessionState.set_widgets_from_proto`` once per process (app.py calls this on every run)."""
+    original = SessionState.set_widgets_from_proto
+    if getattr(original, "_lora_guard", False):
+        return
+
+    def set_widgets_from_proto(self, widget_states):
+        # in place: Streamlit also reads this message later in the same rerun (which widgets it touched)
+        return original(self, _checked(self, widget_states))
+
+    set_widgets_from_proto._lora_guard = True
+    SessionState.set_widgets_from_proto = set_widgets_from_proto
+
+
+def take_refusals(session_state) -> list[str]:
+    """The keys of widgets whose message was refused since the last call, each once."""
+    refused = session_state.get(REFUSED_KEY) or []
+    if refused:
+        session_state[REFUSED_KEY] = []
+    return list(dict.fromkeys(refused))
