@@ -65,8 +65,8 @@ def main(rev: str = "0d76063") -> None:
         old = Path(tmp) / "adapter_before.py"
         old.write_text(subprocess.run(["git", "show", f"{rev}:lora_core/adapter.py"], cwd=ROOT, check=True,
                                       capture_output=True, text=True).stdout)
-        print(f"| bomb | zip bytes | before: peak MB | before: ms | before: outcome | after: peak MB | after: ms |"
-              f" after: outcome |\n|---|---:|---:|---:|---|---:|---:|---|")
+        print("| bomb | zip bytes | before: peak MB | before: ms | before: outcome | after: peak MB | after: ms |"
+              " after: outcome |\n|---|---:|---:|---:|---|---:|---:|---|")
         for name, (make, _) in BOMBS.items():
             bomb = Path(tmp) / "bomb.zip"
             bomb.write_bytes(make())

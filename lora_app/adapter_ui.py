@@ -5,9 +5,10 @@ import numpy as np
 import streamlit as st
 import torch
 
-from lora_core import MAX_ADAPTER_BYTES, adapter_zip_bytes, load_peft_adapter_zip
+from lora_core import MAX_ADAPTER_BYTES, LoadedAdapter, adapter_zip_bytes, load_peft_adapter_zip
 
 from .config import ALPHA_MAX, ALPHA_MIN, ALPHA_STEP, ExploreConfig
+from .echo import echo, plain
 
 UPLOAD_KEY = "adapter_upload"
 
@@ -25,6 +26,29 @@ def download_button(A: np.ndarray, B: np.ndarray, cfg: ExploreConfig, label: str
                        help=f"For a module whose q_proj is nn.Linear({cfg.d}, {cfg.k}, bias=False) holding W_Qᵀ.")
 
 
+def upload_outcome(upload, d: int, k: int) -> tuple[LoadedAdapter | None, tuple[str, str]]:
+    """What an upload gives for a d×k W_Q: the adapter (or None) and the message to show, as markdown.
+
+    ``upload`` is what st.file_uploader returns (``.name``, ``.size``, ``.getvalue()``). The file name and
+    everything the core's message quotes came from the user, so both are echoed, never rendered.
+    """
+    name = echo(getattr(upload, "name", "the file"))
+    try:
+        # the widget's limit is the browser's; Streamlit's server.maxUploadSize (17 MB) and this are the server's
+        if upload.size > MAX_ADAPTER_BYTES:
+            raise ValueError(f"the file is {upload.size:,} bytes; adapters up to {MAX_ADAPTER_BYTES:,} bytes are "
+                             f"accepted")
+        loaded = load_peft_adapter_zip(upload.getvalue(), d=d, k=k)
+        if not ALPHA_MIN <= loaded.alpha <= ALPHA_MAX or (loaded.alpha / ALPHA_STEP) % 1:
+            raise ValueError(f"its lora_alpha = {loaded.alpha:g} is not one the α slider can show "
+                             f"({ALPHA_MIN:g}…{ALPHA_MAX:g} in steps of {ALPHA_STEP:g})")
+    except ValueError as err:
+        return None, ("error", f"{name} was not loaded: {plain(str(err))}. Nothing was changed.")
+    return loaded, ("success", f"Loaded {name}: {echo(loaded.target_module)} with r = {loaded.r}, "
+                               f"lora_alpha = {loaded.alpha:g}{', rsLoRA' if loaded.rslora else ''}. "
+                               "Its A_Q and B_Q now fill every figure, here and on the Training page.")
+
+
 def _load() -> None:
     """Runs before the page: on success the sidebar's r, α, rsLoRA and the A_Q, B_Q cells take the adapter's values."""
     ss = st.session_state
@@ -32,33 +56,21 @@ def _load() -> None:
     ss["adapter_message"] = None
     if upload is None:
         return
-    d, k = int(ss["d"]), int(ss["k"])
-    try:
-        if upload.size > MAX_ADAPTER_BYTES:
-            raise ValueError(f"the file is {upload.size:,} bytes; adapters up to {MAX_ADAPTER_BYTES:,} bytes are accepted")
-        loaded = load_peft_adapter_zip(upload.getvalue(), d=d, k=k)
-        if loaded.r > min(d, k):
-            raise ValueError(f"its rank r = {loaded.r} is above min(d, k) = {min(d, k)}, the largest this page shows")
-        if not ALPHA_MIN <= loaded.alpha <= ALPHA_MAX or (loaded.alpha / ALPHA_STEP) % 1:
-            raise ValueError(f"its lora_alpha = {loaded.alpha:g} is not one the α slider can show "
-                             f"({ALPHA_MIN:g}…{ALPHA_MAX:g} in steps of {ALPHA_STEP:g})")
-    except ValueError as err:
-        ss["adapter_message"] = ("error", f"{upload.name} was not loaded: {err}. Nothing was changed.")
+    loaded, ss["adapter_message"] = upload_outcome(upload, int(ss["d"]), int(ss["k"]))
+    if loaded is None:
         return
     edits = ss.setdefault("edits", {})
     edits["A"] = {(i, j): float(v) for (i, j), v in np.ndenumerate(loaded.A.numpy())}
     edits["B"] = {(i, j): float(v) for (i, j), v in np.ndenumerate(loaded.B.numpy())}
     ss.update(r=loaded.r, alpha=float(loaded.alpha), rslora=loaded.rslora)
     ss["editor_version"] = {name: v + 1 for name, v in ss.get("editor_version", {}).items()}
-    ss["adapter_message"] = ("success", f"Loaded {upload.name}: {loaded.target_module} with r = {loaded.r}, "
-                                        f"lora_alpha = {loaded.alpha:g}{', rsLoRA' if loaded.rslora else ''}. "
-                                        "Its A_Q and B_Q now fill every figure, here and on the Training page.")
 
 
 def upload_box(cfg: ExploreConfig) -> None:
     st.file_uploader(f"Load a PEFT adapter (.zip with adapter_model.safetensors and adapter_config.json) for "
                      f"W_Q {cfg.d}×{cfg.k}", type=["zip"], key=UPLOAD_KEY, on_change=_load,
-                     help="Safetensors only: pickled .bin files are refused. Set d and k to the adapter's first.")
+                     help=f"Safetensors only: pickled .bin files are refused. Set d and k to the adapter's first. "
+                          f"Up to {MAX_ADAPTER_BYTES // 2**20} MB, enough for d = k = r = 1024 in float64.")
     message = st.session_state.get("adapter_message")
     if message:
         kind, text = message
