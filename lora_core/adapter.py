@@ -1,4 +1,10 @@
-"""PEFT adapter files for one adapted matrix: export our A, B as a LoRA adapter, and read one back safely."""
+"""PEFT adapter files for one adapted matrix: export our A, B as a LoRA adapter, and read one back safely.
+
+Reading an upload is bounded in memory and time whatever the file claims: the zip's directory is
+bounded before zipfile parses it, the two entries read are inflated by this module in small steps
+with their declared sizes checked against the actual ones, and the safetensors header is read and
+checked (keys, dtypes, shapes, offsets) before safetensors is handed any bytes.
+"""
 from __future__ import annotations
 
 import io
@@ -24,10 +30,10 @@ WEIGHTS_NAME = "adapter_model.safetensors"
 
 # --- what an upload may hold. Each cap is checked while reading, so nothing past it is ever inflated.
 VALUE_LIMIT = 1e6             # |w| above this is refused; lora_app.config.explore.CELL_LIMIT is the same limit
-CONFIG_MAX_BYTES = 64 * 1024  # PEFT writes about 1 kB of config
-HEADER_MAX_BYTES = 64 * 1024  # the safetensors JSON header: about 300 bytes for two tensors
-JSON_MAX_DEPTH = 32           # PEFT's config nests 3 levels; a deeper one is refused before json.loads sees it
-MAX_ENTRIES = 64              # PEFT's folder has 3 files; macOS adds a __MACOSX/ twin for each
+CONFIG_MAX_BYTES = 64 * 1024  # PEFT 0.21 writes 1.1 kB of config
+HEADER_MAX_BYTES = 64 * 1024  # the safetensors JSON header: PEFT's is 224 bytes for one module
+JSON_MAX_DEPTH = 32           # PEFT's config nests 2 levels; a deeper one is refused before json.loads sees it
+MAX_ENTRIES = 64              # PEFT's folder has 3 files; macOS's zips can add a __MACOSX/ twin for each
 CENTRAL_DIRECTORY_MAX_BYTES = 64 * 1024  # zipfile builds an object per record: bound them before it reads any
 DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}  # safetensors' names of the accepted float dtypes
 _MIB = 1024 * 1024
