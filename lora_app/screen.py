@@ -34,8 +34,13 @@ export default function(component) {
     }
   };
   lora.report = () => { clearTimeout(lora.timer); lora.timer = setTimeout(send, 120); };  // a resize: once it settles
-  lora.last = null;  // a fresh mount reports at once (before a first click), even if nothing changed
+  // the script calls this function again whenever the data it sends changes (each applied key press);
+  // only a fresh mount, in a new element, reports at once (before a first click) even if nothing changed
+  if (lora.root !== component.parentElement) lora.last = null;
+  lora.root = component.parentElement;
   send();
+  lora.ack = (component.data || {}).keys;  // [the browser's id, the count of presses the server has applied]
+  if (lora.settled) lora.settled();
   if (lora.installed) return;
   lora.installed = true;
   window.addEventListener('resize', () => lora.report());
@@ -95,7 +100,54 @@ export default function(component) {
 
   const WIDGETS = '[data-testid="stSlider"], [data-testid="stSelectbox"], [data-testid="stSelectSlider"], ' +
                   '[data-testid="stButtonGroup"], [data-testid="stNumberInput"], [data-testid="stRadio"]';
-  const SLIDE_KEYS = {ArrowRight: 'next', PageDown: 'next', ArrowLeft: 'prev', PageUp: 'prev'};
+  // a field that takes typing (Streamlit's own rule for its shortcuts: an input, a text area, a select
+  // or an editable element anywhere on the event's path)
+  const typing = (e) => (e.composedPath ? e.composedPath() : [e.target]).some((n) => n && n.tagName &&
+    (['INPUT', 'TEXTAREA', 'SELECT'].includes(n.tagName) || n.isContentEditable || n.getAttribute('contenteditable') === 'true'));
+
+  // the keys that move the stepper and the slides are counted here, never dropped. Streamlit merges the
+  // shortcut triggers that arrive while the script runs (two presses, one move); instead each press is
+  // written to a log, and the log is sent once the run before it is over: the server applies every press
+  // it has not applied yet, in order (screen.take_keys), and says how many it has applied (the data it
+  // mounts this component with). Sending only then also means that the widgets' values the browser sends
+  // along are those of the last run, never a step the server has already moved past.
+  // one letter per action; take_keys knows the same letters
+  const PAGES = {
+    training: {box: '.st-key-stepper', keys: {ArrowRight: 'n', ArrowLeft: 'b', n: 's', p: 'p'}},
+    present: {box: '.st-key-slide_nav', keys: {ArrowRight: 'f', PageDown: 'f', ArrowLeft: 'r', PageUp: 'r'}},
+  };
+  const LOG_MAX = 64;
+  const keys = lora.keys = {id: Math.random().toString(36).slice(2, 12), n: 0, log: '', sent: 0, sentAt: 0};
+  const app = () => document.querySelector('[data-testid="stApp"]');
+  const idle = () => { const a = app(); return !a || a.dataset.testScriptState === 'notRunning'; };
+  const playing = () => { const b = document.querySelector('.st-key-play button'); return !!b && /Pause/.test(b.innerText); };
+  const applied = () => Array.isArray(lora.ack) && lora.ack[0] === keys.id && lora.ack[1] >= keys.sent;
+  // a log sent and not acknowledged after 3 s of idle was lost on the way (a reconnect): it goes again
+  const lost = () => !applied() && idle() && Date.now() - keys.sentAt > 3000;
+  const mark = () => { document.documentElement.dataset.loraKeysPending = (keys.n > keys.sent || !applied()) ? '1' : '0'; };
+  const flush = () => {
+    mark();
+    if (keys.n === keys.sent && !lost()) return;
+    // while the stepper plays the script never stops running: its presses go at once (P must pause it)
+    if (!playing() && !(idle() && (applied() || lost()))) return;
+    keys.sent = keys.n;
+    keys.sentAt = Date.now();
+    lora.set('keys', {id: keys.id, n: keys.n, log: keys.log});
+    mark();
+  };
+  // once a run is over, the widgets take the values it sent in React effects a moment later: wait for them
+  lora.settled = () => { clearTimeout(keys.timer); keys.timer = setTimeout(flush, 60); };
+  const watch = () => {
+    const a = app();
+    if (!a) return setTimeout(watch, 200);
+    new MutationObserver(() => { if (idle()) lora.settled(); }).observe(a, {attributes: true, attributeFilter: ['data-test-script-state']});
+  };
+  watch();
+  setInterval(flush, 1000);  // a safety net: nothing waits forever on a message that was lost
+  lora.set('keys', {id: keys.id, n: 0, log: ''});  // this page's count starts at 0 (see take_keys)
+  keys.sentAt = Date.now();
+
+  const pageName = () => location.pathname.replace(/\/+$/, '').split('/').pop();
   window.addEventListener('keydown', (e) => {
     const el = document.activeElement;
     const inWidget = el && el !== document.body && el.closest && el.closest(WIDGETS);
@@ -103,15 +155,25 @@ export default function(component) {
       el.blur();  // hands the keys back to the page (and to the slide)
       return;
     }
-    if (!(e.key in SLIDE_KEYS) || !location.pathname.replace(/\\/+$/, '').endsWith('/present')) return;
-    if (!inWidget || el.dataset.loraFocus === 'keyboard' || pointerDown) return;  // a widget kept by Tab, or a drag
-    if (el.getAttribute('aria-expanded') === 'true') return;                       // an open list uses its arrows
-    const button = document.querySelector(`.st-key-present_${SLIDE_KEYS[e.key]} button`);
-    if (!button) return;
+    const name = pageName(), spec = PAGES[name];
+    if (!spec || e.ctrlKey || e.metaKey || e.altKey || e.shiftKey) return;
+    const action = spec.keys[e.key.length === 1 ? e.key.toLowerCase() : e.key];
+    if (!action || !document.querySelector(spec.box)) return;
+    if (name === 'present' && inWidget) {
+      // a widget focused by a click hands a clicker's keys to the slide; one kept by Tab, or a drag, keeps them
+      if (el.dataset.loraFocus === 'keyboard' || pointerDown) return;
+      if (el.getAttribute('aria-expanded') === 'true') return;  // an open list uses its arrows
+      el.blur();
+    } else if (typing(e)) {
+      return;  // typing in a field (a slider, a number, a radio) keeps its keys, as Streamlit's shortcuts do
+    }
     e.preventDefault();
-    e.stopImmediatePropagation();
-    el.blur();
-    if (!button.disabled) button.click();
+    e.stopImmediatePropagation();  // the button's own shortcut must not move a second time
+    if (e.repeat && (keys.n > keys.sent || !applied() || !idle())) return;  // a held key moves at the pace of the reruns
+    keys.n += 1;
+    keys.log = (keys.log + action).slice(-LOG_MAX);
+    mark();
+    lora.settled();
   }, true);
 }
 """
@@ -131,8 +193,15 @@ class Screen(NamedTuple):
 
 def report() -> None:
     """Mount the reporter (once per run, at the end of the page; it draws nothing)."""
-    _component(key="screen", on_size_change=_mark_rerun)
+    take_keys("")  # presses this page had no use for (its stepper was not shown) are dropped, not kept for later
+    applied = st.session_state.get(_APPLIED)
+    _component(key="screen", data={"keys": list(applied) if applied else None},  # says which presses were applied
+               on_size_change=_mark_rerun, on_keys_change=_no_op)
     st.session_state.pop("_screen_rerun", None)  # this run is over: the next one is the user's
+
+
+def _no_op() -> None:
+    """A key press is the user acting: unlike a size report, it does not mark the run (is_screen_rerun)."""
 
 
 def _mark_rerun() -> None:
@@ -142,6 +211,41 @@ def _mark_rerun() -> None:
 def is_screen_rerun() -> bool:
     """Whether this run was started by the browser reporting its size, not by the user."""
     return bool(st.session_state.get("_screen_rerun"))
+
+
+KEY_ACTIONS = {
+    "training": {"n": "next", "b": "back", "s": "step", "p": "play"},
+    "present": {"f": "next", "r": "prev"},
+}
+_LOG_MAX = 64     # the browser keeps the last 64 presses (screen.py's LOG_MAX)
+_APPLIED = "_keys_applied"
+
+
+def take_keys(page: str) -> list[str]:
+    """The stepper's or the slides' key presses counted in the browser since a run last took them, in order.
+
+    The browser sends a running count of presses and the log of the last ones, tagged with an id of its
+    own (a new one each time the page loads). A count from an id this session has not seen yet only sets
+    where counting starts: a reconnecting browser must not replay the presses an old session applied.
+    Everything sent is bounded; anything malformed moves nothing. Presses for another page are dropped.
+    """
+    state = st.session_state.get("screen")
+    raw = state.get("keys") if isinstance(state, dict) else None
+    if not isinstance(raw, dict):
+        return []
+    kid, n, log = raw.get("id"), raw.get("n"), raw.get("log")
+    if not (isinstance(kid, str) and 0 < len(kid) <= 40 and isinstance(n, int) and not isinstance(n, bool)
+            and 0 <= n <= 10 ** 9 and isinstance(log, str) and len(log) <= _LOG_MAX):
+        return []
+    seen = st.session_state.get(_APPLIED)
+    st.session_state[_APPLIED] = (kid, n)
+    if not (isinstance(seen, tuple) and len(seen) == 2 and seen[0] == kid):
+        return []
+    new = n - seen[1]
+    if new <= 0:
+        return []
+    actions = KEY_ACTIONS.get(page, {})
+    return [actions[c] for c in log[-min(new, len(log)):] if c in actions] if log else []
 
 
 def current() -> Screen:

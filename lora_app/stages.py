@@ -6,7 +6,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from . import figures, latex, ui
+from . import figures, latex, screen, ui
 from .compute import TrainingRun
 from .config import STAGES, TrainingConfig
 from .text import training as text
@@ -47,6 +47,11 @@ def before_widgets(n_steps: int) -> None:
     ss["step"] = min(max(int(ss.get("step", 1)), 1), n_steps)
     if ss.get("stage") not in STAGES:
         ss["stage"] = "forward"
+    # the keys counted in the browser (screen.py), every press in order: none is lost to a rerun in flight
+    moves = {"next": lambda: _move(1, n_steps), "back": lambda: _move(-1, n_steps),
+             "step": lambda: _next_step(n_steps), "play": _toggle_play}
+    for action in screen.take_keys("training"):
+        moves[action]()
 
 
 def stepper(n_steps: int) -> None:

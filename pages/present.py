@@ -17,7 +17,10 @@ def go(delta: int) -> None:
     st.session_state["slide"] = min(max(st.session_state["slide"] + delta, 1), len(SLIDES))
 
 
-n = st.session_state["slide"] = min(max(int(st.session_state.get("slide", 1)), 1), len(SLIDES))
+st.session_state["slide"] = min(max(int(st.session_state.get("slide", 1)), 1), len(SLIDES))
+for action in screen.take_keys("present"):  # every clicker press counted in the browser, none dropped
+    go(1 if action == "next" else -1)
+n = st.session_state["slide"]
 key, title = SLIDES[n - 1]
 font = st.session_state.get("font") if st.session_state.get("font") in FONT_SIZES else "L"
 scr = screen.current()

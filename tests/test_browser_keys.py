@@ -1,0 +1,158 @@
+"""No key press is lost: presses that arrive while a rerun is in flight are applied after it.
+
+Streamlit merges the button shortcuts that arrive while the script runs (two presses, one trigger), so
+the screen component (lora_app/screen.py) counts the stepper's and the slides' keys in the browser and
+the server applies every press it has not applied yet. Each test presses a key five times, faster than
+a rerun, and checks that five moves were made, no more and no fewer.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from helpers import wait_idle
+
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("navigation_ready")]
+
+GAPS_MS = [300, 100]
+
+
+def settle(page, quiet_ms: int = 1000, timeout: int = 30_000) -> None:
+    """Idle, and still idle after ``quiet_ms``: every queued press has been sent and its rerun is over."""
+    wait_idle(page, timeout)
+    for _ in range(30):
+        page.wait_for_timeout(quiet_ms)
+        if page.evaluate("s => !!document.querySelector(s)", "[data-testid='stApp'][data-test-script-state='notRunning']") \
+                and not page.evaluate("() => document.documentElement.dataset.loraKeysPending === '1'"):
+            return
+        wait_idle(page, timeout)
+    raise AssertionError("the app never settled")
+
+
+def heading(page) -> str:
+    return page.locator("h3", has_text=re.compile(r"^Step \d+ of \d+")).first.inner_text()
+
+
+def step_and_stage(page) -> tuple[int, str]:
+    m = re.match(r"Step (\d+) of \d+ · (\S)", heading(page))
+    return int(m.group(1)), m.group(2)
+
+
+def playing(page) -> bool:
+    """The play button reads Pause (its label also holds an icon's name and the shortcut's hint)."""
+    label = page.evaluate("() => document.querySelector('.st-key-play button').innerText")
+    assert "Play" in label or "Pause" in label, label
+    return "Pause" in label
+
+
+def press(page, key: str, times: int, gap_ms: int) -> None:
+    for i in range(times):
+        page.keyboard.press(key)
+        if i < times - 1:
+            page.wait_for_timeout(gap_ms)
+
+
+def open_training(page, app_url, query: str = "") -> None:
+    page.goto(f"{app_url}/training?view=step{query}")
+    wait_idle(page)
+    page.wait_for_selector("h3:has-text('Step ')")
+    settle(page, 400)
+    page.locator("h1").click()  # the page has the keys, not a widget
+
+
+@pytest.mark.parametrize("gap_ms", GAPS_MS)
+def test_five_presses_of_n_make_five_steps(page, app_url, gap_ms):
+    open_training(page, app_url)
+    assert step_and_stage(page) == (1, "①")
+    press(page, "n", 5, gap_ms)
+    settle(page)
+    assert step_and_stage(page) == (6, "①")
+    assert re.search(r"[?&]step=6(&|$)", page.url)
+
+
+@pytest.mark.parametrize("gap_ms", GAPS_MS)
+def test_five_presses_of_the_right_arrow_make_five_stages(page, app_url, gap_ms):
+    open_training(page, app_url, "&step=3&stage=loss")
+    assert step_and_stage(page) == (3, "②")
+    press(page, "ArrowRight", 5, gap_ms)  # loss → backward → adamw → update → step 4 forward → loss
+    settle(page)
+    assert step_and_stage(page) == (4, "②")
+    press(page, "ArrowLeft", 3, gap_ms)   # loss → forward → step 3 update → adamw
+    settle(page)
+    assert step_and_stage(page) == (3, "④")
+
+
+@pytest.mark.parametrize("gap_ms", GAPS_MS)
+def test_p_pressed_four_times_ends_paused_and_five_times_plays(page, app_url, gap_ms):
+    open_training(page, app_url)
+    press(page, "p", 4, gap_ms)
+    settle(page)
+    assert not playing(page)
+    paused_at = step_and_stage(page)[0]
+    page.wait_for_timeout(1500)  # more than two play intervals: it does not play
+    assert step_and_stage(page)[0] == paused_at
+
+    press(page, "p", 5, gap_ms)
+    page.wait_for_function("() => /Pause/.test(document.querySelector('.st-key-play button')?.innerText)", timeout=15_000)
+    page.wait_for_function("s => Number(/Step (\\d+) of/.exec(document.querySelector('h3')?.innerText)?.[1]) >= s",
+                           arg=paused_at + 2, timeout=20_000)  # it plays
+    page.keyboard.press("p")
+    page.wait_for_function("() => /Play/.test(document.querySelector('.st-key-play button')?.innerText)", timeout=15_000)
+    settle(page)
+    stopped_at = step_and_stage(page)[0]
+    page.wait_for_timeout(1500)
+    assert step_and_stage(page)[0] == stopped_at
+
+
+def test_a_single_press_and_a_focused_button_move_exactly_once(page, app_url):
+    """Neither the button's own shortcut nor Enter on the focused button adds a second move."""
+    open_training(page, app_url)
+    page.keyboard.press("n")
+    settle(page)
+    assert step_and_stage(page) == (2, "①")
+    step_button = page.get_by_role("button", name=re.compile(r"^\S*\s*Step"))
+    step_button.focus()
+    page.keyboard.press("Enter")
+    settle(page)
+    assert step_and_stage(page) == (3, "①")
+    page.keyboard.press("n")  # N with the button focused: one step
+    settle(page)
+    assert step_and_stage(page) == (4, "①")
+    page.get_by_role("button", name=re.compile("Next")).click()  # the mouse still works
+    settle(page)
+    assert step_and_stage(page) == (4, "②")
+    page.get_by_role("button", name=re.compile("Next")).focus()
+    page.keyboard.press(" ")
+    settle(page)
+    assert step_and_stage(page) == (4, "③")
+
+
+def test_keys_typed_in_a_number_field_do_not_move(page, app_url):
+    open_training(page, app_url, "&step=2&stage=loss")
+    field = page.locator(".st-key-lr input")
+    field.click()
+    for key in ["ArrowRight", "ArrowLeft", "n", "p", "ArrowRight"]:
+        page.keyboard.press(key)
+        page.wait_for_timeout(100)
+    page.keyboard.press("Escape")  # leave the field without changing lr (it was never submitted)
+    settle(page)
+    assert step_and_stage(page) == (2, "②")
+    assert not playing(page)
+
+
+@pytest.mark.parametrize("gap_ms", GAPS_MS)
+@pytest.mark.parametrize("key,back", [("ArrowRight", "ArrowLeft"), ("PageDown", "PageUp")])
+def test_five_slide_keys_move_five_slides(page, app_url, gap_ms, key, back):
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{app_url}/present?slide=1")
+    wait_idle(page)
+    settle(page, 400)
+    page.locator("h1").click()
+    press(page, key, 5, gap_ms)
+    settle(page)
+    assert page.locator("h1").first.inner_text().startswith("6 ·")
+    press(page, back, 3, gap_ms)
+    settle(page)
+    assert page.locator("h1").first.inner_text().startswith("3 ·")
+    assert re.search(r"[?&]slide=3(&|$)", page.url)
