@@ -8,7 +8,7 @@ from lora_app import adapter_ui, figures, stages, ui
 from lora_app.compute import training_run
 from lora_app.config import sanitize_training
 from lora_app.text import training as text
-from lora_app.training_settings import settings_row, training_config
+from lora_app.training_settings import set_steps, settings_row, steps_cap, training_config
 
 ui.entry_guard()
 
@@ -58,12 +58,17 @@ st.title("Training LoRA, one stage at a time")
 ui.show_notices()
 st.markdown(text.TRAINING_INTRO)
 with st.container(border=True):
-    settings_row(ex)
+    refused = settings_row(ex)
+for message in refused:  # each names the value sent; the run below uses the last good one
+    st.error(message, icon=":material/block:")
 cfg, problem = training_config(ex)
 
 run = None if problem else training_run(cfg)
 if problem:
-    st.error(f"Nothing was trained: {problem}.", icon=":material/block:")
+    cap = steps_cap(ex)
+    st.warning(f"Nothing was trained: {problem}.", icon=":material/timer:")
+    st.button(f"Run the largest that fits ({cap} steps)", type="primary", icon=":material/play_arrow:",
+              on_click=set_steps, args=(cap,), key="fit_steps")
 elif run.n_steps == 0:
     st.warning(f"{run.message} Nothing to step through.", icon=":material/warning:")
 else:
