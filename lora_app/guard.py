@@ -47,7 +47,7 @@ def check_state(metadata, state) -> None:
     kind = state.WhichOneof("value")
     if kind is None:
         return  # a cleared value: every deserializer takes None
-    if metadata.value_type and kind != metadata.value_type:
+    if metadata.value_type and _kind(kind) != _kind(metadata.value_type):
         raise TypeError(f"sent {kind} where the widget sends {metadata.value_type}")
     sent = unpack_widget_state_value(state)
     back = metadata.serializer(metadata.deserializer(sent))
@@ -55,6 +55,11 @@ def check_state(metadata, state) -> None:
         # the widget read it as something else: Streamlit resets an out-of-range slider or number to its
         # default, silently; a message from the real widget always reads back as itself
         raise ValueError("the widget would read it as another value")
+
+
+def _kind(value_type: str) -> str:
+    # a number input registers double_value and the browser sends an integer one's value as int_value
+    return "number" if value_type in ("int_value", "double_value") else value_type
 
 
 def _same(back, sent) -> bool:
@@ -76,7 +81,7 @@ def _checked(session_state: SessionState, widget_states):
         try:
             check_state(metadata, state)
         except Exception as exc:  # noqa: BLE001 - any failure of Streamlit's own reading means: refuse it
-            _LOGGER.warning("refused a widget message for %s: %s", widget_name(state.id), type(exc).__name__)
+            _LOGGER.warning("refused a widget message for %s: %s: %.200s", widget_name(state.id), type(exc).__name__, exc)
             refused.append(widget_name(state.id))
             widget_states.widgets.remove(state)
     if refused:

@@ -167,7 +167,7 @@ def show_notices() -> None:
     it shows the same notices again, or they would be gone a tenth of a second after the page opened.
     """
     notices = st.session_state.pop("_notices", []) + [
-        f"A control (“{echo(name, 40)}”) sent a value this page cannot read; it was ignored, and the control "
+        f"The control {echo(name, 40)} sent a value this page cannot read; it was ignored, and the control "
         "keeps its last value." for name in guard.take_refusals(st.session_state)]
     if screen.is_screen_rerun():
         notices = st.session_state.get("_shown_notices", []) + notices
@@ -270,13 +270,13 @@ def _edited_cells(delta, shape: tuple[int, int], label: str) -> tuple[list[tuple
     for row, changes in delta.get("edited_rows", {}).items():
         i = _index(row, rows)
         if i is None:
-            return [], [unreadable.format(f"row “{echo(row, 12)}” is not a row 1…{rows}")]
+            return [], [unreadable.format(f"row {echo(row, 12)} is not a row 1…{rows}")]
         if not isinstance(changes, dict):
             return [], [unreadable.format(f"row {i + 1} holds no cells")]
         for col, raw in changes.items():
             j = _index(col, cols, first=1)
             if j is None:
-                return [], [unreadable.format(f"column “{echo(col, 12)}” is not a column 1…{cols}")]
+                return [], [unreadable.format(f"column {echo(col, 12)} is not a column 1…{cols}")]
             cells.append((i, j, raw))
     return cells, []
 

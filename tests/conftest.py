@@ -17,11 +17,14 @@ def app_url():
     """Start the app as a user would, wait for its health check, and stop it afterwards."""
     from helpers import start_streamlit
 
-    proc, url = start_streamlit(os.environ.get("LORA_TEST_ENTRY", "app.py"), ROOT / "tests" / ".streamlit-test.log",
-                                timeout_s=60)
+    log = ROOT / "tests" / ".streamlit-test.log"
+    proc, url = start_streamlit(os.environ.get("LORA_TEST_ENTRY", "app.py"), log, timeout_s=60)
     yield url
     proc.terminate()
     proc.wait(timeout=10)
+    # a real browser's messages must all pass lora_app.guard: a refusal here means the guard is wrong
+    refused = [line for line in log.read_text(errors="replace").splitlines() if "refused a widget message" in line]
+    assert not refused, "the guard refused messages of a real browser:\n" + "\n".join(refused[:5])
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,12 @@ def decode(value):
     return np.asarray(value)
 
 
+def as_read(markdown: str) -> str:
+    """A message as a reader sees it: backslash escapes resolved, invisible word joiners gone (see lora_app.echo)."""
+    import re
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
+
+
 def figure_name(spec: dict) -> str:
     """A figure's title as "A_Q (5×2)", also when a narrow figure moved its shape down to the subtitle."""
     title = spec["layout"]["title"]

@@ -122,7 +122,7 @@ def test_bad_url_values_get_notices(app_test):
     at = app_test.switch_page(PAGE).run()
     assert not at.exception
     warnings = " ".join(w.value for w in at.warning)
-    assert "“embedding” is not a matrix" in warnings and "`heads` = “99”" in warnings and "`causal` = “maybe”" in warnings
+    assert "`embedding` is not a matrix" in warnings and "heads = `99`" in warnings and "causal = `maybe`" in warnings
     assert at.checkbox(key="lora_q").value and not at.checkbox(key="lora_v").value
     assert at.segmented_control(key="heads").value == 4
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from helpers import all_figures, figures, heatmap_z, open_expander, open_view
+from helpers import as_read, all_figures, figures, heatmap_z, open_expander, open_view
 from test_lora import Q_BASE, Q_LORA
 
 Q_TITLE, BASE_TITLE = "Q = X·(W_Q + ΔW_Q) (3×3)", "Q = X·W_Q (3×3)"
@@ -71,7 +71,7 @@ def test_bad_url_values_are_clamped_with_a_notice(at):
     at.run()
     assert not at.exception
     warnings = " ".join(w.value for w in at.warning)
-    assert "`r` = “999”" in warnings and "`d` = “abc”" in warnings and "`alpha` = “nan”" in warnings
+    assert "r = `999`" in warnings and "d = `abc`" in warnings and "alpha = `nan`" in warnings
     assert at.slider(key="r").value == 3 and at.select_slider(key="d").value == 5
     assert "A_Q (5×3)" in figures(at)
 
@@ -94,7 +94,7 @@ def test_a_good_edit_changes_every_figure_and_a_bad_one_is_refused(at):
     open_expander(at, "explore_edit")  # where the editors and their messages are
     assert heatmap_z(figs["W_Q (5×3)"])[0, 0] == 1.0
     assert heatmap_z(figs[BASE_TITLE])[0, 0] == pytest.approx(0.13 + 0.1 * 0.8)
-    for bad, words in [("abc", "“abc” is not a number"), (float("nan"), "NaN"), ("inf", "“inf” is not a number"),
+    for bad, words in [("abc", "`abc` is not a number"), (float("nan"), "NaN"), ("inf", "`inf` is not a number"),
                        ("1e9", "larger than the limit"), (None, "is empty")]:
         key = f"edit_W_{at.session_state['editor_version']['W']}"  # each processed edit opens a fresh editor
         at.session_state[key] = {"edited_rows": {2: {"3": bad}}, "added_rows": [], "deleted_rows": []}
@@ -155,7 +155,7 @@ def test_an_uploaded_peft_adapter_fills_a_and_b_and_a_bad_one_changes_nothing(at
     at.file_uploader(key="adapter_upload").set_value(
         ("mine.zip", adapter_zip_bytes(A, B, r=3, alpha=6.0, dtype=torch.float64), "application/zip")).run()
     assert not at.exception
-    assert any("Loaded mine.zip" in s.value and "r = 3" in s.value for s in at.success)
+    assert any("Loaded `mine.zip`" in s.value and "r = 3" in s.value for s in at.success)
     assert at.slider(key="r").value == 3 and at.slider(key="alpha").value == 6.0
     figs = all_figures(at, "explore")
     np.testing.assert_allclose(heatmap_z(figs["A_Q (5×3)"]), A.numpy(), atol=1e-12)
@@ -166,8 +166,8 @@ def test_an_uploaded_peft_adapter_fills_a_and_b_and_a_bad_one_changes_nothing(at
                               ("wide.zip", adapter_zip_bytes(torch.zeros(4, 2), torch.zeros(2, 3), r=2, alpha=2.0), "lora_A")]:
         at.file_uploader(key="adapter_upload").set_value((name, data, "application/zip")).run()
         assert not at.exception
-        errors = " ".join(e.value for e in at.error)
-        assert f"{name} was not loaded" in errors and words in errors and "Nothing was changed" in errors
+        errors = as_read(" ".join(e.value for e in at.error))
+        assert f"`{name}` was not loaded" in errors and words in errors and "Nothing was changed" in errors
         np.testing.assert_allclose(heatmap_z(figures(open_view(at, "explore", "matrices"))["A_Q (5×3)"]), A.numpy(),
                                    atol=1e-12)
 
@@ -184,7 +184,7 @@ def test_an_unknown_part_gets_a_notice_and_the_first_part(at):
     at.query_params["view"] = "nope"
     at.run()
     assert not at.exception
-    assert "`view` = “nope” is not a part of this page" in " ".join(w.value for w in at.warning)
+    assert "view = `nope` is not a part of this page" in " ".join(w.value for w in at.warning)
     assert set(figures(at)) == {"X (3×5)", "W_Q (5×3)", "A_Q (5×2)", "B_Q (2×3)"}
 
 

@@ -271,6 +271,6 @@ def test_bad_url_values_get_notices(app_test):
     at = app_test.switch_page(PAGE).run()
     assert not at.exception
     warnings = " ".join(w.value for w in at.warning)
-    assert "`model` = “gpt5”" in warnings and "“mlp” is not a target" in warnings and "`scale_r` = “0”" in warnings
+    assert "model = `gpt5`" in warnings and "`mlp` is not a target" in warnings and "scale_r = `0`" in warnings
     assert at.selectbox(key="model").value == "gpt3-175b" and at.pills(key="targets").value == ["q"]
     assert metrics(at)["Trainable parameters"] == "2,359,296"  # GPT-3, r = 1 on q alone

@@ -39,7 +39,7 @@ def test_valid_values_pass_unchanged():
 def test_bad_values_are_clamped_or_dropped_with_a_notice(raw, key, want, mentions):
     values, notices = sanitize(raw)
     assert values[key] == want
-    assert len(notices) == 1 and mentions in notices[0] and f"`{key}` = “" in notices[0]
+    assert len(notices) == 1 and mentions in notices[0] and f"{key} = `" in notices[0]
 
 
 def test_r_is_clamped_when_d_shrinks_below_it():
@@ -70,9 +70,9 @@ def test_parse_cell_accepts_numbers(raw, want):
 
 
 @pytest.mark.parametrize("raw,message", [
-    (None, "is empty"), ("", "is empty"), ("abc", "“abc” is not a number"), ("nan", "“nan” is not a number"),
-    (float("nan"), "NaN"), ("inf", "“inf” is not a number"), ("-inf", "is not a number"), ("1e7", "larger than the limit"),
-    ("1e308", "larger than the limit"), ("1e400", "“1e400” is larger than the limit"), (float("inf"), "∞ is larger"),
+    (None, "is empty"), ("", "is empty"), ("abc", "`abc` is not a number"), ("nan", "`nan` is not a number"),
+    (float("nan"), "NaN"), ("inf", "`inf` is not a number"), ("-inf", "is not a number"), ("1e7", "larger than the limit"),
+    ("1e308", "larger than the limit"), ("1e400", "`1e400` is larger than the limit"), (float("inf"), "∞ is larger"),
     # what Python's float() reads but a typed number is not: digit separators, other scripts, a decimal comma
     ("1_000", "is not a number"), ("١٢", "is not a number"), ("１", "is not a number"),
     ("0,5", "write the decimal point as a point"), ("1e3e3", "is not a number"), ("0x10", "is not a number"),
@@ -84,12 +84,12 @@ def test_parse_cell_refuses_with_words(raw, message):
 
 
 def test_notices_quote_url_values_safely():
-    """A tampered value is shown as its characters (never markup), on one line, and a long one is cut."""
+    """A tampered value is shown as its characters in a code span (never markup), on one line, and a long one is cut."""
     from lora_app.config import quoted
-    assert quoted("r", 999) == "`r` = “999”"
-    assert quoted("view", "a`**b**`") == "`view` = “a\\`\\*\\*b\\*\\*\\`”"
+    assert quoted("r", 999) == "r = `999`"
+    assert quoted("view", "a`**b**`") == "view = `` a`**b**` ``"  # a longer fence: the value's backticks stay
     long = quoted("d", "x" * 5000)
-    assert long == "`d` = “" + "x" * 39 + "… \\(5\\,000 characters\\)”"
+    assert long == "d = `" + "x" * 39 + "… (5,000 characters)`"
     values, notices = sanitize({"preset": "`" + "y" * 100})
-    assert values["preset"] == "seed" and len(notices) == 1 and notices[0].count("`") == 3 and "…" in notices[0]
-    assert notices[0].count("\\`") == 1  # the value's own backtick is escaped; the key's code span has two
+    assert values["preset"] == "seed" and len(notices) == 1 and "…" in notices[0]
+    assert "preset = `` `" + "y" * 38 + "… (101 characters) ``" in notices[0]

@@ -1,10 +1,11 @@
 """The one way a message repeats what a user sent (lora_app.echo): never markup, one line, bounded.
 
-The oracle is an independent CommonMark renderer (markdown-it-py): an echoed value must render as a
-single paragraph holding exactly the value's characters. Streamlit's own renderer (KaTeX, emoji and
+The oracle is an independent CommonMark renderer (markdown-it-py): an echoed value must render as
+one code span holding exactly the value's characters, inside a single paragraph and nothing else. Streamlit's own renderer (KaTeX, emoji and
 icon shortcodes, directives) is checked in the browser, in test_browser_hostile.py.
 """
 import html
+import re
 import unicodedata
 
 import pytest
@@ -12,10 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from lora_app.echo import echo, echo_list, escape_markdown, plain, quoted
+from lora_app.echo import code_span, echo, echo_list, escape_markdown, plain, quoted
 from lora_core.echo import ECHO_LIMIT, REPLACEMENT, shown
 
 MD = MarkdownIt("commonmark").enable("table").enable("strikethrough")
+WORD_JOINER = "\u2060"
 
 # every markdown construct, HTML, LaTeX, Streamlit's own syntax, line breaks, direction marks, length
 HOSTILE = {
@@ -62,8 +64,16 @@ def rendered_text(markdown: str, allowed: str = "") -> str:
     out = MD.render(markdown)
     assert out.startswith("<p>") and out.endswith("</p>\n") and out.count("<p>") == 1, out
     inner = out[3:-5]
-    assert "<" not in inner.replace(allowed, "", 1), f"markup in {inner!r}"  # no tag of any kind
+    rest = inner.replace(allowed, "", 1).replace(allowed.replace("<", "</"), "", 1) if allowed else inner
+    assert "<" not in rest, f"markup in {inner!r}"  # no tag of any kind
     return inner
+
+
+def code_of(inner: str) -> str:
+    """The one code span's text in a rendered paragraph "Refused: <code>…</code>." (or the quoted empty value)."""
+    m = re.fullmatch(r"Refused: (?:<code>(.*)</code>|“( *)”)\.", inner)
+    assert m, inner
+    return html.unescape(m[1] if m[1] is not None else m[2]).replace(WORD_JOINER, "")
 
 
 @pytest.mark.parametrize("name", HOSTILE)
@@ -71,14 +81,14 @@ def test_an_echoed_value_renders_as_its_own_characters(name):
     value = HOSTILE[name]
     out = echo(value)
     assert "\n" not in out and "\r" not in out
-    assert html.unescape(rendered_text(f"Refused: {out}.")) == f"Refused: {shown(value)}."
+    assert code_of(rendered_text(f"Refused: {out}.", allowed="<code>")) == shown(value)
 
 
 @pytest.mark.parametrize("name", HOSTILE)
 def test_a_quoted_url_value_renders_as_its_own_characters(name):
     value = HOSTILE[name]
-    inner = rendered_text(quoted("lora", value) + " is not a matrix.", allowed="<code>lora</code>")
-    assert html.unescape(inner) == f"<code>lora</code> = “{shown(value, 40)}” is not a matrix."
+    inner = rendered_text("Refused: " + quoted("lora", value).removeprefix("lora = ") + ".", allowed="<code>")
+    assert code_of(inner) == shown(value, 40)
 
 
 def test_shown_is_one_bounded_line_without_hidden_characters():
@@ -108,7 +118,7 @@ def test_echo_is_bounded_single_line_and_never_markup(value, limit):
     text = shown(value, limit)
     assert len(text) <= limit + len(" (999,999 characters)")
     assert not any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in text)
-    assert html.unescape(rendered_text(f"x {out} x")) == f"x {text} x"
+    assert code_of(rendered_text(f"Refused: {out}.", allowed="<code>")) == text
 
 
 def test_escape_markdown_escapes_exactly_the_ascii_punctuation():
@@ -119,7 +129,7 @@ def test_escape_markdown_escapes_exactly_the_ascii_punctuation():
 
 def test_a_list_of_values_is_bounded_in_number_and_length():
     out = echo_list(["x" * 100, "**b**", "c", "d", "e"])
-    assert out.count("“") == 3 and out.endswith(" and 2 more") and "\\*\\*b\\*\\*" in out
+    assert out.count("`") == 6 and out.endswith(" and 2 more") and "`**b**`" in out
     assert len(out) < 120
 
 
@@ -127,4 +137,21 @@ def test_a_core_message_is_bounded_and_escaped_as_a_whole():
     message = "lora_A.weight has unexpected key ![x](http://h/x.png) " + "z" * 1000
     out = plain(message)
     assert "![" not in out and len(out) < 500
-    rendered_text(out)
+    rendered = html.unescape(rendered_text(out)).replace(WORD_JOINER, "")
+    assert rendered == shown(message, 400)
+
+
+def test_a_core_message_cannot_hold_an_autolink_a_shortcode_or_a_directive():
+    """Streamlit links "http://…", "www.…" and e-mail addresses in text after escapes are read, and
+    replaces :shortcodes: and :red[directives]; a word joiner after ":" and "@" and in "www." stops all."""
+    out = plain("see http://evil.example, www.evil.example, a@evil.example, :smile: and :red[x]")
+    for pattern in ("://", "www.", "@e", ":s", ":r"):
+        assert pattern not in html.unescape(MD.render(out))
+    assert html.unescape(MD.render(out)).replace(WORD_JOINER, "").strip() == (
+        "<p>see http://evil.example, www.evil.example, a@evil.example, :smile: and :red[x]</p>")
+
+
+@pytest.mark.parametrize("text", ["a", "`", "``", "a`b", "`a", "a`", " a ", "```x```", "a `` b"])
+def test_a_code_span_shows_any_backticks_exactly(text):
+    inner = rendered_text(f"Refused: {code_span(text)}.", allowed="<code>")
+    assert code_of(inner) == text

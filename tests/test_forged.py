@@ -94,7 +94,7 @@ def test_a_refused_message_gets_a_notice_that_names_the_control(app_test):
     forge(at, seed_id, FORGERIES["text that is not JSON"][1])
     assert not at.exception
     notices = " ".join(w.value for w in at.warning)
-    assert "“seed”" in notices and "cannot read" in notices
+    assert "The control `seed` sent a value this page cannot read" in notices
     assert at.session_state["seed"] == 0  # the last good value
 
 
@@ -111,7 +111,7 @@ def test_a_value_of_the_right_kind_out_of_range_is_refused_and_the_setting_kept(
     forge(at, next(i for i in widget_ids(at) if i.endswith(f"-{key}")), fill)
     assert not at.exception
     assert sidebar_state(at) == before
-    assert f"“{key}”" in " ".join(w.value for w in at.warning)
+    assert f"control `{key}`" in " ".join(w.value for w in at.warning)
     assert "X (3×5)" in figures(at)
 
 
@@ -133,11 +133,11 @@ W_BEFORE = seed_example().W.numpy()  # the blog's W_Q
 
 
 @pytest.mark.parametrize("payload,words", [
-    ({"edited_rows": {0: {"zzz": "1"}}, "added_rows": [], "deleted_rows": []}, "column “zzz” is not a column 1…3"),
-    ({"edited_rows": {-1: {"1": "7"}}, "added_rows": [], "deleted_rows": []}, "row “\\-1” is not a row 1…5"),
-    ({"edited_rows": {"-1": {"1": "7"}}, "added_rows": [], "deleted_rows": []}, "row “\\-1” is not a row 1…5"),
-    ({"edited_rows": {99: {"1": "7"}}, "added_rows": [], "deleted_rows": []}, "row “99” is not a row 1…5"),
-    ({"edited_rows": {0: {"0": "7"}}, "added_rows": [], "deleted_rows": []}, "column “0” is not a column 1…3"),
+    ({"edited_rows": {0: {"zzz": "1"}}, "added_rows": [], "deleted_rows": []}, "column `zzz` is not a column 1…3"),
+    ({"edited_rows": {-1: {"1": "7"}}, "added_rows": [], "deleted_rows": []}, "row `-1` is not a row 1…5"),
+    ({"edited_rows": {"-1": {"1": "7"}}, "added_rows": [], "deleted_rows": []}, "row `-1` is not a row 1…5"),
+    ({"edited_rows": {99: {"1": "7"}}, "added_rows": [], "deleted_rows": []}, "row `99` is not a row 1…5"),
+    ({"edited_rows": {0: {"0": "7"}}, "added_rows": [], "deleted_rows": []}, "column `0` is not a column 1…3"),
     ({"edited_rows": {0: {"1e0": "7"}}, "added_rows": [], "deleted_rows": []}, "is not a column"),
     ({"edited_rows": {0: "7"}, "added_rows": [], "deleted_rows": []}, "row 1 holds no cells"),
     ({"edited_rows": [1, 2], "added_rows": [], "deleted_rows": []}, "not a table edit"),
@@ -145,7 +145,7 @@ W_BEFORE = seed_example().W.numpy()  # the blog's W_Q
     ({"edited_rows": {}, "added_rows": [], "deleted_rows": [0]}, "rows added or deleted"),
     ("not json", "not a table edit"),
     # one bad cell spoils the message: its good cell is not applied either
-    ({"edited_rows": {0: {"1": "9", "7": "9"}}, "added_rows": [], "deleted_rows": []}, "column “7”"),
+    ({"edited_rows": {0: {"1": "9", "7": "9"}}, "added_rows": [], "deleted_rows": []}, "column `7`"),
 ])
 def test_a_forged_table_edit_is_refused_and_nothing_is_written(app_test, payload, words):
     at = editor_at(app_test)

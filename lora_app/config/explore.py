@@ -162,7 +162,7 @@ def parse_cell(raw) -> float:
             raise ValueError(f"is {len(text):,} characters long, too long for a number (at most {CELL_TEXT_MAX})")
         if not _NUMBER.fullmatch(text):
             hint = "; write the decimal point as a point" if re.fullmatch(r"[+-]?[0-9]+,[0-9]+", text) else ""
-            raise ValueError(f"“{echo(raw, 24)}” is not a number (type it like 0.25, -1.5e-3 or 2E4{hint})")
+            raise ValueError(f"{echo(raw, 24)} is not a number (type it like 0.25, -1.5e-3 or 2E4{hint})")
         value = float(text)
     else:
         value = float(raw)
@@ -175,5 +175,5 @@ def parse_cell(raw) -> float:
 
 def _magnitude(raw, value: float) -> str:
     if isinstance(raw, str):
-        return f"“{echo(raw, 24)}”"  # as typed: "1e400" overflows to inf, which is not what was typed
+        return f"{echo(raw, 24)}"  # as typed: "1e400" overflows to inf, which is not what was typed
     return "∞" if math.isinf(value) else f"{value:g}"
