@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import logging
 
+from streamlit.elements.lib.file_uploader_utils import enforce_filename_restriction
 from streamlit.runtime.state.common import unpack_widget_state_value
 from streamlit.runtime.state.session_state import SessionState
 
 REFUSED_KEY = "_refused_widget_messages"
 _LOGGER = logging.getLogger(__name__)
-# widgets whose deserializer consumes uploaded records: reading them twice would lose the upload
-_NOT_PRECHECKED = ("file_uploader_state_value", "chat_input_value")
 # kinds whose serialized form is canonical, so a real message reads back exactly as it was sent
 # (text and JSON are not: the same table edit can be written with other spaces or key order)
 _ROUND_TRIP_KINDS = ("double_value", "int_value", "bool_value", "double_array_value", "int_array_value",
@@ -47,6 +46,9 @@ def check_state(metadata, state) -> None:
     kind = state.WhichOneof("value")
     if kind is None:
         return  # a cleared value: every deserializer takes None
+    if kind == "file_uploader_state_value" == metadata.value_type:
+        _check_upload_names(metadata, state)
+        return
     if metadata.value_type and _kind(kind) != _kind(metadata.value_type):
         raise TypeError(f"sent {kind} where the widget sends {metadata.value_type}")
     sent = unpack_widget_state_value(state)
@@ -55,6 +57,18 @@ def check_state(metadata, state) -> None:
         # the widget read it as something else: Streamlit resets an out-of-range slider or number to its
         # default, silently; a message from the real widget always reads back as itself
         raise ValueError("the widget would read it as another value")
+
+
+def _check_upload_names(metadata, state) -> None:
+    """An upload's file names against the uploader's types, as Streamlit would check them, without reading files.
+
+    The browser filters by type; a forged request need not, and Streamlit's own check then raises
+    before any code of the page runs. The deserializer itself is not called here: it reads the upload.
+    """
+    allowed = getattr(getattr(metadata.deserializer, "__self__", None), "allowed_types", None)
+    if allowed:
+        for info in state.file_uploader_state_value.uploaded_file_info:
+            enforce_filename_restriction(info.name, allowed)
 
 
 def _kind(value_type: str) -> str:
@@ -76,7 +90,7 @@ def _checked(session_state: SessionState, widget_states):
     refused = []
     for state in list(widget_states.widgets):
         metadata = known.get(state.id)
-        if metadata is None or metadata.value_type in _NOT_PRECHECKED:
+        if metadata is None or metadata.value_type == "chat_input_value":
             continue
         try:
             check_state(metadata, state)

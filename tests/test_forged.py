@@ -182,3 +182,15 @@ def test_the_tables_hold_text_that_reads_back_as_exactly_the_numbers(app_test):
     from lora_app.ui import cell_text
     for v in (0.1, -0.2, 1 / 3, 1e-7, 123456.789, 0.0, -0.0, 1e6):
         assert float(cell_text(v)) == v and "e" not in cell_text(0.1)
+
+
+@pytest.mark.parametrize("name", ["adapter.exe", "adapter.zip.txt", "adapter", "a\x00.zip"])
+def test_an_upload_of_a_type_the_uploader_does_not_take_is_refused_with_a_notice(app_test, name):
+    """The browser offers only .zip files; a forged request can send any name, and Streamlit's own type
+    check then raises before the page runs. The guard checks the names first (without reading the file)."""
+    at = opened(app_test, "explore")
+    open_expander(at, "explore_adapter")
+    at.file_uploader(key="adapter_upload").set_value((name, b"PK\x03\x04 whatever", "application/zip")).run()
+    assert not at.exception
+    assert "The control `adapter_upload` sent a value this page cannot read" in " ".join(w.value for w in at.warning)
+    assert at.session_state["r"] == 2 and not at.session_state.get("edits", {}).get("A")

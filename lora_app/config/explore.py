@@ -10,13 +10,14 @@ import re
 from dataclasses import dataclass, field
 
 from lora_core import MAX_N, PRESETS, lora_scaling
+from lora_core.adapter import VALUE_LIMIT
 
 from ..echo import echo, quoted  # noqa: F401  (re-exported: every page's config quotes URL values with it)
 
 DIM_CHOICES = (*range(1, 17), 20, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 ALPHA_MIN, ALPHA_MAX, ALPHA_STEP = 0.5, 64.0, 0.5
 SEED_MAX = 2**31 - 1
-CELL_LIMIT = 1e6  # an edited entry larger than this is refused: it only blows up the colour scale
+CELL_LIMIT = VALUE_LIMIT  # an edited entry larger than this is refused (so is an adapter's weight): it only blows up the colour scale
 MATRIX_LABELS = {"X": "X", "W": "W_Q", "A": "A_Q", "B": "B_Q"}
 
 DEFAULTS = {"preset": "seed", "seed": 0, "n": 3, "d": 5, "k": 3, "r": 2, "alpha": 2.0, "rslora": False}
