@@ -84,3 +84,50 @@ def test_clicking_a_cell_of_q_breaks_it_down(page, app_url):
     wait_idle(page)
     assert page.locator(".katex", has_text="0.449").count() >= 1
     assert re.search(r"[?&]view=cell(&|$)", page.url)  # the click opened the breakdown
+
+
+def table_cell(page, row: int, col: int):
+    """Where a table cell of the open editor is (row and col from 1): its centre, for a click."""
+    grid = page.locator("[data-testid='stDataFrame']:visible").first
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    header, row_h = 35, 35  # the grid's fixed row height at the default text size
+    first_col = 50          # the index column
+    col_w = (box["width"] - first_col) / 3
+    return box["x"] + first_col + col_w * (col - 0.5), box["y"] + header + row_h * (row - 0.5)
+
+
+@pytest.mark.parametrize("typed,on_heatmap", [
+    ("1e3", "1000.0"),       # Streamlit's number editor stored 13: the e was dropped
+    ("1E6", "1000000.0"),
+    ("-2.5e-4", "−0.000"),   # the cell is too small for more digits; a dropped e would show −2.540
+])
+def test_a_number_typed_with_an_exponent_means_what_it_says(page, app_url, typed, on_heatmap):
+    open_app(page, app_url)
+    page.get_by_text("Edit the matrices").click()
+    wait_idle(page)
+    page.get_by_role("tab", name="W_Q").click()
+    wait_idle(page)
+    old = chart_texts(page, "W_Q")
+    page.mouse.click(*table_cell(page, 2, 1))
+    page.keyboard.type(typed, delay=30)
+    page.keyboard.press("Enter")
+    wait_chart_change(page, "W_Q", old, timeout=30_000)
+    wait_idle(page)
+    assert not page.locator("[data-testid='stAlertContentError']").count()
+    assert chart_texts(page, "W_Q")[3] == on_heatmap  # row 2, column 1 of the 5×3 W_Q
+
+
+def test_text_in_a_cell_is_refused_by_name_and_the_cell_keeps_its_value(page, app_url):
+    open_app(page, app_url)
+    page.get_by_text("Edit the matrices").click()
+    wait_idle(page)
+    page.get_by_role("tab", name="W_Q").click()
+    wait_idle(page)
+    page.mouse.click(*table_cell(page, 2, 1))
+    page.keyboard.type("1e3e3", delay=30)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-testid='stAlertContentError']", timeout=20_000)
+    error = page.locator("[data-testid='stAlertContentError']").first.inner_text()
+    assert "W_Q[2, 1]" in error and "1e3e3" in error and "is not a number" in error
+    assert chart_texts(page, "W_Q")[3] == "0.0"
