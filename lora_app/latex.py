@@ -1,6 +1,8 @@
 """LaTeX for the equations with the current numbers in them. Pure string building, no streamlit."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .figures import display_decimals
@@ -76,12 +78,43 @@ def _mat_or_shape(M: np.ndarray, max_decimals: int = 4) -> str:
     return rf"(\text{{{M.shape[0]}×{M.shape[1]}}})"
 
 
-def sci(v: float) -> str:
-    """A number for an equation: plain when moderate, a·10^b otherwise."""
-    if v == 0 or 1e-3 <= abs(v) < 1e4:
-        return f"{v:.4g}".replace("-", "−")
-    mantissa, exp = f"{v:.3e}".split("e")
-    return rf"{mantissa.replace('-', '−')}\times10^{{{int(exp)}}}"
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def _mantissa_exponent(v: float, digits: int) -> tuple[str, int] | None:
+    """(mantissa, power of ten) when v needs one at this many significant digits, else None (plain)."""
+    if v == 0 or (1e-3 <= abs(v) < 1e4 and "e" not in f"{v:.{digits}g}"):
+        return None
+    mantissa, exp = f"{v:.{digits - 1}e}".split("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return mantissa.replace("-", "−"), int(exp)
+
+
+def sci(v: float, digits: int = 4) -> str:
+    """A number for an equation (LaTeX): plain when moderate, a·10^b otherwise."""
+    if not math.isfinite(v):
+        return r"\text{NaN}" if math.isnan(v) else (r"\infty" if v > 0 else r"-\infty")
+    split = _mantissa_exponent(v, digits)
+    if split is None:
+        return f"{v:.{digits}g}".replace("-", "−")
+    return rf"{split[0]}\times10^{{{split[1]}}}"
+
+
+def sci_text(v: float, digits: int = 4) -> str:
+    """The same number for a sentence (markdown, never LaTeX): 0.0123, or 9.442 × 10⁻⁴."""
+    if not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("∞" if v > 0 else "−∞")
+    split = _mantissa_exponent(v, digits)
+    if split is None:
+        return f"{v:.{digits}g}".replace("-", "−")
+    return f"{split[0]} × 10{str(split[1]).translate(_SUPERSCRIPT)}"
+
+
+def one_minus(x: float, fmt=sci_text, digits: int = 6) -> str:
+    """1 − x as a number, written 1 − x when rounding would make it read exactly 1 (``fmt``: sci for LaTeX)."""
+    shown = f"{1 - x:.{digits}g}"
+    return shown if x == 0 or shown != "1" else f"1 − {fmt(x)}"
 
 
 def loss_equation(diff: np.ndarray, loss: float) -> str:
@@ -107,7 +140,7 @@ def adamw_equations(t: int, lr: float, wd: float, beta1: float, beta2: float, ep
     """AdamW's five lines with this step's constants filled in."""
     c1, c2 = 1 - beta1 ** t, 1 - beta2 ** t
     return [
-        rf"\theta \leftarrow \theta\,(1 - \text{{lr}}\cdot\lambda) = \theta \cdot {1 - lr * wd:.6g}"
+        rf"\theta \leftarrow \theta\,(1 - \text{{lr}}\cdot\lambda) = \theta \cdot {one_minus(lr * wd, sci)}"
         rf"\qquad(\text{{lr}} = {sci(lr)},\ \lambda = {sci(wd)})",
         rf"m \leftarrow {beta1:g}\,m + {1 - beta1:.6g}\,g \qquad v \leftarrow {beta2:g}\,v + {1 - beta2:.6g}\,g^2",
         rf"\hat m = \frac{{m}}{{1 - {beta1:g}^{{{t}}}}} = \frac{{m}}{{{c1:.6g}}} \qquad "

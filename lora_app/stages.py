@@ -136,8 +136,10 @@ def _backward(run, cfg, t):
           (gA, "∂L/∂A_Q", {"zmax": z, "role": "trainable"})], "bwd")
     _row([(run.W, "W_Q · no gradient", {"role": "frozen"}), (gX, "∂L/∂X (flows through W_Q)", {})], "bwd_w")
     if t == 1 and not np.any(run.B0):
-        st.info(f"B_Q = 0 at the start, so ∂L/∂A_Q = s·Xᵀ·G·B_Qᵀ is exactly zero here "
-                f"(largest |entry|: {np.abs(gA).max():g}); only B_Q learns in step 1.", icon=":material/lightbulb:")
+        a_change = float(np.abs(run.at("A", 1) - run.A0).max())
+        st.info(f"B_Q = 0 at the start, so ∂L/∂A_Q = s·Xᵀ·G·B_Qᵀ is exactly zero here (largest |entry|: "
+                f"{latex.sci_text(float(np.abs(gA).max()))}), and so is Adam's update of A_Q in step 1 (m = v = 0). "
+                + text.zero_b_first_step(cfg.lr, cfg.wd, not np.any(gB), a_change), icon=":material/lightbulb:")
     for line in latex.grad_equations(G, gA, gB, run.scaling, *G.shape):
         st.latex(line)
 
@@ -163,6 +165,12 @@ def _update(run, cfg, t):
     z = figures.symmetric_range(q, run.T)
     _row([(A, "new A_Q", {"role": "trainable"}), (B, "new B_Q", {"role": "trainable"}),
           (q, "new Q", {"zmax": z}), (run.T, "target T", {"zmax": z, "show_scale": True})], "upd")
-    st.markdown(f"Loss before this step **{latex.sci(float(run.losses[t - 1]))}**, after it "
-                f"**{latex.sci(float(run.losses[t]))}**. Largest change: A_Q by {np.abs(A - A_old).max():.3g}, "
-                f"B_Q by {np.abs(B - B_old).max():.3g}, W_Q by 0.")
+    # numbers in a sentence are text (latex.sci_text); LaTeX is for st.latex only
+    a_change, b_change = float(np.abs(A - A_old).max()), float(np.abs(B - B_old).max())
+    why = ""
+    if t == 1 and not np.any(run.B0):
+        why = (" In step 1 A_Q's gradient is zero: its change is weight decay's alone." if cfg.wd > 0 else
+               " In step 1 A_Q's gradient is zero and λ = 0, so A_Q has not moved.")
+    st.markdown(f"Loss before this step **{latex.sci_text(float(run.losses[t - 1]))}**, after it "
+                f"**{latex.sci_text(float(run.losses[t]))}**. Largest change: A_Q by {latex.sci_text(a_change, 3)}, "
+                f"B_Q by {latex.sci_text(b_change, 3)}, W_Q by 0.{why}")
