@@ -6,6 +6,7 @@ import streamlit as st
 import torch
 
 from lora_core import MAX_ADAPTER_BYTES, LoadedAdapter, adapter_zip_bytes, load_peft_adapter_zip
+from lora_core.adapter import VALUE_LIMIT
 
 from .config import ALPHA_MAX, ALPHA_MIN, ALPHA_STEP, ExploreConfig
 from .echo import echo, plain
@@ -19,11 +20,28 @@ def download_button(A: np.ndarray, B: np.ndarray, cfg: ExploreConfig, label: str
     The zip is made when the button is clicked, not on every run: scrubbing through training steps
     then sends no file at all.
     """
+    problem = unsavable(A, B)
+    if problem:
+        # what the upload refuses, the download does not offer: a saved adapter always loads again
+        st.button(label, key=key, disabled=True, icon=":material/download:", help=problem)
+        st.caption(f"Not saved as an adapter: {problem}.")
+        return
     A, B = torch.tensor(A), torch.tensor(B)  # copies: the arrays may be read-only cache entries
     r, alpha, rslora = cfg.r, cfg.alpha, cfg.rslora
     st.download_button(label, lambda: adapter_zip_bytes(A, B, r=r, alpha=alpha, rslora=rslora), file_name=f"lora_q_proj_r{cfg.r}.zip", mime="application/zip", key=key,
                        icon=":material/download:",
                        help=f"For a module whose q_proj is nn.Linear({cfg.d}, {cfg.k}, bias=False) holding W_Qᵀ.")
+
+
+def unsavable(A: np.ndarray, B: np.ndarray) -> str | None:
+    """Why A, B cannot be saved as an adapter this app would load again, or None."""
+    for name, M in (("A_Q", A), ("B_Q", B)):
+        bad = ~np.isfinite(M) | (np.abs(M) > VALUE_LIMIT)
+        if bad.any():
+            i, j = (int(x) for x in np.argwhere(bad)[0])
+            return (f"{name}[{i + 1}, {j + 1}] is {M[i, j]:g}, and an adapter's weights must be finite and within "
+                    f"±{VALUE_LIMIT:g}")
+    return None
 
 
 def upload_outcome(upload, d: int, k: int) -> tuple[LoadedAdapter | None, tuple[str, str]]:

@@ -605,3 +605,17 @@ def test_explore_page_shows_a_hostile_file_name_literally(app_test):
                              "of ±1e+06"), errors
     a_q = heatmap_z(figures(open_view(at, "explore", "matrices"))["A_Q (5×2)"])
     np.testing.assert_allclose(a_q, A.numpy(), atol=1e-12)
+
+
+def test_what_the_upload_refuses_the_download_does_not_offer():
+    """A_Q or B_Q beyond ±1e6 (a diverged run, an edited cell at the limit times a step) is not saved as a
+    file the app would then refuse to load: the button is disabled and says which entry is why."""
+    import numpy as np
+
+    from lora_app.adapter_ui import unsavable
+    A, B = np.zeros((5, 2)), np.zeros((2, 3))
+    assert unsavable(A, B) is None
+    A[3, 1] = 2e6
+    assert unsavable(A, B) == "A_Q[4, 2] is 2e+06, and an adapter's weights must be finite and within ±1e+06"
+    A[3, 1], B[0, 2] = 0.0, np.inf
+    assert unsavable(A, B).startswith("B_Q[1, 3] is inf")
