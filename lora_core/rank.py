@@ -50,6 +50,12 @@ def default_tolerance(M: torch.Tensor) -> float:
     return _tolerance(M, singular_values(M))
 
 
+def spectrum(M: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """M's singular values and :func:`default_tolerance`, from one SVD."""
+    sigma = singular_values(M)
+    return sigma, _tolerance(M, sigma)
+
+
 def effective_rank(M: torch.Tensor, tol: float | None = None) -> int:
     """Number of singular values above ``tol`` (default: :func:`default_tolerance`)."""
     sigma = singular_values(M)
@@ -73,7 +79,14 @@ def best_rank_r(M: torch.Tensor, r: int) -> BestRankR:
     r = _positive_int("rank r", r)
     if r > min(M.shape):
         raise ValueError(f"rank r = {r} exceeds min(d, k) = {min(M.shape)}")
-    U, S, Vh = torch.linalg.svd(M, full_matrices=False)
+    return best_rank_r_from_svd(M, *torch.linalg.svd(M, full_matrices=False), r)
+
+
+def best_rank_r_from_svd(M: torch.Tensor, U: torch.Tensor, S: torch.Tensor, Vh: torch.Tensor, r: int) -> BestRankR:
+    """:func:`best_rank_r` from M's SVD (``torch.linalg.svd(M, full_matrices=False)``), computed once for every r."""
+    r = _positive_int("rank r", r)
+    if r > S.numel():
+        raise ValueError(f"rank r = {r} exceeds min(d, k) = {S.numel()}")
     root = S[:r].sqrt()
     # split √σ between the factors, as PiSSA does, so A and B have comparable scale
     A, B = U[:, :r] * root, root[:, None] * Vh[:r]

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from lora_app import figures, text, ui
-from lora_app.compute.rank import rank_arrays, seeded_target
+from lora_app.compute.rank import delta_spectrum, rank_counts, seeded_target, target_copy
 from lora_app.config.rank import DECAY_MAX, DECAY_MIN, DECAY_STEP, EDITABLE_MAX_SIDE, RankConfig, sanitize_rank, target_edits
 
 ui.entry_guard()
@@ -25,12 +25,12 @@ with st.container(border=True):
     st.caption(t.TARGET_NOTE)
     st.slider("decay of ΔW*'s singular values", DECAY_MIN, DECAY_MAX, step=DECAY_STEP, key="decay",
               persist_state="session", help=t.DECAY_HELP)
-    seeded = seeded_target(d, k, example.seed, st.session_state["decay"])
     edits, errors = (), []
     with st.expander("Edit ΔW* cell by cell", expanded=False):
         if max(d, k) > EDITABLE_MAX_SIDE:
             st.info(f"ΔW* is {d}×{k}; it can be edited up to {EDITABLE_MAX_SIDE} on a side. Make d or k smaller.")
         else:
+            seeded = seeded_target(d, k, example.seed, st.session_state["decay"])  # only the parts that show it need it at large sizes
             st.caption(t.EDIT_NOTE)
             frame = pd.DataFrame(seeded, columns=[str(j + 1) for j in range(k)], index=[str(i + 1) for i in range(d)])
             edited = st.data_editor(frame, key=f"target_{d}_{k}_{example.seed}_{st.session_state['decay']}",
@@ -40,11 +40,11 @@ with st.container(border=True):
     for err in errors:
         st.error(err, icon=":material/block:")
 cfg = RankConfig(example, st.session_state["decay"], edits)
-res = rank_arrays(cfg)
 ui.set_page_url(cfg.url_params())
 
 
 def spectrum() -> None:
+    res = delta_spectrum(example)  # each part computes only what it shows
     st.caption(t.SPECTRUM_NOTE)
     cols = st.columns([1, 2])
     ui.matrix_row([(res.delta_W, "ΔW = s·A·B", {})], ["fig_delta"], where=cols[0],
@@ -57,30 +57,33 @@ def spectrum() -> None:
 
 
 def best_copy() -> None:
+    res = target_copy(cfg)
     z = res.z_copy  # the same for every r: ΔW* is not redrawn when r moves
     titles = ("ΔW* (the update wanted)", f"best rank-{r} approximation", "what rank r misses")
     ui.matrix_row([(M, title, {"zmax": z, "show_scale": title.startswith("what")})
                    for M, title in zip((res.target, res.approx, res.target - res.approx), titles)],
                   [f"fig_{title}" for title in titles])
-    relative_error()
+    relative_error(res)
 
 
 def error() -> None:
+    res = target_copy(cfg)
     cols = st.columns(2)
     ui.chart(cols[0], figures.rank.singular_value_bars(res.target_sigma, r, "Singular values of ΔW*",
                                                        kept="kept by the truncated SVD", dropped="dropped: out of reach"),
              key="fig_target_sigma")
     ui.chart(cols[1], figures.rank.error_curve(res.ranks, res.rank_errors, r), key="fig_error_curve")
-    relative_error()
+    relative_error(res)
 
 
-def relative_error() -> None:
+def relative_error(res) -> None:
     st.latex(rf"\frac{{\lVert \Delta W^* - \Delta W^*_{{{r}}} \rVert_F}}{{\lVert \Delta W^* \rVert_F}}"
              rf"= \sqrt{{\frac{{\sum_{{i > {r}}} \sigma_i^2}}{{\sum_i \sigma_i^2}}}} = {res.rel_error:.4f}"
              rf"\quad ({100 * res.rel_error:.1f}\%)")
 
 
 def cost() -> None:
+    res = rank_counts(d, k, r)
     st.caption(t.COUNT_NOTE)
     ui.chart(st, figures.rank.param_count_curve(res.ranks, res.lora_counts, res.full_count, res.break_even, r),
              key="fig_counts")

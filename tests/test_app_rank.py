@@ -110,7 +110,7 @@ def test_bad_url_values_get_notices(app_test):
     app_test.query_params["decay"] = "lots"
     at = app_test.switch_page(PAGE).run()
     assert not at.exception
-    assert any("`decay=lots`" in w.value for w in at.warning)
+    assert any("decay = `lots`" in w.value for w in at.warning)
     assert at.slider(key="decay").value == 1.0
 
 
@@ -129,3 +129,50 @@ def test_moving_r_keeps_the_targets_heatmap_and_its_colour_range(at):
         best = (U[:, :r] * S[:r]) @ Vt[:r]
         biggest = max(biggest, np.abs(best).max(), np.abs(target - best).max())
     assert specs[2][title]["data"][0]["zmax"] == pytest.approx(biggest, rel=1e-9)
+
+
+def _count_svds(monkeypatch):
+    import torch
+    calls = []
+    for name in ("svd", "svdvals"):
+        real = getattr(torch.linalg, name)
+        monkeypatch.setattr(torch.linalg, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    return calls
+
+
+def test_each_part_computes_only_what_it_shows(app_test, monkeypatch):
+    """The count needs no SVD; moving r does not take ΔW*'s SVD again; the spectrum takes one of ΔW."""
+    import streamlit as st
+    from helpers import open_view
+    st.cache_data.clear()
+    calls = _count_svds(monkeypatch)
+    app_test.run()
+    at = app_test.switch_page(PAGE).run()  # the first part, the spectrum of ΔW
+    assert not at.exception and calls == ["svdvals"]
+    calls.clear()
+    open_view(at, "rank", "cost")
+    at.slider(key="r").set_value(1).run()
+    assert not at.exception and calls == []
+    open_view(at, "rank", "copy")
+    assert sorted(calls) == ["svd", "svdvals"]  # ΔW*'s singular values and its SVD, once for every r
+    calls.clear()
+    at.slider(key="r").set_value(3).run()
+    open_view(at, "rank", "error")
+    assert not at.exception and calls == []
+
+
+def test_the_parts_show_the_core_numbers_exactly(app_test):
+    """Taking ΔW*'s SVD once changes no number: the page's copy and error are best_rank_r's, bit for bit."""
+    import torch
+    from lora_app.compute.rank import delta_spectrum, target_copy
+    from lora_app.config import ExploreConfig
+    from lora_app.config.rank import RankConfig
+    from lora_core.rank import best_rank_r, default_tolerance, seeded_full_rank_update, singular_values
+    for r in (1, 5, 12):
+        ex = ExploreConfig(preset="random", d=12, k=40, n=4, r=r)
+        got = target_copy.__wrapped__(RankConfig(ex, 0.5, ()))
+        want = best_rank_r(seeded_full_rank_update(12, 40, 0, decay=0.5), r)
+        assert np.array_equal(got.approx, want.approx.numpy()) and got.rel_error == want.rel_error
+        spec = delta_spectrum.__wrapped__(ex)
+        delta = torch.from_numpy(spec.delta_W)
+        assert np.array_equal(spec.delta_sigma, singular_values(delta).numpy()) and spec.delta_tol == default_tolerance(delta)

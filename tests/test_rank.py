@@ -133,3 +133,25 @@ def test_zero_matrix():
 def test_validation(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("d,k", [(5, 3), (12, 40), (64, 64)])
+def test_best_rank_r_from_one_svd_is_best_rank_r_bit_for_bit(d, k):
+    """The Rank page takes ΔW*'s SVD once for every r; each r's copy must be exactly what best_rank_r gives."""
+    from lora_core.rank import best_rank_r_from_svd
+    M = seeded_full_rank_update(d, k, seed=4, decay=0.7)
+    U, S, Vh = torch.linalg.svd(M, full_matrices=False)
+    for r in range(1, min(d, k) + 1):
+        want, got = best_rank_r(M, r), best_rank_r_from_svd(M, U, S, Vh, r)
+        for a, b in zip(got[:4], want[:4]):
+            assert torch.equal(a, b)
+        assert got.rel_error == want.rel_error
+    with pytest.raises(ValueError, match="exceeds"):
+        best_rank_r_from_svd(M, U, S, Vh, min(d, k) + 1)
+
+
+def test_spectrum_is_the_singular_values_and_the_default_tolerance():
+    from lora_core.rank import spectrum
+    M = delta_weight(torch.randn(30, 4, dtype=DT), torch.randn(4, 20, dtype=DT), 0.5)
+    sigma, tol = spectrum(M)
+    assert torch.equal(sigma, singular_values(M)) and tol == default_tolerance(M)
