@@ -8,7 +8,7 @@ k = 256), Scale on GPT-3 with every target at r = 256, Training at its default 3
 largest run the page offers there, Present on every slide. Scale's live "Measure" benchmark is a
 timing the user asks for and is left out. A benchmark, not a timed test: it prints a table.
 
-    python bench/bench_limits.py [--warm N] [--pages training,rank] [--profile rank:error]
+    python bench/bench_limits.py [--warm N] [--cold N] [--pages training,rank] [--profile "rank:error;training:loss"]
 """
 from __future__ import annotations
 
@@ -64,8 +64,10 @@ def timed_run(at) -> float:
 def problems(at) -> str:
     if at.exception:
         return "EXCEPTION: " + at.exception[0].value.splitlines()[0][:60]
-    errors = [e.value for e in at.error]
-    return ("error: " + errors[0].splitlines()[0][:60]) if errors else ""
+    for kind, items in (("error", at.error), ("warning", at.warning)):
+        if len(items):
+            return f"{kind}: " + items[0].value.splitlines()[0][:60]
+    return ""
 
 
 @contextlib.contextmanager
@@ -125,19 +127,32 @@ def variants(page: str):
             at.session_state["steps"] = min(300, max_steps_for(64, 1024, 1024, 1024))
         out += [(f"{slug}, largest run offered", (lambda slug: lambda at: (largest(at), part(slug)(at)))(slug))
                 for slug in sections(page)]
+
+        def last_step(stage):
+            def setup(at):
+                largest(at)
+                part("step")(at)
+                at.session_state["step"], at.session_state["stage"] = max(1, at.session_state["steps"]), stage
+            return setup
+        out += [(f"step, last step, {stage}", last_step(stage)) for stage in ("forward", "backward", "adamw", "update")]
     return out
 
 
-def bench_page(page: str, warm_repeats: int, profile: set[str]) -> list:
+def bench_page(page: str, warm_repeats: int, cold_repeats: int, profile: set[str]) -> list:
     rows = []
     for label, setup in variants(page):
         at = fresh_app()
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"pages/{page}.py").run()  # the page's own state seeded (from the URL) on its first visit
         setup(at)
         clear_caches()
         prof = cProfile.Profile() if f"{page}:{label}" in profile else None
         with profiled_script(prof):
             cold = timed_run(at)
+        colds = [cold]
+        for _ in range(cold_repeats - 1):
+            clear_caches()
+            colds.append(timed_run(at))
+        cold = statistics.median(colds)
         if prof:
             for order in ("cumulative", "tottime"):
                 out = io.StringIO()
@@ -154,17 +169,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--warm", type=int, default=3, help="warm reruns per part (median)")
     parser.add_argument("--pages", default=",".join(PAGES))
-    parser.add_argument("--profile", default="", help="page:part pairs to profile (cProfile), comma-separated")
+    parser.add_argument("--cold", type=int, default=1, help="cold runs per part (median), caches cleared before each")
+    parser.add_argument("--profile", default="", help="page:part pairs to profile (cProfile), separated by ;")
     args = parser.parse_args()
     keep_navigation_mode()
     import torch
     print(f"AppTest script time at n = 64, d = k = 1024, r = 1024; cold = caches cleared, warm = median of "
-          f"{args.warm} reruns (LORA_DEVICE={os.environ['LORA_DEVICE']}, torch threads {torch.get_num_threads()})")
+          f"{args.warm} reruns, cold median of {args.cold} (LORA_DEVICE={os.environ['LORA_DEVICE']}, torch threads {torch.get_num_threads()})")
     print(f"{'page':<10}| {'part':<34}| {'cold':>9} | {'warm':>9} | note")
     print("-" * 80)
     rows = []
     for page in args.pages.split(","):
-        rows += bench_page(page, args.warm, set(filter(None, args.profile.split(","))))
+        rows += bench_page(page, args.warm, args.cold, set(filter(None, args.profile.split(";"))))
     slow = [r for r in rows if max(r[2], r[3]) > 2.0]
     print(f"\n{len(rows)} parts, {len(slow)} over 2 s" + "".join(f"\n  {p}: {l} (cold {c:.2f} s, warm {w:.2f} s)"
                                                           for p, l, c, w, _ in slow))
