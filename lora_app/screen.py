@@ -196,12 +196,18 @@ def report() -> None:
     take_keys("")  # presses this page had no use for (its stepper was not shown) are dropped, not kept for later
     applied = st.session_state.get(_APPLIED)
     _component(key="screen", data={"keys": list(applied) if applied else None},  # says which presses were applied
-               on_size_change=_mark_rerun, on_keys_change=_no_op)
+               on_size_change=_mark_rerun, on_keys_change=_keys_changed)
     st.session_state.pop("_screen_rerun", None)  # this run is over: the next one is the user's
 
 
-def _no_op() -> None:
-    """A key press is the user acting: unlike a size report, it does not mark the run (is_screen_rerun)."""
+def _keys_changed() -> None:
+    """A key press is the user acting; a page announcing where its count starts is not (see is_screen_rerun)."""
+    state = st.session_state.get("screen")
+    raw = state.get("keys") if isinstance(state, dict) else None
+    seen = st.session_state.get(_APPLIED)
+    if not isinstance(raw, dict) or not (isinstance(seen, tuple) and len(seen) == 2 and seen[0] == raw.get("id")) \
+            or raw.get("n") == seen[1]:
+        _mark_rerun()
 
 
 def _mark_rerun() -> None:

@@ -71,7 +71,8 @@ def stepper(n_steps: int) -> None:
         st.caption("Keys: ← → stages · N next step · P play/pause · Home reset", width="content")
     if n_steps > 1:
         st.slider("Step t", 1, n_steps, key="step", persist_state="session",
-                  help="Scrub through the run: every step is already computed, nothing is recomputed.")
+                  help="Scrub through the run: it was trained once, and moving this only replays the step shown "
+                       "from the nearest stored state; nothing is trained again.")
     st.radio("Stage", STAGES, key="stage", horizontal=True, format_func=text.STAGE_TITLES.get,
              persist_state="session", label_visibility="collapsed")
 

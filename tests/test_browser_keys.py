@@ -156,3 +156,14 @@ def test_five_slide_keys_move_five_slides(page, app_url, gap_ms, key, back):
     settle(page)
     assert page.locator("h1").first.inner_text().startswith("3 ·")
     assert re.search(r"[?&]slide=3(&|$)", page.url)
+
+
+@pytest.mark.parametrize("path", ["/training?view=step&lr=abc", "/present?slide=abc"])
+def test_a_notice_stays_through_the_reruns_of_the_page_opening(page, app_url, path):
+    """Announcing where the key count starts is not the user acting: the link's notice is still there."""
+    page.goto(f"{app_url}{path}")
+    wait_idle(page)
+    settle(page)
+    page.wait_for_timeout(1500)
+    assert page.locator("[data-testid='stAlertContentWarning']").count() >= 1
+    assert "abc" in page.locator("[data-testid='stAlertContentWarning']").first.inner_text()

@@ -85,3 +85,15 @@ def test_the_stepper_applies_the_counted_presses_before_its_widgets(app_test):
     assert (at.session_state["step"], at.session_state["stage"]) == (6, "backward")
     at = at.run()  # a rerun with the same count moves nothing
     assert (at.session_state["step"], at.session_state["stage"]) == (6, "backward")
+
+
+@pytest.mark.parametrize("sent,screen_rerun", [
+    ({"id": "new", "n": 0, "log": ""}, True),     # a page announces where its count starts: not the user
+    ({"id": "abc", "n": 2, "log": "ss"}, True),   # the same count again (a message sent twice)
+    ({"id": "abc", "n": 3, "log": "sss"}, False),  # a press: the user acting, notices go
+])
+def test_only_a_key_press_counts_as_the_user_acting(monkeypatch, sent, screen_rerun):
+    state = {"screen": {"keys": sent}, "_keys_applied": ("abc", 2)}
+    monkeypatch.setattr(screen.st, "session_state", state)
+    screen._keys_changed()
+    assert screen.is_screen_rerun() is screen_rerun
