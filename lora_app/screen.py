@@ -113,7 +113,7 @@ export default function(component) {
   // along are those of the last run, never a step the server has already moved past.
   // one letter per action; take_keys knows the same letters
   const PAGES = {
-    training: {box: '.st-key-stepper', keys: {ArrowRight: 'n', ArrowLeft: 'b', n: 's', p: 'p'}},
+    training: {box: '.st-key-stepper', keys: {ArrowRight: 'n', ArrowLeft: 'b', n: 's', p: 'p', Home: 'h'}},
     present: {box: '.st-key-slide_nav', keys: {ArrowRight: 'f', PageDown: 'f', ArrowLeft: 'r', PageUp: 'r'}},
   };
   const LOG_MAX = 64;
@@ -220,7 +220,7 @@ def is_screen_rerun() -> bool:
 
 
 KEY_ACTIONS = {
-    "training": {"n": "next", "b": "back", "s": "step", "p": "play"},
+    "training": {"n": "next", "b": "back", "s": "step", "p": "play", "h": "reset"},
     "present": {"f": "next", "r": "prev"},
 }
 _LOG_MAX = 64     # the browser keeps the last 64 presses (screen.py's LOG_MAX)

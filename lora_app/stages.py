@@ -49,7 +49,7 @@ def before_widgets(n_steps: int) -> None:
         ss["stage"] = "forward"
     # the keys counted in the browser (screen.py), every press in order: none is lost to a rerun in flight
     moves = {"next": lambda: _move(1, n_steps), "back": lambda: _move(-1, n_steps),
-             "step": lambda: _next_step(n_steps), "play": _toggle_play}
+             "step": lambda: _next_step(n_steps), "play": _toggle_play, "reset": _reset}
     for action in screen.take_keys("training"):
         moves[action]()
 

@@ -105,6 +105,19 @@ def test_p_pressed_four_times_ends_paused_and_five_times_plays(page, app_url, ga
     assert step_and_stage(page)[0] == stopped_at
 
 
+def test_home_pressed_after_queued_presses_resets_after_them(page, app_url):
+    """N N Home, faster than the reruns: the keys apply in the order they were pressed, so it ends at step 1."""
+    open_training(page, app_url, "&step=4&stage=loss")
+    for key in ["n", "n", "Home"]:
+        page.keyboard.press(key)
+        page.wait_for_timeout(60)
+    settle(page)
+    assert step_and_stage(page) == (1, "①")
+    press(page, "n", 2, 60)
+    settle(page)
+    assert step_and_stage(page) == (3, "①")
+
+
 def test_a_single_press_and_a_focused_button_move_exactly_once(page, app_url):
     """Neither the button's own shortcut nor Enter on the focused button adds a second move."""
     open_training(page, app_url)

@@ -43,6 +43,7 @@ def test_every_press_counted_since_the_last_run_is_applied_once_and_in_order(mon
     # presses for the slides are not the stepper's; they are counted as taken all the same
     assert _keys(monkeypatch, state, {"id": "abc", "n": 7, "log": "snsbpff"}) == []
     assert _keys(monkeypatch, state, {"id": "abc", "n": 8, "log": "snsbpffn"}) == ["next"]
+    assert _keys(monkeypatch, state, {"id": "abc", "n": 10, "log": "snsbpffnhs"}) == ["reset", "step"]
 
 
 def test_a_count_from_a_browser_this_session_has_not_seen_replays_nothing(monkeypatch):
