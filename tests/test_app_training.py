@@ -272,6 +272,10 @@ def test_a_checkpointed_run_shows_the_same_numbers_as_a_stored_one(monkeypatch, 
             np.testing.assert_array_equal(ckpt.at(field, t), stored.at(field, t), err_msg=f"{field} at {t}")
         np.testing.assert_array_equal(ckpt.q_after(t), stored.q_after(t))
         assert ckpt.step(t).loss == stored.step(t).loss
+    # what the replay cache shares between sessions is read-only all the way down
+    replayed = compute_training._replayed._info.func(ckpt, cfg, 7)
+    arrays = [replayed.A_in, replayed.B_in, replayed.q_after, *replayed.record[2:]]
+    assert all(isinstance(a, np.ndarray) and not a.flags.writeable for a in arrays)
 
 
 def test_asking_for_more_steps_than_fit_offers_the_largest_run(at, monkeypatch):
