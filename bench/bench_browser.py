@@ -198,7 +198,7 @@ TARGETS = [
     Target("scale", "scale_r 4 ↔ 8", "/scale", "Rank r (this page's own)"),
     Target("present", "r 2 ↔ 3 (slide 4)", "/present?slide=4", "r: LoRA rank"),
     Target("explore d=k=1024, n=64", "r 2 ↔ 3 (sidebar)", "/?d=1024&k=1024&n=64", "r: LoRA rank"),
-    Target("training d=k=1024, n=64", "Step t 1 ↔ 2", "/training?d=1024&k=1024&n=64", "Step t"),
+    Target("training d=k=1024, n=64", "Step t 1 ↔ 2", "/training?d=1024&k=1024&n=64&steps=90", "Step t"),
 ]
 
 

@@ -31,6 +31,7 @@ REFUSED_KEY = "_refused_widget_messages"
 _LOGGER = logging.getLogger(__name__)
 # kinds whose serialized form is canonical, so a real message reads back exactly as it was sent
 # (text and JSON are not: the same table edit can be written with other spaces or key order)
+_NEVER_EMPTY = ("double_value", "int_value", "double_array_value")
 _ROUND_TRIP_KINDS = ("double_value", "int_value", "bool_value", "double_array_value", "int_array_value",
                      "string_array_value")
 
@@ -45,7 +46,11 @@ def check_state(metadata, state) -> None:
     """Raise if Streamlit could not read ``state`` for this widget; nothing is changed."""
     kind = state.WhichOneof("value")
     if kind is None:
-        return  # a cleared value: every deserializer takes None
+        if metadata.value_type in _NEVER_EMPTY:
+            # a number input or slider of this app always has a value; an empty one would read as its
+            # default (0 for a number input: a valid β1 or λ), a silent change
+            raise ValueError("sent no value for a control that always has one")
+        return  # a cleared value (an emptied upload, a select with nothing chosen): every deserializer takes None
     if kind == "file_uploader_state_value" == metadata.value_type:
         _check_upload_names(metadata, state)
         return

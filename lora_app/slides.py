@@ -15,7 +15,7 @@ import streamlit as st
 from lora_core import param_counts
 
 from . import figures, latex, ui
-from .compute import explore_arrays, training_run
+from .compute import explore_arrays, max_steps_for, training_run
 from .compute.attention import attention_arrays, param_table
 from .compute.scale import scale_numbers
 from .config import ExploreConfig, TrainingConfig
@@ -195,7 +195,8 @@ def compare(ex: ExploreConfig, sp: SlideSpace) -> None:
 
 
 def _first_step(ex: ExploreConfig):
-    cfg = TrainingConfig(ex)
+    # the Training page's default run, shortened where its sizes make 300 steps more than a slide may wait for
+    cfg = TrainingConfig(ex, steps=min(TrainingConfig.steps, max_steps_for(ex.n, ex.d, ex.k, ex.r)))
     return cfg, training_run(cfg)
 
 

@@ -341,7 +341,8 @@ def number_table(M: np.ndarray, key: str, label: str) -> None:
                                   for c in frame.columns})
 
 
-def matrix_editors(matrices: dict[str, np.ndarray], labels: dict[str, str] = MATRIX_LABELS) -> None:
+def matrix_editors(matrices: dict[str, np.ndarray], labels: dict[str, str] = MATRIX_LABELS,
+                   max_side: int = EDITABLE_MAX_SIDE) -> None:
     """One table per matrix; a changed cell reaches every figure, a bad one is refused by name."""
     for err in st.session_state.get("edit_errors", []):
         st.error(err, icon=":material/block:")
@@ -350,15 +351,15 @@ def matrix_editors(matrices: dict[str, np.ndarray], labels: dict[str, str] = MAT
     tabs = st.tabs([labels[name] for name in matrices])
     for tab, (name, M) in zip(tabs, matrices.items()):
         with tab:
-            if max(M.shape) > EDITABLE_MAX_SIDE:
+            if max(M.shape) > max_side:
                 st.info(f"{labels[name]} is {M.shape[0]}×{M.shape[1]}; tables are offered up to "
-                        f"{EDITABLE_MAX_SIDE} on a side. Make d, k or n smaller to edit it.")
+                        f"{max_side} on a side. Make d, k or n smaller to edit it.")
                 continue
             number_table(M, _editor_key(name), labels[name])
             frame = pd.DataFrame(M, columns=[str(j + 1) for j in range(M.shape[1])],
                                  index=[str(i + 1) for i in range(M.shape[0])])
             st.download_button(f"Download {labels[name]} as CSV", frame.to_csv(float_format="%.17g"),
-                               file_name=f"{labels[name]}.csv", mime="text/csv", key=f"csv_{name}",
+                               file_name=re.sub(r"[^\w.-]+", "_", labels[name]).strip("_") + ".csv", mime="text/csv", key=f"csv_{name}",
                                icon=":material/download:")
     cols = st.columns([3, 1])
     cols[0].caption(f"{count} edited cell{'s' if count != 1 else ''}. Edits stay when n, d, k or r change; "

@@ -2,19 +2,20 @@
 
 The target's controls sit on top; the page is four parts, and only the open part runs and draws.
 """
-import pandas as pd
 import streamlit as st
 
 from lora_app import figures, text, ui
-from lora_app.compute.rank import delta_spectrum, rank_counts, seeded_target, target_copy
+from lora_app.compute.rank import delta_spectrum, edited_target, rank_counts, target_copy
 from lora_app.config.rank import DECAY_MAX, DECAY_MIN, DECAY_STEP, EDITABLE_MAX_SIDE, RankConfig, sanitize_rank, target_edits
 
 ui.entry_guard()
 
 ui.page_state("rank", sanitize_rank)
+ui.apply_pending_edits({"dW": "ΔW*"})
 t = text.rank
 example = ui.current_config()
 d, k, r = example.d, example.k, example.r
+edits = target_edits(st.session_state.get("edits", {}).get("dW", {}), d, k)
 
 st.title("Rank: what a rank-r update can and cannot reach")
 ui.show_notices()
@@ -25,20 +26,14 @@ with st.container(border=True):
     st.caption(t.TARGET_NOTE)
     st.slider("decay of ΔW*'s singular values", DECAY_MIN, DECAY_MAX, step=DECAY_STEP, key="decay",
               persist_state="session", help=t.DECAY_HELP)
-    edits, errors = (), []
     with st.expander("Edit ΔW* cell by cell", expanded=False):
         if max(d, k) > EDITABLE_MAX_SIDE:
             st.info(f"ΔW* is {d}×{k}; it can be edited up to {EDITABLE_MAX_SIDE} on a side. Make d or k smaller.")
         else:
-            seeded = seeded_target(d, k, example.seed, st.session_state["decay"])  # only the parts that show it need it at large sizes
             st.caption(t.EDIT_NOTE)
-            frame = pd.DataFrame(seeded, columns=[str(j + 1) for j in range(k)], index=[str(i + 1) for i in range(d)])
-            edited = st.data_editor(frame, key=f"target_{d}_{k}_{example.seed}_{st.session_state['decay']}",
-                                    column_config={c: st.column_config.NumberColumn(c, format="%.4f", required=True)
-                                                   for c in frame.columns})
-            edits, errors = target_edits(seeded, edited.to_numpy(dtype=object))
-    for err in errors:
-        st.error(err, icon=":material/block:")
+            # only the parts that show ΔW* need it at large sizes; here it is small
+            ui.matrix_editors({"dW": edited_target(d, k, example.seed, st.session_state["decay"], edits)},
+                              {"dW": "ΔW*"}, max_side=EDITABLE_MAX_SIDE)
 cfg = RankConfig(example, st.session_state["decay"], edits)
 ui.set_page_url(cfg.url_params())
 

@@ -25,16 +25,26 @@ def step_view(run, cfg, ex) -> None:
     stages.play_tick(run.n_steps)
 
 
+def rank_verdict(run, cfg, ex) -> str:
+    """What rank r can reach for this T, from the floor the run computed (true also for an edited T)."""
+    reachable = run.floor <= 1e-12 * max(float(run.losses[0]), 1e-300)
+    if not cfg.target_edits:
+        if ex.r >= cfg.rstar:
+            return "r ≥ r*, so the adapter can represent ΔW* and the loss can fall to zero."
+        return f"r < r*, so no rank-{ex.r} adapter can reach T: the loss cannot go below {run.floor:.3g}."
+    if reachable:
+        return f"T has been edited, and a rank-{ex.r} adapter can still reach it: the loss can fall to zero."
+    return (f"T has been edited, so ΔW* no longer describes it: the lowest loss any rank-{ex.r} adapter can reach "
+            f"is {run.floor:.3g}.")
+
+
 def loss_view(run, cfg, ex) -> None:
     t = min(max(int(st.session_state.get("step", 1)), 1), run.n_steps)
     if run.message:
         st.warning(run.message, icon=":material/warning:")
     if cfg.init != "seed":
-        st.markdown(text.ZERO_B_LESSON)
-    verdict = (f"r ≥ r*, so the adapter can represent ΔW* and the loss can fall to zero."
-               if ex.r >= cfg.rstar else
-               f"r < r*, so no rank-{ex.r} adapter can reach T: the loss cannot go below {run.floor:.3g}.")
-    st.markdown(text.RANK_LESSON.format(rstar=cfg.rstar, r=ex.r, verdict=verdict))
+        st.markdown(text.zero_b_lesson(cfg.lr, cfg.wd))
+    st.markdown(text.RANK_LESSON.format(rstar=cfg.rstar, r=ex.r, verdict=rank_verdict(run, cfg, ex)))
     ui.chart(st, figures.loss_curve(run.losses, run.full_losses, t, lora_count=run.lora_count,
                                     full_count=run.full_count, floor=run.floor,
                                     width=ui.screen.current().content_width()), key="loss_curve")

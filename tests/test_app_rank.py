@@ -5,7 +5,9 @@ import pytest
 from helpers import all_figures, decode, figures, heatmap_z, open_view
 
 PAGE = "pages/rank.py"
-EDITOR = "target_5_3_0_1.0"  # the ΔW* editor's key at d = 5, k = 3, seed 0, decay 1
+def editor_key(at) -> str:
+    """The ΔW* table's key now (each processed edit opens a fresh table, as on Explore)."""
+    return f"edit_dW_{at.session_state['editor_version'].get('dW', 0)}"
 
 
 @pytest.fixture
@@ -85,19 +87,29 @@ def test_the_parameter_count_crosses_full_fine_tuning_at_break_even(at):
 
 def test_an_edited_target_cell_changes_the_approximation_and_a_bad_one_is_refused(at):
     seeded = heatmap_z(all_figures(at, "rank")["ΔW* (the update wanted) (5×3)"])
-    at.session_state[EDITOR] = {"edited_rows": {0: {"1": 2.5}}, "added_rows": [], "deleted_rows": []}
+    at.session_state[editor_key(at)] = {"edited_rows": {0: {"1": "2.5"}}, "added_rows": [], "deleted_rows": []}
     at.run()
     assert not at.exception and not at.error
     target = heatmap_z(all_figures(at, "rank")["ΔW* (the update wanted) (5×3)"])
     assert target[0, 0] == 2.5 and np.array_equal(target[1:], seeded[1:])
     S = np.linalg.svd(target, compute_uv=False)
     np.testing.assert_allclose(shown_sigma(at, "Singular values of ΔW*"), S, rtol=1e-10)
-    at.session_state[EDITOR] = {"edited_rows": {2: {"3": float("inf")}}, "added_rows": [], "deleted_rows": []}
+    at.session_state[editor_key(at)] = {"edited_rows": {2: {"3": float("inf")}}, "added_rows": [], "deleted_rows": []}
     at.run()
     assert not at.exception
     # the cell and why (parse_cell's words: an infinite value is beyond its ±1e6 limit)
     assert any("ΔW*[3, 3]" in e.value and ("infinite" in e.value or "limit" in e.value) for e in at.error)
     assert heatmap_z(all_figures(at, "rank")["ΔW* (the update wanted) (5×3)"])[2, 2] == seeded[2, 2]
+    # typed with an exponent, as on Explore (Streamlit's number editor read "1e-3" as 13)
+    at.session_state[editor_key(at)] = {"edited_rows": {1: {"2": "1e-3"}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    assert not at.exception and not at.error
+    assert heatmap_z(all_figures(at, "rank")["ΔW* (the update wanted) (5×3)"])[1, 1] == 1e-3
+    # a forged edit naming a column ΔW* does not have writes nothing
+    at.session_state[editor_key(at)] = {"edited_rows": {-1: {"1": "7"}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    assert not at.exception and any("row `-1` is not a row 1…5" in e.value for e in at.error)
+    assert heatmap_z(all_figures(at, "rank")["ΔW* (the update wanted) (5×3)"])[4, 0] == seeded[4, 0]
 
 
 def test_a_zero_delta_w_is_said_to_have_rank_0(at):

@@ -291,3 +291,25 @@ def test_asking_for_more_steps_than_fit_offers_the_largest_run(at, monkeypatch):
     button.click().run()
     assert not at.exception and at.session_state["steps"] == 100
     assert stage_title(at) == "Step 1 of 100 · ① Forward pass"
+
+
+def test_the_rank_verdict_stays_true_when_t_is_edited(app_test):
+    """r ≥ r* means the loss can reach zero only while T is X·(W_Q + ΔW*); an edited T can lie out of reach."""
+    from helpers import as_read, open_view
+    at = app_test.run()
+    at.switch_page("pages/training.py").run()
+    open_view(at, "training", "loss")
+    assert "r ≥ r*, so the adapter can represent ΔW* and the loss can fall to zero" in \
+        " ".join(m.value for m in at.markdown)
+    open_view(at, "training", "task")  # the T table is drawn: an edit comes from it
+    key = f"edit_T_{at.session_state['editor_version'].get('T', 0)}"
+    at.session_state[key] = {"edited_rows": {0: {"1": "5"}, 1: {"2": "-3"}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    open_view(at, "training", "loss")
+    assert not at.exception
+    shown = as_read(" ".join(m.value for m in at.markdown))
+    assert "can fall to zero" not in shown
+    import re
+    floor = float(re.search(r"T has been edited, so ΔW\* no longer describes it: the lowest loss any rank-2 "
+                            r"adapter can reach is ([0-9.e+-]+)\.", shown)[1])
+    assert floor > 0  # the edited T - X·W_Q has rank 3 here: a rank-2 update leaves its smallest direction

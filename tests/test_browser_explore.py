@@ -65,7 +65,7 @@ def test_a_shared_link_reopens_the_view_and_bad_values_get_a_notice(page, app_ur
     assert page.locator(".gtitle", has_text="X (2×6)").count() >= 1
     open_app(page, app_url, "?r=999&d=abc")
     alerts = page.locator("[data-testid='stAlert']").all_inner_texts()
-    assert any("r=999" in a for a in alerts) and any("d=abc" in a for a in alerts)
+    assert any("r = 999" in a for a in alerts) and any("d = abc" in a for a in alerts)
     assert page.locator(".gtitle", has_text="A_Q (5×3)").count() == 1
     assert page.locator("[data-testid='stException']").count() == 0
 

@@ -71,14 +71,11 @@ def test_rank_url_values_are_checked(raw, decay, words):
     assert RankConfig(ExploreConfig(), decay).url_params() == {"decay": f"{decay:g}"}
 
 
-def test_target_edits_keep_good_cells_and_refuse_bad_ones():
-    seeded = np.arange(6.0).reshape(2, 3)
-    edited = seeded.astype(object)
-    edited[0, 1], edited[1, 2], edited[1, 0] = 9.5, float("nan"), "1e9"
-    edits, errors = target_edits(seeded, edited)
-    assert edits == ((0, 1, 9.5),)
-    assert len(errors) == 2 and "ΔW*[2, 3]" in errors[1] and "NaN" in errors[1] and "ΔW*[2, 1]" in errors[0]
-    assert target_edits(seeded, seeded) == ((), [])
+def test_target_edits_keep_the_cells_inside_the_current_size_in_order():
+    cells = {(1, 2): 9.5, (0, 0): -1.0, (4, 0): 3.0, (0, 7): 2.0}  # checked cells, from the table editor
+    assert target_edits(cells, 2, 3) == ((0, 0, -1.0), (1, 2, 9.5))
+    assert target_edits(cells, 8, 8) == ((0, 0, -1.0), (0, 7, 2.0), (1, 2, 9.5), (4, 0, 3.0))
+    assert target_edits({}, 5, 3) == ()
 
 
 # --- scale --------------------------------------------------------------------------------

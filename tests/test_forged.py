@@ -104,6 +104,8 @@ def test_a_refused_message_gets_a_notice_that_names_the_control(app_test):
     ("n", lambda w: w.double_array_value.data.extend([3, 4])),      # a range for a single slider
     ("seed", lambda w: setattr(w, "int_value", -7)),                # below the input's minimum
     ("alpha", lambda w: w.double_array_value.data.extend([math.nan])),
+    ("seed", lambda w: None),                                        # no value at all: it would read as 0
+    ("n", lambda w: None),
 ])
 def test_a_value_of_the_right_kind_out_of_range_is_refused_and_the_setting_kept(app_test, key, fill):
     at = opened(app_test, "explore")

@@ -628,7 +628,10 @@ def test_what_cache_resource_shares_is_immutable(monkeypatch):
     from lora_app.config import ExploreConfig, TrainingConfig
 
     monkeypatch.setenv("LORA_DEVICE", "cpu")
-    examples = {"device_choice": (), "training_run": (TrainingConfig(ExploreConfig(), steps=20),)}
+    run20 = importlib.import_module("lora_app.compute.training").training_run._info.func(
+        TrainingConfig(ExploreConfig(), steps=20))
+    examples = {"device_choice": (), "training_run": (TrainingConfig(ExploreConfig(), steps=20),),
+                "_replayed": (run20, run20.config, 2)}
     resources = [(mod, fn) for mod, fn, kind, _, _ in _cache_decorators() if kind == "cache_resource"]
     assert {fn for _, fn in resources} <= set(examples), f"add an example call for {resources}"
     for mod, fn in resources:

@@ -50,6 +50,11 @@ def seeded_target(d: int, k: int, seed: int, decay: float) -> np.ndarray:
     return _np(seeded_full_rank_update(d, k, seed, decay=decay))
 
 
+def edited_target(d: int, k: int, seed: int, decay: float, edits) -> np.ndarray:
+    """ΔW* as its table shows it: the seeded target with the session's edits."""
+    return _edited_target(d, k, seed, decay, edits).numpy()
+
+
 def _edited_target(d: int, k: int, seed: int, decay: float, edits) -> torch.Tensor:
     target = torch.from_numpy(seeded_target(d, k, seed, decay).copy())
     for i, j, value in edits:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from .explore import ExploreConfig, _as_float, _format, parse_cell, quoted, snap
+from .explore import ExploreConfig, _as_float, _format, quoted, snap
 
 DECAY_MIN, DECAY_MAX, DECAY_STEP = 0.0, 3.0, 0.25
 RANK_DEFAULTS = {"decay": 1.0}
@@ -44,15 +42,6 @@ def sanitize_rank(raw: dict) -> tuple[dict, list[str]]:
     return out, notices
 
 
-def target_edits(seeded: np.ndarray, edited) -> tuple[tuple[tuple[int, int, float], ...], list[str]]:
-    """The cells where ``edited`` differs from ``seeded``; a bad cell is refused by name and keeps its seeded value."""
-    edits, errors = [], []
-    for (i, j), raw in np.ndenumerate(np.asarray(edited, dtype=object)):
-        try:
-            value = parse_cell(raw)
-        except ValueError as err:
-            errors.append(f"ΔW*[{i + 1}, {j + 1}] {err}; the cell keeps its seeded value.")
-            continue
-        if value != seeded[i, j]:
-            edits.append((int(i), int(j), value))
-    return tuple(edits), errors
+def target_edits(cells: dict, d: int, k: int) -> tuple[tuple[int, int, float], ...]:
+    """The session's edited cells of ΔW* (already checked by the table editor) that lie inside d×k, in order."""
+    return tuple(sorted((i, j, float(v)) for (i, j), v in cells.items() if 0 <= i < d and 0 <= j < k))
