@@ -299,7 +299,7 @@ def apply_pending_edits(labels: dict[str, str] = MATRIX_LABELS) -> None:
     """
     edits = st.session_state.setdefault("edits", {})
     shapes = st.session_state.setdefault("_editor_shapes", {})
-    errors = []
+    errors, processed = [], False
     for name, label in labels.items():
         key = _editor_key(name)
         delta = st.session_state.get(key)
@@ -317,7 +317,12 @@ def apply_pending_edits(labels: dict[str, str] = MATRIX_LABELS) -> None:
         # a fresh editor shows the matrix as it now is, bad cells restored
         st.session_state["editor_version"][name] = st.session_state["editor_version"].get(name, 0) + 1
         del st.session_state[key]
-    st.session_state["edit_errors"] = errors
+        processed = True
+    if processed:
+        # what was refused stays on screen until the next edit: the reruns that follow (the fresh table
+        # registering, the window's size report) are not the user acting
+        st.session_state["edit_errors"] = {**st.session_state.get("edit_errors", {}),
+                                           **{name: errors for name in labels}}
 
 
 def cell_text(v: float) -> str:
@@ -344,7 +349,8 @@ def number_table(M: np.ndarray, key: str, label: str) -> None:
 def matrix_editors(matrices: dict[str, np.ndarray], labels: dict[str, str] = MATRIX_LABELS,
                    max_side: int = EDITABLE_MAX_SIDE) -> None:
     """One table per matrix; a changed cell reaches every figure, a bad one is refused by name."""
-    for err in st.session_state.get("edit_errors", []):
+    shown = st.session_state.get("edit_errors", {})
+    for err in dict.fromkeys(e for name in matrices for e in shown.get(name, [])):
         st.error(err, icon=":material/block:")
     edits = st.session_state.get("edits", {})
     count = sum(len(cells) for name, cells in edits.items() if name in matrices)
@@ -366,7 +372,7 @@ def matrix_editors(matrices: dict[str, np.ndarray], labels: dict[str, str] = MAT
                     "type numbers such as 0.25, -1.5e-3 or 2E4, finite and within ±1e6.")
     if cols[1].button("Reset edits", disabled=count == 0, key=f"reset_edits_{'_'.join(matrices)}"):
         st.session_state["edits"] = {name: cells for name, cells in edits.items() if name not in matrices}
-        st.session_state["edit_errors"] = []
+        st.session_state["edit_errors"] = {n: e for n, e in shown.items() if n not in matrices}
         st.session_state["editor_version"] = {n: v + 1 for n, v in st.session_state["editor_version"].items()}
         st.rerun()
 
