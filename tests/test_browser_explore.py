@@ -97,6 +97,27 @@ def table_cell(page, row: int, col: int):
     return box["x"] + first_col + col_w * (col - 0.5), box["y"] + header + row_h * (row - 0.5)
 
 
+def type_in_cell(page, row: int, col: int, text: str, done, tries: int = 3) -> None:
+    """Click a cell of the open table and type into it, as a person would, until ``done()`` says it arrived.
+
+    The grid is a canvas that takes a moment to accept keys after it appears; a click that came too
+    early selects nothing, and the typing goes nowhere. Then it is clicked and typed again.
+    """
+    page.locator("[data-testid='stDataFrame']:visible canvas").first.wait_for()
+    for _ in range(tries):
+        wait_idle(page)
+        page.mouse.click(*table_cell(page, row, col))
+        page.wait_for_timeout(300)
+        page.keyboard.type(text, delay=30)
+        page.keyboard.press("Enter")
+        for _ in range(40):
+            page.wait_for_timeout(250)
+            if done():
+                return
+        page.keyboard.press("Escape")
+    raise AssertionError(f"typing {text!r} into cell ({row}, {col}) never reached the page")
+
+
 @pytest.mark.parametrize("typed,on_heatmap", [
     ("1e3", "1000.0"),       # Streamlit's number editor stored 13: the e was dropped
     ("1E6", "1000000.0"),
@@ -109,10 +130,7 @@ def test_a_number_typed_with_an_exponent_means_what_it_says(page, app_url, typed
     page.get_by_role("tab", name="W_Q").click()
     wait_idle(page)
     old = chart_texts(page, "W_Q")
-    page.mouse.click(*table_cell(page, 2, 1))
-    page.keyboard.type(typed, delay=30)
-    page.keyboard.press("Enter")
-    wait_chart_change(page, "W_Q", old, timeout=30_000)
+    type_in_cell(page, 2, 1, typed, done=lambda: chart_texts(page, "W_Q") != old)
     wait_idle(page)
     assert not page.locator("[data-testid='stAlertContentError']").count()
     assert chart_texts(page, "W_Q")[3] == on_heatmap  # row 2, column 1 of the 5×3 W_Q
@@ -124,10 +142,7 @@ def test_text_in_a_cell_is_refused_by_name_and_the_cell_keeps_its_value(page, ap
     wait_idle(page)
     page.get_by_role("tab", name="W_Q").click()
     wait_idle(page)
-    page.mouse.click(*table_cell(page, 2, 1))
-    page.keyboard.type("1e3e3", delay=30)
-    page.keyboard.press("Enter")
-    page.wait_for_selector("[data-testid='stAlertContentError']", timeout=20_000)
+    type_in_cell(page, 2, 1, "1e3e3", done=lambda: page.locator("[data-testid='stAlertContentError']").count() > 0)
     wait_idle(page)
     page.wait_for_timeout(1500)  # the reruns that follow (the fresh table, the size report) keep the notice
     error = page.locator("[data-testid='stAlertContentError']").first.inner_text()
