@@ -51,15 +51,38 @@ class ParamRow(NamedTuple):
 # --- forward ----------------------------------------------------------------------------
 
 def split_heads(M: torch.Tensor, heads: int) -> torch.Tensor:
-    """n×(h·w) → h×n×w: head i owns columns i·w … (i+1)·w − 1."""
-    n, width = M.shape
-    return M.reshape(n, heads, width // heads).transpose(0, 1)
+    """(…, n, h·w) → (…, h, n, w): head i owns columns i·w … (i+1)·w − 1; leading batch dims are kept."""
+    *lead, n, width = M.shape
+    return M.reshape(*lead, n, heads, width // heads).transpose(-3, -2)
 
 
 def merge_heads(M: torch.Tensor) -> torch.Tensor:
-    """h×n×w → n×(h·w), the inverse of :func:`split_heads`."""
-    h, n, w = M.shape
-    return M.transpose(0, 1).reshape(n, h * w)
+    """(…, h, n, w) → (…, n, h·w), the inverse of :func:`split_heads`."""
+    *lead, h, n, w = M.shape
+    return M.transpose(-3, -2).reshape(*lead, n, h * w)
+
+
+class Attended(NamedTuple):
+    scores: torch.Tensor   # (…, h, n, n)  Q_h·K_hᵀ/√d_head
+    weights: torch.Tensor  # (…, h, n, n)  softmax along each row
+    context: torch.Tensor  # (…, n, h·d_v) weights_h·V_h, heads concatenated
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, causal: bool = False) -> Attended:
+    """The attention maths after the projections, for one sequence (n×width) or a batch (…×n×width).
+
+    The Attention page's layer (:func:`attention_forward`) and the real transformer
+    (:mod:`lora_core.tiny`) both call this, so the app has one implementation of attention.
+    """
+    d_head = q.shape[-1] // heads
+    # dividing by √d_head keeps the scores' spread independent of the head width
+    scores = split_heads(q, heads) @ split_heads(k, heads).transpose(-1, -2) / math.sqrt(d_head)
+    if causal:
+        n = q.shape[-2]
+        hidden = torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1)
+        scores = scores.masked_fill(hidden, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return Attended(scores, weights, merge_heads(weights @ split_heads(v, heads)))
 
 
 def _check_attention_shapes(X: torch.Tensor, W_Q: torch.Tensor, W_K: torch.Tensor, W_V: torch.Tensor,
@@ -105,15 +128,7 @@ def attention_forward(X: torch.Tensor, W_Q: torch.Tensor, W_K: torch.Tensor, W_V
     q = _project(X, W_Q, lora.get("q"), scaling)
     k = _project(X, W_K, lora.get("k"), scaling)
     v = _project(X, W_V, lora.get("v"), scaling)
-    d_head = q.shape[1] // heads
-    # dividing by √d_head keeps the scores' spread independent of the head width
-    scores = split_heads(q, heads) @ split_heads(k, heads).transpose(1, 2) / math.sqrt(d_head)
-    if causal:
-        n = X.shape[0]
-        hidden = torch.ones(n, n, dtype=torch.bool, device=X.device).triu(1)
-        scores = scores.masked_fill(hidden, float("-inf"))
-    weights = torch.softmax(scores, dim=-1)
-    context = merge_heads(weights @ split_heads(v, heads))
+    scores, weights, context = attend(q, k, v, heads, causal)
     out = _project(context, W_O, lora.get("o"), scaling)
     return AttentionTrace(q, k, v, scores, weights, context, out)
 
