@@ -11,3 +11,4 @@ from .sizes import natural_cell, row_layout  # noqa: F401
 from .heatmap import matrix_heatmap, numbers_note  # noqa: F401
 from .training import LORA_COLOUR, FULL_COLOUR, loss_curve  # noqa: F401
 from . import attention, rank, scale  # noqa: F401,E402  (the Attention, Rank and Scale pages)
+from . import real  # noqa: F401,E402  (the Real model page)

@@ -19,7 +19,8 @@ def matrix_heatmap(M: np.ndarray, title: str, *, zmax: float | None = None, role
                    decimals: int | None = None, show_scale: bool = False, text_size: int | None = None,
                    rows: tuple[int, ...] = (), cols: tuple[int, ...] = (), cell: tuple[int, int] | None = None,
                    clickable: bool = False, cell_px: int | None = None, scale: float = 1.0,
-                   axis_titles: tuple[str, str] | None = None, break_title: bool = False) -> go.Figure:
+                   axis_titles: tuple[str, str] | None = None, break_title: bool = False,
+                   row_labels: list[str] | None = None, col_labels: list[str] | None = None) -> go.Figure:
     """A matrix as a heatmap with its numbers in the cells; rows and columns are numbered from 1.
 
     ``role`` frames it as frozen (grey, dashed) or trainable (orange); ``rows``, ``cols`` and
@@ -30,6 +31,8 @@ def matrix_heatmap(M: np.ndarray, title: str, *, zmax: float | None = None, role
     ``scale`` enlarges every font, for slides read from the back of a room; ``break_title`` lets a
     long title put the shape on its second line (``row_layout`` says when). A number that
     does not fit its cell is printed with fewer decimals, or not at all (hover still reads it).
+    ``row_labels`` and ``col_labels`` (one text per row or column, e.g. the tokens of an attention
+    map) replace the numbers 1, 2, … on the axes; without them the axes are numbered as before.
     """
     M = np.asarray(M, dtype=float)
     shown, b = block_means(M)
@@ -46,6 +49,10 @@ def matrix_heatmap(M: np.ndarray, title: str, *, zmax: float | None = None, role
     y = np.arange(n_rows) * b + 1
     sub = _subtitle(role, b, can_print)
     frame = heatmap_frame(M, title, sub, show_scale, scale, axis_titles)
+    row_labels, col_labels = _labels(row_labels, M.shape[0], b), _labels(col_labels, M.shape[1], b)
+    if row_labels is not None:  # room on the left for the widest label instead of the widest row number
+        numbered = text_width(str(n_rows * b), frame.tick_font)
+        frame = frame._replace(left=frame.left + int(max(0.0, max(text_width(t, frame.tick_font) for t in row_labels) - numbered)))
     plot_w = frame.left + n_cols * px + frame.right
     # a title wider than its matrix may put the shape on the second line (when its row says so), so
     # thin matrices stay thin in a crowded row
@@ -107,8 +114,12 @@ def matrix_heatmap(M: np.ndarray, title: str, *, zmax: float | None = None, role
         # autoexpand off: the colour bar must not push the cells narrower than the row's other matrices
         margin=dict(l=frame.left, r=width - frame.left - n_cols * px, t=frame.top, b=frame.bottom, pad=0, autoexpand=False),
         shapes=shapes,
-        xaxis=dict(side="bottom", range=[0.5, n_cols * b + 0.5], **axis, **_ticks(x, px / b, text_width(str(int(x[-1])), tick_font) + 4)),
-        yaxis=dict(range=[n_rows * b + 0.5, 0.5], **axis, **_ticks(y, px / b, tick_font * 1.25)),
+        xaxis=dict(side="bottom", range=[0.5, n_cols * b + 0.5], **axis,
+                   **(_ticks(x, px / b, text_width(str(int(x[-1])), tick_font) + 4) if col_labels is None
+                      else dict(tickmode="array", tickvals=x, ticktext=col_labels, tickangle=0))),
+        yaxis=dict(range=[n_rows * b + 0.5, 0.5], **axis,
+                   **(_ticks(y, px / b, tick_font * 1.25) if row_labels is None
+                      else dict(tickmode="array", tickvals=y, ticktext=row_labels))),
         plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)", dragmode=False,
         clickmode="event+select" if clickable else "event",
         meta={"numbers": note},
@@ -126,6 +137,16 @@ def matrix_heatmap(M: np.ndarray, title: str, *, zmax: float | None = None, role
 def numbers_note(fig: go.Figure) -> str | None:
     """What a figure did to fit its numbers (printed fewer decimals, or none), for a caption under it."""
     return (fig.layout.meta or {}).get("numbers") if isinstance(fig.layout.meta, dict) else None
+
+
+def _labels(labels, side: int, b: int) -> list[str] | None:
+    # one label per row (or column); a block-averaged matrix has no single token per cell, so none are named
+    if labels is None or b > 1:
+        return None
+    labels = [str(t) for t in labels]
+    if len(labels) != side:
+        raise ValueError(f"{len(labels)} labels for {side} rows or columns: give one label each")
+    return labels
 
 
 def _outlines(rows, cols, cell, height: int, width: int) -> list[dict]:
