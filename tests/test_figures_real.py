@@ -246,7 +246,7 @@ def test_heatmap_tick_labels_are_optional_and_checked():
 def test_sequence_grid_marks_each_digit_right_or_wrong_not_by_colour_alone():
     typed, target = TOKENS, TOKENS[::-1]
     base, adapted = sorted(TOKENS), [6, 2, 9, 5, 0, 4, 1, 3]
-    fig = valid(real.sequence_grid({"typed": typed, "base model": base, "adapted model": adapted}, target))
+    fig = valid(real.sequence_grid({"base model": base, "adapted model": adapted}, target, tokens=typed))
     right = [sum(a == b for a, b in zip(row, target)) for row in (base, adapted)]
     assert right == [0, 7]
     assert list(fig.layout.yaxis.ticktext) == ["typed", "right answer", "base model · 0/8 right", "adapted model · 7/8 right"]
@@ -265,9 +265,11 @@ def test_sequence_grid_marks_each_digit_right_or_wrong_not_by_colour_alone():
 
 
 def test_sequence_grid_handles_short_and_empty_rows():
-    fig = valid(real.sequence_grid({"typed": [1, 2, 3], "model": [3]}, [3, 2, 1]))
+    fig = valid(real.sequence_grid({"model": [3]}, [3, 2, 1], tokens=[1, 2, 3]))
     z = np.asarray(fig.data[0].z, dtype=float)
     assert z[2, 0] == 1 and np.isnan(z[2, 1:]).all() and list(fig.data[1].text[6:]) == ["3 ✓", "", ""]
     valid(real.sequence_grid({}, []))
-    big = real.sequence_grid({"typed": [1]}, [1], scale=2, width=1200)
+    alone = valid(real.sequence_grid({"base model (sorts)": [1, 2]}, [1, 3], target_label="sorted"))
+    assert list(alone.layout.yaxis.ticktext) == ["sorted", "base model (sorts) · 1/2 right"]  # no typed row without tokens
+    big = real.sequence_grid({"m": [1]}, [1], scale=2, width=1200)
     assert big.layout.width == 1200 and big.data[1].textfont.size > fig.data[1].textfont.size

@@ -318,18 +318,18 @@ def attention_map_tokens(M, tokens_query: list[str], tokens_key: list[str], titl
 
 # --- 6. one sequence, as written by each model --------------------------------------------------
 
-def sequence_grid(rows: dict[str, list[int]], target: list[int], *, target_name: str = "right answer",
+def sequence_grid(rows: dict[str, list[int]], target: list[int], *, tokens: list[int] | None = None,
+                  target_label: str = "right answer", tokens_label: str = "typed",
                   title: str = "One sequence, digit by digit", scale: float = 1.0, width: float = 700,
                   height: int | None = None) -> go.Figure:
-    """Rows of digits: the first of ``rows`` (the typed input), then ``target``, then the other rows.
+    """Rows of digits: the typed ``tokens`` (when given), the right answer ``target``, then each of ``rows``.
 
-    Each digit of the other rows (the models' outputs) is checked against ``target``: a right one
-    is blue with ✓, a wrong one orange with ✗, so the mark never rests on colour alone. Each
-    checked row's label says how many of its digits are right.
+    Every digit of ``rows`` (the models' outputs, name → digits) is checked against ``target``: a
+    right one is blue with ✓, a wrong one orange with ✗, so the mark never rests on colour alone.
+    Each checked row's label says how many of its digits are right.
     """
-    names = list(rows)
-    shown = ([(names[0], list(rows[names[0]]), False)] if names else []) + [(target_name, list(target), False)]
-    shown += [(n, list(rows[n]), True) for n in names[1:]]
+    shown = [(tokens_label, list(tokens), False)] if tokens is not None else []
+    shown += [(target_label, list(target), False)] + [(n, list(d), True) for n, d in rows.items()]
     target = list(target)
     n_cols = max((len(d) for _, d, _ in shown), default=0)
     labels, codes, texts = [], [], []
