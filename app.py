@@ -13,6 +13,7 @@ page = st.navigation(position="top", pages=[
     st.Page("pages/explore.py", title="Explore", url_path="home", icon=":material/grid_on:", default=True),
     st.Page("pages/training.py", title="Training", url_path="training", icon=":material/model_training:"),
     st.Page("pages/attention.py", title="Attention", url_path="attention", icon=":material/hub:"),
+    st.Page("pages/real.py", title="Real model", url_path="real", icon=":material/neurology:"),
     st.Page("pages/rank.py", title="Rank", url_path="rank", icon=":material/stacked_line_chart:"),
     st.Page("pages/scale.py", title="Scale", url_path="scale", icon=":material/straighten:"),
     st.Page("pages/present.py", title="Present", url_path="present", icon=":material/slideshow:"),
@@ -21,10 +22,11 @@ page = st.navigation(position="top", pages=[
 ])
 
 presenting = page.url_path == "present"  # a projector gets the slide alone: no sidebar
-if presenting:
+if presenting or page.url_path == "real":  # the real model has its own controls: the toy example's would mislead
     ui.validate_controls()
-else:
-    ui.sidebar_controls()
+if not presenting:
+    if page.url_path != "real":
+        ui.sidebar_controls()
     device = device_choice()
     st.sidebar.caption(f"Math runs on **{device.label}**")
     if device.problem:

@@ -7,3 +7,4 @@ from .explore import _as_float, _as_int, _format  # noqa: F401
 from .training import INITS, MAX_TRAIN_STEPS, STAGES, TRAINING_DEFAULTS, TrainingConfig, sanitize_training  # noqa: F401
 from . import attention, rank, scale  # noqa: F401,E402  (the Attention, Rank and Scale pages)
 from . import present  # noqa: F401,E402  (the Present page)
+from . import real  # noqa: F401,E402  (the Real model page)

@@ -3,3 +3,4 @@ from .explore import *  # noqa: F401,F403
 from . import training  # noqa: F401
 from . import attention, rank, scale  # noqa: F401,E402  (the Attention, Rank and Scale pages)
 from . import present  # noqa: F401,E402  (the Present page)
+from . import real  # noqa: F401,E402  (the Real model page)

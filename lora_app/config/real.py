@@ -1,0 +1,192 @@
+"""The Real model page's config: the task, where LoRA goes, its hyperparameters and a typed sequence.
+
+URL parameters (each is a widget key): ``real_task`` (reverse, permute), ``real_lora`` (a comma list
+of q, k, v, o, ffn, or ``none``; split into the checkboxes ``real_lora_q`` …), ``real_layers``
+(all, 1, 2: layers count from 1 on screen), ``real_r``, ``real_alpha``, ``real_rslora``, ``real_lr``,
+``real_steps``, ``real_seed``, ``real_full`` (0/1), ``real_text`` (the typed sequence) and
+``real_sweep`` (the placement of the rank sweep, e.g. q+v).
+
+Every value is checked here, on the server: the browser's widget limits are not a check.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from lora_core.finetune import MAX_FT_STEPS, MAX_RANK, PLACEMENTS, TARGET_TYPES, FinetuneSettings, check_settings
+from lora_core.tiny import ADAPT_TASKS, TinyConfig
+
+from ..echo import echo_list
+from .explore import SEED_MAX, _as_float, _as_int, _format, quoted
+
+TARGETS = tuple(TARGET_TYPES)                 # q, k, v, o, ffn
+LORA_KEYS = {t: f"real_lora_{t}" for t in TARGETS}
+LR_CHOICES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+STEP_CHOICES = (25, 50, 100, 200, 300, 500, 1000, MAX_FT_STEPS)
+ALPHA_MIN, ALPHA_MAX = 0.25, 256.0
+LAYER_CHOICES = ("all", "1", "2")
+SWEEP_CHOICES = tuple("+".join(p) for p in PLACEMENTS)
+TEXT_MAX = 64                                 # characters of a typed sequence
+DEFAULT_TEXT = "3 1 4 1 5 9 2 6"
+DEFAULTS = {"real_task": "reverse", "real_layers": "all", "real_r": 4, "real_alpha": 8.0, "real_rslora": False,
+            "real_lr": 1e-2, "real_steps": 300, "real_seed": 0, "real_full": False, "real_text": DEFAULT_TEXT,
+            "real_sweep": "q+v"}
+DEFAULT_LORA = ("q", "v")
+WIDGET_KEYS = (*LORA_KEYS.values(), *DEFAULTS)
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+@dataclass(frozen=True)
+class RealConfig:
+    """What determines the page's numbers: the run's settings, the typed sequence and the sweep's placement."""
+    settings: FinetuneSettings
+    tokens: tuple[int, ...]
+    sweep: tuple[str, ...]
+
+
+def parse_sequence(raw, length: int) -> tuple[int, ...]:
+    """Digits typed with or without spaces or commas, e.g. "3 1 4 1 5 9 2 6" or "31415926".
+
+    Raises ValueError with a message that names the problem (echoing the text escaped and bounded).
+    """
+    text = str(raw)
+    if len(text) > TEXT_MAX:
+        raise ValueError(f"{quoted('sequence', text)} is {len(text):,} characters long; type {length} digits")
+    cleaned = re.sub(r"[\s,;]+", "", text)
+    if not cleaned:
+        raise ValueError(f"the sequence is empty: type {length} digits from 0 to 9, e.g. {DEFAULT_TEXT}")
+    unknown = sorted({c for c in cleaned if c not in "0123456789"})
+    if unknown:
+        raise ValueError(f"{quoted('sequence', text)} holds {echo_list(unknown[:5])}, which the model has no "
+                         f"token for: its only tokens are the digits 0 to 9")
+    if len(cleaned) != length:
+        raise ValueError(f"{quoted('sequence', text)} has {len(cleaned)} digits; the model reads exactly {length}")
+    return tuple(int(c) for c in cleaned)
+
+
+def lora_param(targets) -> str:
+    return ",".join(t for t in TARGETS if t in targets) or "none"
+
+
+def _nearest_log(value: float, choices) -> float:
+    return min(choices, key=lambda c: (abs(math.log(c) - math.log(value)), c))
+
+
+def sanitize_real(raw: dict, cfg: TinyConfig = TinyConfig()) -> tuple[dict, list[str]]:
+    """The page's URL values as widget values, with a notice for each value refused or moved."""
+    out = dict(DEFAULTS)
+    notices: list[str] = []
+    chosen = set(DEFAULT_LORA)
+    if "real_lora" in raw:
+        names = [t.strip().lower() for t in str(raw["real_lora"]).split(",") if t.strip()]
+        names = [] if names == ["none"] else names
+        unknown = [t for t in names if t not in TARGETS]
+        if unknown:
+            chosen = {t for t in names if t in TARGETS} or chosen
+            notices.append(f"{quoted('real_lora', raw['real_lora'])}: {echo_list(unknown)} is not a matrix of this "
+                           f"model (choose from {', '.join(TARGETS)}); using real_lora={lora_param(chosen)}.")
+        else:
+            chosen = set(names)
+    out.update({LORA_KEYS[t]: t in chosen for t in TARGETS})
+    for key, choices in (("real_task", ADAPT_TASKS), ("real_layers", LAYER_CHOICES), ("real_sweep", SWEEP_CHOICES)):
+        if key in raw:
+            value = str(raw[key]).strip().lower().replace(" ", "+")
+            if value in choices:
+                out[key] = value
+            else:
+                notices.append(f"{quoted(key, raw[key])} is not one of {', '.join(choices)}; using {key}={out[key]}.")
+    for key in ("real_rslora", "real_full"):
+        if key in raw:
+            value = str(raw[key]).strip().lower()
+            if value in _BOOLS:
+                out[key] = _BOOLS[value]
+            else:
+                notices.append(f"{quoted(key, raw[key])} is not 0 or 1; using {key}={_format(out[key])}.")
+    for key, lo, hi in (("real_r", 1, MAX_RANK), ("real_seed", 0, SEED_MAX)):
+        if key not in raw:
+            continue
+        try:
+            value = _as_int(raw[key])
+        except (TypeError, ValueError, OverflowError):
+            notices.append(f"{quoted(key, raw[key])} is not a whole number; using {key}={out[key]}.")
+            continue
+        if lo <= value <= hi:
+            out[key] = value
+        else:
+            out[key] = min(max(value, lo), hi)
+            notices.append(f"{quoted(key, raw[key])} is outside {lo}…{hi}; using {key}={out[key]}.")
+    if "real_alpha" in raw:
+        try:
+            value = _as_float(raw["real_alpha"])
+            out["real_alpha"] = min(max(value, ALPHA_MIN), ALPHA_MAX)
+            if out["real_alpha"] != value:
+                notices.append(f"{quoted('real_alpha', raw['real_alpha'])} is outside {ALPHA_MIN:g}…{ALPHA_MAX:g}; "
+                               f"using real_alpha={out['real_alpha']:g}.")
+        except (TypeError, ValueError, OverflowError):
+            notices.append(f"{quoted('real_alpha', raw['real_alpha'])} is not a finite number; using real_alpha=8.")
+    for key, choices, what in (("real_lr", LR_CHOICES, "learning rate"), ("real_steps", STEP_CHOICES, "number of steps")):
+        if key not in raw:
+            continue
+        try:
+            value = _as_float(raw[key])
+            if value <= 0:
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
+            notices.append(f"{quoted(key, raw[key])} is not a positive, finite {what}; using {key}={_format(out[key])}.")
+            continue
+        near = _nearest_log(value, choices)
+        out[key] = int(near) if key == "real_steps" else near
+        if near != value:
+            notices.append(f"{quoted(key, raw[key])} is not one of the choices ({', '.join(f'{c:g}' for c in choices)}); "
+                           f"using the nearest, {key}={near:g}.")
+    if "real_text" in raw:
+        try:
+            parse_sequence(raw["real_text"], cfg.seq_len)
+            out["real_text"] = str(raw["real_text"])
+        except ValueError as e:
+            notices.append(f"{e}; showing {DEFAULT_TEXT} instead.")
+    return out, notices
+
+
+def targets_of(values: dict) -> tuple[str, ...]:
+    return tuple(t for t in TARGETS if values[LORA_KEYS[t]])
+
+
+def settings_of(values: dict) -> FinetuneSettings:
+    layers = () if values["real_layers"] == "all" else (int(values["real_layers"]) - 1,)
+    return FinetuneSettings(task=values["real_task"], targets=targets_of(values), layers=layers,
+                            r=int(values["real_r"]), alpha=float(values["real_alpha"]),
+                            rslora=bool(values["real_rslora"]), lr=float(values["real_lr"]),
+                            steps=int(values["real_steps"]), seed=int(values["real_seed"]),
+                            full=bool(values["real_full"]))
+
+
+def real_config(values: dict, last_good: RealConfig | None, cfg: TinyConfig = TinyConfig()) -> tuple[RealConfig, list[str]]:
+    """The config of these widget values, or the last good one with the reasons these cannot run.
+
+    Checked with the core's own :func:`check_settings`, so the page and the core refuse the same things.
+    """
+    problems = []
+    settings = settings_of(values)
+    try:
+        check_settings(cfg, settings)
+    except ValueError as e:
+        problems.append(f"{e}; the last settings that can run are kept.")
+        settings = last_good.settings if last_good else FinetuneSettings()
+    try:
+        tokens = parse_sequence(values["real_text"], cfg.seq_len)
+    except ValueError as e:
+        problems.append(f"{e}; the last sequence that could be read is kept.")
+        tokens = last_good.tokens if last_good else parse_sequence(DEFAULT_TEXT, cfg.seq_len)
+    sweep = tuple(values["real_sweep"].split("+")) if values["real_sweep"] in SWEEP_CHOICES else DEFAULT_LORA
+    return RealConfig(settings, tokens, sweep), problems
+
+
+def real_url(values: dict) -> dict[str, str]:
+    """The URL of the widgets as they are, including a value the page refused (the notice says so)."""
+    url = {"real_lora": lora_param(targets_of(values))}
+    for key in DEFAULTS:
+        v = values[key]
+        url[key] = _format(v) if isinstance(v, bool) else (f"{v:g}" if isinstance(v, float) else str(v))
+    return url

@@ -1,0 +1,376 @@
+"""Real model: LoRA adapts a small pre-trained transformer to a new task, and the paper's questions are run live.
+
+The run controls sit in the Fine-tune tab; the other tabs use the same settings. Training happens on
+the server's worker thread (lora_app.jobs); this script only asks for runs and draws what has finished.
+"""
+import time
+
+import numpy as np
+import streamlit as st
+
+from lora_app import figures, jobs, text, ui
+from lora_app.compute import real as compute
+from lora_app.config.real import (
+    LAYER_CHOICES, LORA_KEYS, LR_CHOICES, STEP_CHOICES, SWEEP_CHOICES, TARGETS, WIDGET_KEYS, ALPHA_MAX, ALPHA_MIN,
+    real_config, real_url, sanitize_real,
+)
+from lora_app.config.explore import SEED_MAX
+from lora_core.adapter import adapters_zip_bytes
+from lora_core.finetune import HELD_OUT, MAX_RANK, TARGET_LABELS
+from lora_core.tiny import MODULE_TYPES, PERMUTATION, TASKS, parameter_count, read_config
+
+ui.entry_guard()
+ui.page_state("real", sanitize_real)
+t = text.real
+POLL_S = 0.3  # how often a page following a run redraws it
+
+st.title("LoRA on a real transformer")
+ui.show_notices()
+st.markdown(t.INTRO)
+
+
+def session() -> str:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "no-session"
+
+
+base = compute.base_model()
+values = {key: st.session_state[key] for key in WIDGET_KEYS}
+cfg, problems = real_config(values, st.session_state.get("_real_last_good"))
+if not problems:
+    st.session_state["_real_last_good"] = cfg
+ui.set_page_url(real_url(values))
+view, where = ui.sections("real", t.SECTIONS)
+
+
+def show_problems() -> None:
+    for p in problems:
+        st.error(p, icon=":material/error:")
+
+
+def sequence_input() -> None:
+    st.text_input("Type eight digits for the model to read", key="real_text", max_chars=64,
+                  persist_state="session", help="Digits 0 to 9, with or without spaces, e.g. 3 1 4 1 5 9 2 6.")
+
+
+def follow(job: jobs.Job, draw, label: str) -> jobs.Snapshot:
+    """Redraw ``draw(snapshot)`` until the job finishes; a Stop (any rerun) ends this loop at once."""
+    bar = st.empty()
+    body = st.empty()
+    i = 0
+    while True:
+        snap = job.snapshot()
+        frac = snap.done / max(snap.total, 1)
+        if snap.live is not None and snap.live.settings.steps:
+            frac += len(snap.live.losses) / snap.live.settings.steps / max(snap.total, 1)
+        status = (f"Waiting: {snap.ahead} job{'s' if snap.ahead != 1 else ''} ahead of this one" if snap.state == "queued"
+                  else f"{label}: run {min(snap.done + 1, snap.total)} of {snap.total}"
+                  + (f", {compute.run_label(snap.live.settings)} on {snap.live.settings.task}, step "
+                     f"{len(snap.live.losses)} of {snap.live.settings.steps}" if snap.live else ""))
+        bar.progress(min(frac, 1.0), text=status)
+        with body.container():
+            draw(snap, i)
+        if snap.finished:
+            bar.empty()
+            return snap
+        i += 1
+        time.sleep(POLL_S)
+
+
+def stop_button(key: str, job: jobs.Job | None) -> None:
+    """Stop following ``job``; the worker stops it after its current step unless another session still follows it."""
+    if job is None or st.session_state.get(f"_{key}_stopped", (None,))[0] == job.settings:
+        return
+    if st.button("Stop", key=key, icon=":material/stop:", help="Stop this run after its current step"):
+        snap = job.snapshot()
+        job.release(session())
+        job.wait(2.0)
+        st.session_state[f"_{key}_stopped"] = (job.settings, job.snapshot() if job.finished_event.is_set() else snap)
+
+
+def stopped_note(key: str, settings) -> jobs.Snapshot | None:
+    held = st.session_state.get(f"_{key}_stopped")
+    if held and held[0] == settings:
+        snap = held[1]
+        steps = len(snap.live.losses) if snap.live else 0
+        st.warning(f"Stopped after {snap.done} finished run{'s' if snap.done != 1 else ''}"
+                   + (f" and {steps} steps of the next" if snap.live else "")
+                   + ". A stopped run is not kept: press the button again to start over.", icon=":material/stop_circle:")
+        return snap
+    return None
+
+
+# --- the model -------------------------------------------------------------------------------
+
+def the_model() -> None:
+    st.markdown(t.MODEL_NOTE)
+    mcfg, record = read_config()
+    rows = []
+    for name in MODULE_TYPES:
+        d_in, d_out = mcfg.module_shape(name)
+        rows.append({"linear layer": name, "W shape (d_in×d_out)": f"{d_in}×{d_out}", "per layer": d_in * d_out,
+                     "layers": mcfg.layers})
+    total = parameter_count(base)
+    m = ui.metric_row(4)
+    m[0].metric("Numbers in the model", f"{total:,}")
+    m[1].metric("Layers × heads", f"{mcfg.layers} × {mcfg.heads}")
+    m[2].metric("Width, FFN width", f"{mcfg.d_model}, {mcfg.d_ff}")
+    m[3].metric("Held-out sorting accuracy", t.pct(base_accuracy("sort")))
+    st.dataframe(rows, hide_index=True, width="stretch")
+    st.caption(f"Pre-trained by `scripts/pretrain_tiny.py`: seed {record.get('seed')}, {record.get('steps'):,} "
+               f"steps of {record.get('batch')} sequences, {record.get('seconds')} s on {record.get('machine')}. "
+               f"The accuracy above is measured now, on {HELD_OUT:,} held-out sequences no training batch "
+               f"ever holds.")
+    st.markdown(t.tasks_note(PERMUTATION))
+    sequence_input()
+    show_problems()
+    out = compute.outputs(cfg, None)
+    ui.chart(st, figures.real.sequence_grid({"base model": out.base}, sorted(cfg.tokens), tokens=list(cfg.tokens),
+                                            target_label="sorted (the base task)"),
+             key="fig_real_model_seq")
+    st.caption(f"Base accuracy on the new tasks, before any adaptation: reverse {t.pct(base_accuracy('reverse'))}, "
+               f"permute {t.pct(base_accuracy('permute'))}.")
+
+
+@st.cache_resource(show_spinner=False)
+def _base_accuracies(digest: str) -> dict[str, float]:
+    from lora_core.tiny import held_out_set, token_accuracy
+    held = held_out_set(base.cfg, HELD_OUT).to(base.embed.weight.device)
+    return {task: token_accuracy(base, held, task) for task in TASKS}
+
+
+def base_accuracy(task: str) -> float:
+    return _base_accuracies(jobs.base_digest())[task]
+
+
+# --- fine-tune -------------------------------------------------------------------------------
+
+def run_controls() -> None:
+    st.segmented_control("New task", ("reverse", "permute"), key="real_task", required=True, persist_state="session",
+                         format_func=lambda task: f"{task}: {TASKS[task].split(' (')[0]}")
+    st.toggle("Full fine-tuning instead of LoRA (every weight trains)", key="real_full", persist_state="session")
+    if not st.session_state["real_full"]:
+        st.caption("Adapt these matrices")
+        with st.container(horizontal=True, gap="medium"):
+            for target in TARGETS:
+                st.checkbox(TARGET_LABELS[target] + (" (up and down)" if target == "ffn" else ""), key=LORA_KEYS[target],
+                            persist_state="session", width="content")
+        cols = st.columns(4)
+        cols[0].segmented_control("Layers", LAYER_CHOICES, key="real_layers", required=True, persist_state="session",
+                                  format_func=lambda v: "all" if v == "all" else f"layer {v}")
+        cols[1].slider("r: rank", 1, MAX_RANK, key="real_r", persist_state="session",
+                       help="Columns of A and rows of B; at most the adapted matrices' narrowest side.")
+        cols[2].number_input("α: LoRA alpha", ALPHA_MIN, ALPHA_MAX, step=1.0, key="real_alpha", persist_state="session")
+        cols[3].toggle("rsLoRA: s = α/√r", key="real_rslora", persist_state="session")
+    cols = st.columns(3)
+    cols[0].select_slider("Learning rate", LR_CHOICES, key="real_lr", persist_state="session", format_func=lambda v: f"{v:g}")
+    cols[1].select_slider("Steps", STEP_CHOICES, key="real_steps", persist_state="session")
+    cols[2].number_input("Seed", 0, SEED_MAX, step=1, key="real_seed", persist_state="session")
+
+
+def curves_figure(live_or_run, full_or_none, total_steps: int):
+    full = None if full_or_none is None else (full_or_none.losses, full_or_none.eval_steps, full_or_none.accuracies)
+    return figures.real.run_curves(live_or_run.losses, live_or_run.eval_steps, live_or_run.accuracies, full=full,
+                                   total_steps=total_steps, width=ui.column_width(1.0))
+
+
+def fine_tune() -> None:
+    st.markdown(t.FINETUNE_NOTE)
+    run_controls()
+    show_problems()
+    s = cfg.settings
+    pair = (s, compute.full_settings(s)) if not s.full else (s,)
+    lora_run, full_run = compute.run(s), compute.run(pair[-1])
+    job = jobs.job_for(pair)
+    stop_button("real_stop", job)
+    held = stopped_note("real_stop", pair)
+    if lora_run is not None and full_run is not None:
+        results(lora_run, full_run)
+        return
+    job = jobs.job_for(pair)
+    if job is None or held is not None:
+        if held is None:
+            st.info("Press **Train** to run these settings: LoRA first, then full fine-tuning as the baseline.",
+                    icon=":material/model_training:")
+        if st.button("Train", key="real_train", type="primary", icon=":material/play_arrow:"):
+            st.session_state.pop("_real_stop_stopped", None)
+            try:
+                jobs.submit(pair, session())
+            except jobs.Busy as e:
+                st.error(str(e))
+                return
+            st.rerun()  # the next run draws the Stop button above the live curves
+        if held is not None and held.live is not None and held.live.settings == s:
+            ui.chart(st, curves_figure(held.live, None, s.steps), key="fig_real_stopped")
+        return
+    jobs.watch(job, session())
+
+    def draw(snap, i):
+        live, runs = snap.live, [compute.run(x) for x in pair]
+        first = runs[0] if runs[0] is not None else (live if live and live.settings == s else None)
+        if first is not None:
+            second = None if s.full or runs[-1] is None else runs[-1]
+            ui.chart(st, curves_figure(first, second, s.steps), key=f"fig_real_live_{i}")
+    snap = follow(job, draw, "Training")
+    if snap.state == "failed":
+        st.error(f"The run failed: {snap.error}")
+        return
+    st.rerun()
+
+
+def results(lora_run, full_run) -> None:
+    s = lora_run.settings
+    ui.chart(st, curves_figure(lora_run, None if s.full else full_run, s.steps), key="fig_real_curves")
+    m = ui.metric_row(4)
+    base_acc = base_accuracy(s.task)
+    m[0].metric(f"Held-out accuracy on {s.task}", t.pct(lora_run.accuracy), f"{100 * (lora_run.accuracy - base_acc):+.1f} points "
+                "from the base", delta_color="off")
+    m[1].metric("Trained numbers", f"{lora_run.trainable:,}", f"{lora_run.trainable / lora_run.total:.1%} of "
+                f"{lora_run.total:,}", delta_color="off")
+    if not s.full:
+        size = len(adapters_zip_bytes(lora_run.adapters, r=s.r, alpha=s.alpha, rslora=s.rslora))
+        m[2].metric("Adapter on disk (PEFT zip)", f"{size / 1024:.1f} kB")
+    m[3].metric("Full fine-tuning's accuracy", t.pct(full_run.accuracy))
+    rows = [{"": "LoRA" if not s.full else "full fine-tuning", "wall time": f"{lora_run.wall_s:.2f} s",
+             "peak memory": f"{lora_run.peak_bytes / 1e6:.2f} MB", "trained numbers": f"{lora_run.trainable:,}"}]
+    if not s.full:
+        rows.append({"": "full fine-tuning", "wall time": f"{full_run.wall_s:.2f} s",
+                     "peak memory": f"{full_run.peak_bytes / 1e6:.2f} MB", "trained numbers": f"{full_run.trainable:,}"})
+    st.table(rows)
+    st.caption(f"Measured on this server's {lora_run.device} in {lora_run.dtype}, {s.steps} steps each. Peak memory: "
+               f"{lora_run.memory_how}.")
+    sequence_input()
+    out = compute.outputs(cfg, lora_run)
+    ui.chart(st, figures.real.sequence_grid({"base model": out.base, "adapted model": out.adapted}, out.target,
+                                            tokens=list(cfg.tokens), target_label=f"right answer ({s.task})"),
+             key="fig_real_seq")
+    if not s.full:
+        st.download_button("Download the adapter (PEFT folder, zipped)", adapters_zip_bytes(
+            lora_run.adapters, r=s.r, alpha=s.alpha, rslora=s.rslora), file_name=f"{s.key()}.zip",
+            mime="application/zip", icon=":material/download:", on_click="ignore")
+        st.caption("Load it with `PeftModel.from_pretrained(base, folder)` on `lora_core.tiny.load_base_model()`.")
+
+
+# --- experiments -----------------------------------------------------------------------------
+
+def experiment(settings: tuple, button: str, key: str, draw_table) -> None:
+    """A grid of runs: draw what has finished; a button trains the rest, filling the table as runs finish."""
+    job = jobs.job_for(settings)
+    stop_button(f"{key}_stop", job)
+    held = stopped_note(f"{key}_stop", settings)
+    job = jobs.job_for(settings)
+    missing = [s for s in settings if compute.run(s) is None]
+    if missing and (job is None or held is not None):
+        if st.button(button, key=key, type="primary", icon=":material/play_arrow:",
+                     help=f"{len(missing)} of {len(settings)} runs still to train; finished ones are kept."):
+            st.session_state.pop(f"_{key}_stop_stopped", None)
+            try:
+                jobs.submit(settings, session())
+            except jobs.Busy as e:
+                st.error(str(e))
+                draw_table("final")
+                return
+            st.rerun()
+    elif job is not None:
+        jobs.watch(job, session())
+        snap = follow(job, lambda snap, i: draw_table(i), "Training")
+        if snap.state == "failed":
+            st.error(f"A run failed: {snap.error}")
+        else:
+            st.rerun()
+    draw_table("final")
+
+
+def where_it_goes() -> None:
+    g0 = compute.grid_table(cfg)
+    ffn = g0.rows.index("FFN")
+    mcfg = base.cfg
+    st.markdown(t.where_note(g0.trainable[0], g0.ranks[ffn], g0.trainable[ffn],
+                             " and ".join("×".join(map(str, mcfg.module_shape(m))) for m in ("up_proj", "down_proj"))))
+    show_problems()
+
+    def table(i) -> None:
+        g = compute.grid_table(cfg)
+        labels = [f"{row} · r = {r}" if r else row for row, r in zip(g.rows, g.ranks)]
+        ui.chart(st, figures.real.placement_grid(labels, g.tasks, g.accuracy, g.trainable, width=ui.column_width(1.0)),
+                 key=f"fig_real_grid_{i}")
+        sentence = t.grid_sentence(g.rows, g.tasks, g.accuracy)
+        if sentence:
+            st.markdown(sentence)
+        else:
+            st.caption(f"{g.finished} of {g.total} runs finished.")
+    experiment(compute.grid_settings(cfg), "Run the grid", "real_grid_run", table)
+
+
+def how_small() -> None:
+    st.markdown(t.RANK_NOTE)
+    st.segmented_control("Placement", SWEEP_CHOICES, key="real_sweep", required=True, persist_state="session",
+                         format_func=lambda v: compute.placement_label(tuple(v.split("+"))))
+    show_problems()
+    label = compute.placement_label(cfg.sweep)
+
+    def table(i) -> None:
+        sw = compute.sweep_table(cfg)
+        ui.chart(st, figures.real.rank_curve(sw.ranks, sw.accuracy, full=sw.full or None, width=ui.column_width(1.0)),
+                 key=f"fig_real_sweep_{i}")
+        sentence = t.sweep_sentence(sw.ranks, sw.accuracy, sw.full, label)
+        st.markdown(sentence) if sentence else st.caption(f"{sw.finished} of {sw.total} runs finished.")
+    experiment(compute.sweep_settings(cfg), "Run the sweep", "real_sweep_run", table)
+    st.subheader("The rank of a real update")
+    st.markdown(t.SPECTRUM_NOTE)
+    s = cfg.settings
+    full_run = compute.run(compute.full_settings(s))
+    lora_run = None if s.full else compute.run(s)
+    if full_run is None:
+        st.info("Train the Fine-tune tab's settings first: this part reads its full fine-tuning run and its LoRA run.",
+                icon=":material/info:")
+        return
+    r = s.r if not s.full else 4
+    spectra = compute.spectra(lora_run, full_run, r)
+    st.markdown(t.energy_sentence(r, [(x.name, x.full_energy, x.random_energy) for x in spectra]))
+    shown = [x for x in spectra if x.lora_sigma is not None][:2] or spectra[:2]
+    box = st.container(horizontal=True, gap="small")
+    for x in shown:
+        ui.chart(box, figures.real.update_spectrum(x.full_sigma, x.lora_sigma, r, x.name,
+                                                   width=min(520, ui.column_width(0.5))), key=f"fig_real_sv_{x.name}",
+                 width="content")
+    st.dataframe([{"matrix": x.name, f"full fine-tuning: top {r}": t.pct(x.full_energy),
+                   f"LoRA: top {r}": "not adapted" if x.lora_energy is None else t.pct(x.lora_energy),
+                   f"random matrix: top {r}": t.pct(x.random_energy)} for x in spectra], hide_index=True, width="stretch")
+
+
+def before_after() -> None:
+    st.markdown(t.BEFORE_NOTE)
+    sequence_input()
+    show_problems()
+    s = cfg.settings
+    run = compute.run(s)
+    if run is None:
+        st.info("Train the Fine-tune tab's settings to see the adapted model's maps beside the base model's.",
+                icon=":material/info:")
+    before, after = compute.attention_maps(cfg, run)
+    labels = [str(d) for d in cfg.tokens]
+    changes = []
+    for layer, maps in enumerate(before):
+        for head in range(maps.shape[0]):
+            items = [(maps[head], f"layer {layer + 1}, head {head + 1}: base", {"zmax": 1.0, "decimals": 2,
+                      "row_labels": labels, "col_labels": labels})]
+            if after is not None:
+                items.append((after[layer][head], f"layer {layer + 1}, head {head + 1}: adapted",
+                              {"zmax": 1.0, "decimals": 2, "row_labels": labels, "col_labels": labels}))
+                changes.append((f"layer {layer + 1}, head {head + 1}",
+                                float(0.5 * np.abs(after[layer][head] - maps[head]).sum(-1).mean())))
+            ui.matrix_row(items, f"fig_real_att_{layer}_{head}")
+    if changes:
+        st.markdown(t.attention_sentence(changes))
+    out = compute.outputs(cfg, run)
+    rows = {"base model": out.base} | ({"adapted model": out.adapted} if out.adapted is not None else {})
+    ui.chart(st, figures.real.sequence_grid(rows, out.target, tokens=list(cfg.tokens),
+                                            target_label=f"right answer ({s.task})"),
+             key="fig_real_before_seq")
+
+
+with where:
+    {"model": the_model, "finetune": fine_tune, "where": where_it_goes, "rank": how_small,
+     "before": before_after}[view]()
