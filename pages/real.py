@@ -3,12 +3,11 @@
 The run controls sit in the Fine-tune tab; the other tabs use the same settings. Training happens on
 the server's worker thread (lora_app.jobs); this script only asks for runs and draws what has finished.
 """
-import time
-
 import numpy as np
 import streamlit as st
 
 from lora_app import figures, jobs, text, ui
+from lora_app.run_ui import follow, session, stop_button, stopped_note
 from lora_app.compute import real as compute
 from lora_app.config.real import (
     LAYER_CHOICES, LORA_KEYS, LR_CHOICES, STEP_CHOICES, SWEEP_CHOICES, TARGETS, WIDGET_KEYS, ALPHA_MAX, ALPHA_MIN,
@@ -22,17 +21,10 @@ from lora_core.tiny import MODULE_TYPES, PERMUTATION, TASKS, parameter_count, re
 ui.entry_guard()
 ui.page_state("real", sanitize_real)
 t = text.real
-POLL_S = 0.3  # how often a page following a run redraws it
 
 st.title("LoRA on a real transformer")
 ui.show_notices()
 st.markdown(t.INTRO)
-
-
-def session() -> str:
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-    ctx = get_script_run_ctx()
-    return ctx.session_id if ctx is not None else "no-session"
 
 
 base = compute.base_model()
@@ -52,53 +44,6 @@ def show_problems() -> None:
 def sequence_input() -> None:
     st.text_input("Type eight digits for the model to read", key="real_text", max_chars=64,
                   persist_state="session", help="Digits 0 to 9, with or without spaces, e.g. 3 1 4 1 5 9 2 6.")
-
-
-def follow(job: jobs.Job, draw, label: str) -> jobs.Snapshot:
-    """Redraw ``draw(snapshot)`` until the job finishes; a Stop (any rerun) ends this loop at once."""
-    bar = st.empty()
-    body = st.empty()
-    i = 0
-    while True:
-        snap = job.snapshot()
-        frac = snap.done / max(snap.total, 1)
-        if snap.live is not None and snap.live.settings.steps:
-            frac += len(snap.live.losses) / snap.live.settings.steps / max(snap.total, 1)
-        status = (f"Waiting: {snap.ahead} job{'s' if snap.ahead != 1 else ''} ahead of this one" if snap.state == "queued"
-                  else f"{label}: run {min(snap.done + 1, snap.total)} of {snap.total}"
-                  + (f", {compute.run_label(snap.live.settings)} on {snap.live.settings.task}, step "
-                     f"{len(snap.live.losses)} of {snap.live.settings.steps}" if snap.live else ""))
-        bar.progress(min(frac, 1.0), text=status)
-        with body.container():
-            draw(snap, i)
-        if snap.finished:
-            bar.empty()
-            return snap
-        i += 1
-        time.sleep(POLL_S)
-
-
-def stop_button(key: str, job: jobs.Job | None) -> None:
-    """Stop following ``job``; the worker stops it after its current step unless another session still follows it."""
-    if job is None or st.session_state.get(f"_{key}_stopped", (None,))[0] == job.settings:
-        return
-    if st.button("Stop", key=key, icon=":material/stop:", help="Stop this run after its current step"):
-        snap = job.snapshot()
-        job.release(session())
-        job.wait(2.0)
-        st.session_state[f"_{key}_stopped"] = (job.settings, job.snapshot() if job.finished_event.is_set() else snap)
-
-
-def stopped_note(key: str, settings) -> jobs.Snapshot | None:
-    held = st.session_state.get(f"_{key}_stopped")
-    if held and held[0] == settings:
-        snap = held[1]
-        steps = len(snap.live.losses) if snap.live else 0
-        st.warning(f"Stopped after {snap.done} finished run{'s' if snap.done != 1 else ''}"
-                   + (f" and {steps} steps of the next" if snap.live else "")
-                   + ". A stopped run is not kept: press the button again to start over.", icon=":material/stop_circle:")
-        return snap
-    return None
 
 
 # --- the model -------------------------------------------------------------------------------

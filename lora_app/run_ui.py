@@ -1,0 +1,69 @@
+"""Following a training job from a page or a slide: a progress bar, a live redraw, Stop, and what a Stop leaves.
+
+Jobs run on the server's worker (:mod:`lora_app.jobs`); a script only watches them. A Stop (or any
+other click) reruns the script, which ends the watching loop at once; the job itself stops after its
+current step when no session is watching it any more.
+"""
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from . import jobs
+from .compute.real import run_label
+
+POLL_S = 0.3  # how often a page following a run redraws it
+
+
+def session() -> str:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "no-session"
+
+
+def follow(job: jobs.Job, draw, label: str) -> jobs.Snapshot:
+    """Redraw ``draw(snapshot)`` until the job finishes; a Stop (any rerun) ends this loop at once."""
+    bar = st.empty()
+    body = st.empty()
+    i = 0
+    while True:
+        snap = job.snapshot()
+        frac = snap.done / max(snap.total, 1)
+        if snap.live is not None and snap.live.settings.steps:
+            frac += len(snap.live.losses) / snap.live.settings.steps / max(snap.total, 1)
+        status = (f"Waiting: {snap.ahead} job{'s' if snap.ahead != 1 else ''} ahead of this one" if snap.state == "queued"
+                  else f"{label}: run {min(snap.done + 1, snap.total)} of {snap.total}"
+                  + (f", {run_label(snap.live.settings)} on {snap.live.settings.task}, step "
+                     f"{len(snap.live.losses)} of {snap.live.settings.steps}" if snap.live else ""))
+        bar.progress(min(frac, 1.0), text=status)
+        with body.container():
+            draw(snap, i)
+        if snap.finished:
+            bar.empty()
+            return snap
+        i += 1
+        time.sleep(POLL_S)
+
+
+def stop_button(key: str, job: jobs.Job | None) -> None:
+    """Stop following ``job``; the worker stops it after its current step unless another session still follows it."""
+    if job is None or st.session_state.get(f"_{key}_stopped", (None,))[0] == job.settings:
+        return
+    if st.button("Stop", key=key, icon=":material/stop:", help="Stop this run after its current step"):
+        snap = job.snapshot()
+        job.release(session())
+        job.wait(2.0)
+        st.session_state[f"_{key}_stopped"] = (job.settings, job.snapshot() if job.finished_event.is_set() else snap)
+
+
+def stopped_note(key: str, settings) -> jobs.Snapshot | None:
+    held = st.session_state.get(f"_{key}_stopped")
+    if held and held[0] == settings:
+        snap = held[1]
+        steps = len(snap.live.losses) if snap.live else 0
+        st.warning(f"Stopped after {snap.done} finished run{'s' if snap.done != 1 else ''}"
+                   + (f" and {steps} steps of the next" if snap.live else "")
+                   + ". A stopped run is not kept: press the button again to start over.", icon=":material/stop_circle:")
+        return snap
+    return None
