@@ -1,4 +1,5 @@
-"""PEFT adapter files for one adapted matrix: export our A, B as a LoRA adapter, and read one back safely.
+"""PEFT adapter files: export our A, B as a LoRA adapter (one matrix, or many modules of a model), and read
+one matrix's adapter back safely.
 
 Reading an upload is bounded in memory and time whatever the file claims: the zip's directory is
 bounded before zipfile parses it, the two entries read are inflated by this module in small steps
@@ -97,12 +98,12 @@ def _check_export_args(A, B, r, alpha, target_module, rslora, dtype) -> None:
                          f"with r={r} they must be d×{r} and {r}×k")
 
 
-def _peft_tensors(A, B, target_module: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def _peft_tensors(adapters: dict, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     # peft stores the transposes: lora_A.weight = Aᵀ (r×d), lora_B.weight = Bᵀ (k×r)
-    tensors = {
-        peft_key(target_module, "lora_A"): A.detach().to("cpu", dtype).T.contiguous(),
-        peft_key(target_module, "lora_B"): B.detach().to("cpu", dtype).T.contiguous(),
-    }
+    tensors = {}
+    for module, (A, B) in adapters.items():
+        tensors[peft_key(module, "lora_A")] = A.detach().to("cpu", dtype).T.contiguous()
+        tensors[peft_key(module, "lora_B")] = B.detach().to("cpu", dtype).T.contiguous()
     for key, t in tensors.items():
         # checked after the cast: a finite float64 can overflow to inf in float16
         if not torch.isfinite(t).all():
@@ -110,8 +111,8 @@ def _peft_tensors(A, B, target_module: str, dtype: torch.dtype) -> dict[str, tor
     return tensors
 
 
-def _peft_config(r: int, alpha: float, target_module: str, rslora: bool) -> dict:
-    """The fields ``LoraConfig.save_pretrained`` writes that matter for loading one plain LoRA module."""
+def _peft_config(r: int, alpha: float, target_modules: list[str], rslora: bool) -> dict:
+    """The fields ``LoraConfig.save_pretrained`` writes that matter for loading plain LoRA modules."""
     return {
         "peft_type": "LORA",
         "task_type": None,
@@ -121,7 +122,7 @@ def _peft_config(r: int, alpha: float, target_module: str, rslora: bool) -> dict
         "r": r,
         "lora_alpha": alpha,
         "use_rslora": rslora,
-        "target_modules": [target_module],
+        "target_modules": list(target_modules),
         "lora_dropout": 0.0,
         "bias": "none",
         "lora_bias": False,
@@ -137,18 +138,42 @@ def _peft_config(r: int, alpha: float, target_module: str, rslora: bool) -> dict
     }
 
 
-def _adapter_files(A, B, *, r, alpha, target_module, rslora, dtype) -> dict[str, bytes]:
-    _check_export_args(A, B, r, alpha, target_module, rslora, dtype)
-    weights = save_safetensors(_peft_tensors(A, B, target_module, dtype), metadata={"format": "pt"})
-    config = json.dumps(_peft_config(r, alpha, target_module, rslora), indent=2, sort_keys=True)
+def _files(adapters: dict, *, r, alpha, rslora, dtype) -> dict[str, bytes]:
+    """The two files of an adapter whose inputs were checked; ``adapters`` maps module path → (A, B)."""
+    weights = save_safetensors(_peft_tensors(adapters, dtype), metadata={"format": "pt"})
+    config = json.dumps(_peft_config(r, alpha, list(adapters), rslora), indent=2, sort_keys=True)
     return {CONFIG_NAME: config.encode(), WEIGHTS_NAME: weights}
 
 
-def export_peft_adapter(path, A: torch.Tensor, B: torch.Tensor, *, r: int, alpha: float,
-                        target_module: str = "q_proj", rslora: bool = False,
-                        dtype: torch.dtype = torch.float32) -> Path:
-    """Write a directory that ``PeftModel.from_pretrained(model, path)`` loads onto ``model.<target_module>``."""
-    files = _adapter_files(A, B, r=r, alpha=alpha, target_module=target_module, rslora=rslora, dtype=dtype)
+def _adapter_files(A, B, *, r, alpha, target_module, rslora, dtype) -> dict[str, bytes]:
+    _check_export_args(A, B, r, alpha, target_module, rslora, dtype)
+    return _files({target_module: (A, B)}, r=r, alpha=alpha, rslora=rslora, dtype=dtype)
+
+
+def _check_many(adapters, r, alpha, rslora, dtype) -> dict:
+    """The modules in sorted order (so the same adapters always give the same bytes), each pair checked."""
+    if not isinstance(adapters, dict) or not adapters:
+        raise ValueError("adapters must be a non-empty dict mapping module paths such as 'layers.0.q_proj' "
+                         "to (A, B) pairs")
+    for module in adapters:
+        if not isinstance(module, str) or not _MODULE_RE.match(module):
+            raise ValueError(f"module names must be paths such as 'layers.0.q_proj' (letters, digits and _ "
+                             f"between dots), got {shown(repr(module))}")
+    out = {}
+    for module in sorted(adapters):
+        pair = adapters[module]
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"{module}: expected an (A, B) pair, got {type(pair).__name__}")
+        A, B = pair
+        try:
+            _check_export_args(A, B, r, alpha, module, rslora, dtype)
+        except ValueError as exc:
+            raise ValueError(f"{module}: {exc}") from None
+        out[module] = (A, B)
+    return out
+
+
+def _write_folder(path, files: dict[str, bytes]) -> Path:
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     for name, blob in files.items():
@@ -156,16 +181,45 @@ def export_peft_adapter(path, A: torch.Tensor, B: torch.Tensor, *, r: int, alpha
     return out
 
 
-def adapter_zip_bytes(A: torch.Tensor, B: torch.Tensor, *, r: int, alpha: float,
-                      target_module: str = "q_proj", rslora: bool = False,
-                      dtype: torch.dtype = torch.float32) -> bytes:
-    """The same two files as :func:`export_peft_adapter`, zipped in memory (for a download button)."""
-    files = _adapter_files(A, B, r=r, alpha=alpha, target_module=target_module, rslora=rslora, dtype=dtype)
+def _zip(files: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, blob in files.items():
             zf.writestr(zipfile.ZipInfo(name, _ZIP_TIME), blob, compress_type=zipfile.ZIP_DEFLATED)
     return buf.getvalue()
+
+
+def export_peft_adapter(path, A: torch.Tensor, B: torch.Tensor, *, r: int, alpha: float,
+                        target_module: str = "q_proj", rslora: bool = False,
+                        dtype: torch.dtype = torch.float32) -> Path:
+    """Write a directory that ``PeftModel.from_pretrained(model, path)`` loads onto ``model.<target_module>``."""
+    return _write_folder(path, _adapter_files(A, B, r=r, alpha=alpha, target_module=target_module,
+                                              rslora=rslora, dtype=dtype))
+
+
+def adapter_zip_bytes(A: torch.Tensor, B: torch.Tensor, *, r: int, alpha: float,
+                      target_module: str = "q_proj", rslora: bool = False,
+                      dtype: torch.dtype = torch.float32) -> bytes:
+    """The same two files as :func:`export_peft_adapter`, zipped in memory (for a download button)."""
+    return _zip(_adapter_files(A, B, r=r, alpha=alpha, target_module=target_module, rslora=rslora, dtype=dtype))
+
+
+def export_peft_adapters(path, adapters: dict[str, tuple[torch.Tensor, torch.Tensor]], *, r: int, alpha: float,
+                         rslora: bool = False, dtype: torch.dtype = torch.float32) -> Path:
+    """Write one PEFT adapter for many modules, e.g. ``{"layers.0.q_proj": (A, B), …}`` with A d_in×r, B r×d_out.
+
+    ``target_modules`` lists the full module paths, so ``PeftModel.from_pretrained(model, path)`` adapts
+    exactly those modules of ``model``; every module shares one r and one lora_alpha, as PEFT's config does.
+    """
+    checked = _check_many(adapters, r, alpha, rslora, dtype)
+    return _write_folder(path, _files(checked, r=r, alpha=alpha, rslora=rslora, dtype=dtype))
+
+
+def adapters_zip_bytes(adapters: dict[str, tuple[torch.Tensor, torch.Tensor]], *, r: int, alpha: float,
+                       rslora: bool = False, dtype: torch.dtype = torch.float32) -> bytes:
+    """The same two files as :func:`export_peft_adapters`, zipped in memory (for a download button)."""
+    checked = _check_many(adapters, r, alpha, rslora, dtype)
+    return _zip(_files(checked, r=r, alpha=alpha, rslora=rslora, dtype=dtype))
 
 
 # --- import -------------------------------------------------------------------------------

@@ -1,0 +1,200 @@
+"""PEFT as the oracle for LoRA on the real transformer: the same training, step for step, and our many-module
+adapter files loading into PeftModel with every key matched and the same predictions."""
+from __future__ import annotations
+
+import copy
+import io
+import json
+import warnings
+import zipfile
+from itertools import islice
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lora_core.adapter import CONFIG_NAME, WEIGHTS_NAME, adapters_zip_bytes, export_peft_adapters
+from lora_core.finetune import (
+    FinetuneSettings, batches, finetune, initial_adapters, loss_fn, module_names, predict,
+)
+from lora_core.tiny import TinyConfig, held_out_set, load_base_model, model_digest, task_targets
+
+peft = pytest.importorskip("peft")
+from peft import LoraConfig, PeftModel, get_peft_model  # noqa: E402
+
+CFG = TinyConfig()
+
+
+@pytest.fixture(scope="module")
+def held():
+    return held_out_set(CFG, 300)
+
+
+@pytest.fixture(scope="module")
+def bases():
+    return {torch.float64: load_base_model(dtype=torch.float64), torch.float32: load_base_model()}
+
+
+def _peft_model(base, s: FinetuneSettings, dtype):
+    """PEFT's LoRA on a copy of the base, started from our initial A, B (as PEFT's lora_A = Aᵀ, lora_B = Bᵀ)."""
+    names = list(module_names(base.cfg, s))
+    model = get_peft_model(copy.deepcopy(base), LoraConfig(target_modules=names, r=s.r, lora_alpha=s.alpha,
+                                                           use_rslora=s.rslora, lora_dropout=0.0, bias="none"))
+    init = initial_adapters(base.cfg, s, dtype)
+    with torch.no_grad():
+        for name, (A, B) in init.items():
+            layer = model.base_model.model.get_submodule(name)
+            assert layer.lora_A["default"].weight.dtype == dtype
+            layer.lora_A["default"].weight.copy_(A.T)
+            layer.lora_B["default"].weight.copy_(B.T)
+            assert layer.scaling["default"] == pytest.approx(s.scaling, rel=1e-15)
+    return model
+
+
+def _peft_losses(base, s: FinetuneSettings, dtype):
+    model = _peft_model(base, s, dtype)
+    params = [p for p in model.parameters() if p.requires_grad]
+    assert len(params) == 2 * len(module_names(base.cfg, s))
+    assert sum(p.numel() for p in params) == sum(A.numel() + B.numel()
+                                                 for A, B in initial_adapters(base.cfg, s).values())
+    opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=0.01, foreach=False)
+    losses = []
+    for x in islice(batches(base.cfg, s), s.steps):
+        loss = loss_fn(model(x), task_targets(s.task, x))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses, model
+
+
+CASES = [
+    # every attention type and the FFN in both layers, α/r
+    (torch.float64, FinetuneSettings(task="reverse", targets=("q", "k", "v", "o", "ffn"), r=4, alpha=8.0,
+                                     lr=1e-2, steps=55, seed=2), 1e-10),
+    # the FFN and V of layer 1 only, rsLoRA's α/√r
+    (torch.float64, FinetuneSettings(task="permute", targets=("v", "ffn"), layers=(1,), r=2, alpha=4.0,
+                                     rslora=True, lr=2e-2, steps=50, seed=5), 1e-10),
+    # float32: Q and V of layer 0, rsLoRA
+    (torch.float32, FinetuneSettings(task="reverse", targets=("q", "v"), layers=(0,), r=8, alpha=16.0,
+                                     rslora=True, lr=1e-2, steps=50, seed=1), 1e-5),
+]
+
+
+@pytest.mark.parametrize("dtype, s, tol", CASES, ids=["f64-all+ffn", "f64-layer1-v+ffn-rslora", "f32-layer0-qv-rslora"])
+def test_losses_match_peft_step_for_step(bases, held, dtype, s, tol):
+    base = bases[dtype]
+    digest = model_digest(base)
+    run = finetune(base, s, held_out=held)
+    oracle, model = _peft_losses(base, s, dtype)
+    assert len(run.losses) == len(oracle) == s.steps
+    assert np.max(np.abs(np.array(run.losses) - np.array(oracle))) < tol
+    assert run.losses[-1] < run.losses[0] - 0.3
+    assert model_digest(base) == digest
+    # the trained factors agree too
+    for name, (A, B) in run.adapters.items():
+        layer = model.base_model.model.get_submodule(name)
+        atol = 1e-9 if dtype == torch.float64 else 1e-4
+        assert torch.allclose(layer.lora_A["default"].weight.detach().T, A, atol=atol, rtol=0)
+        assert torch.allclose(layer.lora_B["default"].weight.detach().T, B, atol=atol, rtol=0)
+
+
+# --- our adapter files in PEFT --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained(bases, held):
+    s = FinetuneSettings(task="reverse", targets=("q", "v", "ffn"), layers=(0, 1), r=4, alpha=8.0, rslora=True,
+                         lr=2e-2, steps=60, seed=3)
+    return s, finetune(bases[torch.float32], s, held_out=held)
+
+
+def _load_in_peft(base, folder):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*missing adapter keys.*")
+        warnings.filterwarnings("error", message=".*unexpected.*")
+        model = PeftModel.from_pretrained(copy.deepcopy(base), str(folder))
+    # from_pretrained hides the load result; loading the same folder as a second adapter shows it
+    result = model.load_adapter(str(folder), adapter_name="again")
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    model.delete_adapter("again")
+    return model.eval()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_exported_adapters_load_in_peft_and_predict_as_ours(bases, held, trained, tmp_path, dtype):
+    s, run = trained
+    base = bases[torch.float32]
+    folder = export_peft_adapters(tmp_path / "adapter", run.adapters, r=s.r, alpha=s.alpha, rslora=s.rslora,
+                                  dtype=dtype)
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    assert sorted(config["target_modules"]) == sorted(module_names(CFG, s))
+    assert (config["r"], config["lora_alpha"], config["use_rslora"]) == (s.r, s.alpha, s.rslora)
+    stored = load_file(str(folder / WEIGHTS_NAME))
+    assert set(stored) == {f"base_model.model.{n}.lora_{p}.weight" for n in run.adapters for p in "AB"}
+    model = _load_in_peft(base, folder)
+    for name, (A, B) in run.adapters.items():
+        layer = model.base_model.model.get_submodule(name)
+        assert torch.equal(layer.lora_A["default"].weight, A.to(dtype).float().T)
+        assert torch.equal(layer.lora_B["default"].weight, B.to(dtype).float().T)
+        assert layer.scaling["default"] == pytest.approx(run.scaling, rel=1e-15)
+    # only the named modules were adapted
+    adapted = {n.removeprefix("base_model.model.") for n, m in model.named_modules() if hasattr(m, "lora_A")}
+    assert adapted == set(run.adapters)
+    with torch.no_grad():
+        theirs = model(held).argmax(-1)
+    ours = predict(base, run, held)
+    assert torch.equal(theirs, ours)
+    assert not torch.equal(ours, predict(base, None, held))  # the adapter changes what the model writes
+
+
+def test_zip_holds_the_folder_files_and_is_deterministic(trained, tmp_path):
+    s, run = trained
+    kw = dict(r=s.r, alpha=s.alpha, rslora=s.rslora)
+    folder = export_peft_adapters(tmp_path / "a", run.adapters, **kw)
+    blob = adapters_zip_bytes(run.adapters, **kw)
+    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+        assert sorted(zf.namelist()) == sorted([CONFIG_NAME, WEIGHTS_NAME])
+        for name in zf.namelist():
+            assert zf.read(name) == (folder / name).read_bytes()
+    backwards = dict(reversed(list(run.adapters.items())))
+    assert adapters_zip_bytes(backwards, **kw) == blob == adapters_zip_bytes(run.adapters, **kw)
+    assert adapters_zip_bytes(run.adapters, **{**kw, "alpha": 4.0}) != blob
+
+
+def test_zip_unpacked_loads_in_peft(bases, held, trained, tmp_path):
+    s, run = trained
+    with zipfile.ZipFile(io.BytesIO(adapters_zip_bytes(run.adapters, r=s.r, alpha=s.alpha, rslora=s.rslora))) as zf:
+        zf.extractall(tmp_path / "z")
+    model = _load_in_peft(bases[torch.float32], tmp_path / "z")
+    with torch.no_grad():
+        assert torch.equal(model(held).argmax(-1), predict(bases[torch.float32], run, held))
+
+
+def _pair(d_in=32, d_out=32, r=2):
+    return torch.zeros(d_in, r), torch.zeros(r, d_out)
+
+
+@pytest.mark.parametrize("adapters, kw, message", [
+    ({}, {}, r"adapters must be a non-empty dict"),
+    ([("layers.0.q_proj", _pair())], {}, r"adapters must be a non-empty dict"),
+    ({"layers.0/../q_proj": _pair()}, {}, r"module names must be paths such as 'layers\.0\.q_proj'"),
+    ({"layers.0.q_proj": _pair(), "": _pair()}, {}, r"module names must be paths"),
+    ({"layers.0.q_proj": _pair(r=3)}, {}, r"layers\.0\.q_proj: A is 32×3 and B is 3×32; with r=2"),
+    ({"layers.0.q_proj": (torch.zeros(32, 2), torch.zeros(3, 32))}, {}, r"layers\.0\.q_proj: A is 32×2 and B is 3×32"),
+    ({"layers.0.q_proj": (torch.zeros(32, 2),)}, {}, r"layers\.0\.q_proj: expected an \(A, B\) pair"),
+    ({"layers.0.q_proj": (torch.zeros(32), torch.zeros(2, 32))}, {}, r"layers\.0\.q_proj: A must be a 2-D"),
+    ({"layers.0.q_proj": _pair()}, {"alpha": float("nan")}, r"lora_alpha must be a finite number"),
+    ({"layers.0.q_proj": _pair()}, {"r": 0}, r"rank r must be a positive integer"),
+    ({"layers.0.q_proj": _pair()}, {"rslora": 1}, r"rslora must be True or False"),
+    ({"layers.0.q_proj": _pair()}, {"dtype": torch.int32}, r"dtype must be a floating-point"),
+    ({"layers.0.q_proj": (torch.full((32, 2), 1e6), torch.zeros(2, 32))}, {"dtype": torch.float16},
+     r"layers\.0\.q_proj\.lora_A\.weight has non-finite values"),
+])
+def test_export_refuses_bad_input(tmp_path, adapters, kw, message):
+    kw = {"r": 2, "alpha": 4.0, **kw}
+    with pytest.raises(ValueError, match=message):
+        adapters_zip_bytes(adapters, **kw)
+    with pytest.raises(ValueError, match=message):
+        export_peft_adapters(tmp_path / "x", adapters, **kw)
+    assert not (tmp_path / "x").exists()
