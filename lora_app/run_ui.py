@@ -22,8 +22,15 @@ def session() -> str:
     return ctx.session_id if ctx is not None else "no-session"
 
 
-def follow(job: jobs.Job, draw, label: str) -> jobs.Snapshot:
-    """Redraw ``draw(snapshot)`` until the job finishes; a Stop (any rerun) ends this loop at once."""
+def follow(job: jobs.Job, draw, label: str, stop_key: str, stop_where=None) -> jobs.Snapshot:
+    """Redraw ``draw(snapshot, i)`` until the job finishes, under a Stop button and a progress bar.
+
+    A click on Stop (or anything else) reruns the script, which ends this loop at once; the next run
+    hands the click to :func:`take_stop` before anything is drawn. ``stop_where`` is the container for the
+    Stop button (beside the button that started the run, so nothing on the page moves).
+    """
+    jobs.watch(job, session())
+    (stop_where or st).button("Stop", key=stop_key, icon=":material/stop:", help="Stop this run after its current step")
     bar = st.empty()
     body = st.empty()
     i = 0
@@ -46,18 +53,23 @@ def follow(job: jobs.Job, draw, label: str) -> jobs.Snapshot:
         time.sleep(POLL_S)
 
 
-def stop_button(key: str, job: jobs.Job | None) -> None:
-    """Stop following ``job``; the worker stops it after its current step unless another session still follows it."""
-    if job is None or st.session_state.get(f"_{key}_stopped", (None,))[0] == job.settings:
+def take_stop(key: str, job: jobs.Job | None) -> None:
+    """If this run follows a click on ``key``'s Stop, stop following ``job``: the worker stops it after its
+    current step unless another session still follows it. What it had done is kept for :func:`stopped_note`."""
+    if job is None or not st.session_state.get(key):
         return
-    if st.button("Stop", key=key, icon=":material/stop:", help="Stop this run after its current step"):
-        snap = job.snapshot()
-        job.release(session())
-        job.wait(2.0)
-        st.session_state[f"_{key}_stopped"] = (job.settings, job.snapshot() if job.finished_event.is_set() else snap)
+    snap = job.snapshot()
+    job.release(session())
+    job.wait(2.0)
+    st.session_state[f"_{key}_stopped"] = (job.settings, job.snapshot() if job.finished_event.is_set() else snap)
+
+
+def clear_stop(key: str) -> None:
+    st.session_state.pop(f"_{key}_stopped", None)
 
 
 def stopped_note(key: str, settings) -> jobs.Snapshot | None:
+    """Say where a stopped job got to, while the settings are those it trained; returns its last snapshot."""
     held = st.session_state.get(f"_{key}_stopped")
     if held and held[0] == settings:
         snap = held[1]

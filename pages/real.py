@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from lora_app import figures, jobs, text, ui
-from lora_app.run_ui import follow, session, stop_button, stopped_note
+from lora_app.run_ui import clear_stop, follow, session, stopped_note, take_stop
 from lora_app.compute import real as compute
 from lora_app.config.real import (
     LAYER_CHOICES, LORA_KEYS, LR_CHOICES, STEP_CHOICES, SWEEP_CHOICES, TARGETS, WIDGET_KEYS, ALPHA_MAX, ALPHA_MIN,
@@ -128,28 +128,30 @@ def fine_tune() -> None:
     pair = (s, compute.full_settings(s)) if not s.full else (s,)
     lora_run, full_run = compute.run(s), compute.run(pair[-1])
     job = jobs.job_for(pair)
-    stop_button("real_stop", job)
+    take_stop("real_stop", job)
     held = stopped_note("real_stop", pair)
     if lora_run is not None and full_run is not None:
         results(lora_run, full_run)
         return
     job = jobs.job_for(pair)
-    if job is None or held is not None:
+    running = job is not None and held is None
+    # Train stays where it is, greyed while a run goes on, with Stop beside it: nothing on the page moves
+    row = st.container(horizontal=True, gap="small", key="real_train_row")
+    if row.button("Train", key="real_train", type="primary", icon=":material/play_arrow:", disabled=running):
+        clear_stop("real_stop")
+        try:
+            jobs.submit(pair, session())
+        except jobs.Busy as e:
+            st.error(str(e))
+            return
+        st.rerun()  # the next run draws Stop, the progress and the live curves
+    if not running:
         if held is None:
             st.info("Press **Train** to run these settings: LoRA first, then full fine-tuning as the baseline.",
                     icon=":material/model_training:")
-        if st.button("Train", key="real_train", type="primary", icon=":material/play_arrow:"):
-            st.session_state.pop("_real_stop_stopped", None)
-            try:
-                jobs.submit(pair, session())
-            except jobs.Busy as e:
-                st.error(str(e))
-                return
-            st.rerun()  # the next run draws the Stop button above the live curves
-        if held is not None and held.live is not None and held.live.settings == s:
+        elif held.live is not None and held.live.settings == s:
             ui.chart(st, curves_figure(held.live, None, s.steps), key="fig_real_stopped")
         return
-    jobs.watch(job, session())
 
     def draw(snap, i):
         live, runs = snap.live, [compute.run(x) for x in pair]
@@ -157,7 +159,7 @@ def fine_tune() -> None:
         if first is not None:
             second = None if s.full or runs[-1] is None else runs[-1]
             ui.chart(st, curves_figure(first, second, s.steps), key=f"fig_real_live_{i}")
-    snap = follow(job, draw, "Training")
+    snap = follow(job, draw, "Training", "real_stop", row)
     if snap.state == "failed":
         st.error(f"The run failed: {snap.error}")
         return
@@ -197,33 +199,37 @@ def results(lora_run, full_run) -> None:
         st.caption("Load it with `PeftModel.from_pretrained(base, folder)` on `lora_core.tiny.load_base_model()`.")
 
 
+def held_settings(key: str):
+    return st.session_state.get(f"_{key}_stop_stopped", (None,))[0]
+
+
 # --- experiments -----------------------------------------------------------------------------
 
 def experiment(settings: tuple, button: str, key: str, draw_table) -> None:
     """A grid of runs: draw what has finished; a button trains the rest, filling the table as runs finish."""
     job = jobs.job_for(settings)
-    stop_button(f"{key}_stop", job)
+    take_stop(f"{key}_stop", job)
     held = stopped_note(f"{key}_stop", settings)
     job = jobs.job_for(settings)
     missing = [s for s in settings if compute.run(s) is None]
-    if missing and (job is None or held is not None):
-        if st.button(button, key=key, type="primary", icon=":material/play_arrow:",
-                     help=f"{len(missing)} of {len(settings)} runs still to train; finished ones are kept."):
-            st.session_state.pop(f"_{key}_stop_stopped", None)
+    running = job is not None and (held is None or job.settings != held_settings(key))
+    row = st.container(horizontal=True, gap="small", key=f"{key}_row")
+    if missing or running:
+        if row.button(button, key=key, type="primary", icon=":material/play_arrow:", disabled=running,
+                      help=f"{len(missing)} of {len(settings)} runs still to train; finished ones are kept."):
+            clear_stop(f"{key}_stop")
             try:
                 jobs.submit(settings, session())
+                st.rerun()
             except jobs.Busy as e:
                 st.error(str(e))
-                draw_table("final")
-                return
-            st.rerun()
-    elif job is not None:
-        jobs.watch(job, session())
-        snap = follow(job, lambda snap, i: draw_table(i), "Training")
+    if running:
+        snap = follow(job, lambda snap, i: draw_table(i), "Training", f"{key}_stop", row)
         if snap.state == "failed":
             st.error(f"A run failed: {snap.error}")
         else:
             st.rerun()
+        return
     draw_table("final")
 
 

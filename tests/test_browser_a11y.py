@@ -20,7 +20,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("navigation_ready")]
 
 WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
 URLS = ([f"?view={v}" for v in text.EXPLORE_SECTIONS] + [f"training?view={v}" for v in text.training.SECTIONS]
-        + [f"attention?view={v}" for v in text.attention.SECTIONS] + [f"rank?view={v}" for v in text.rank.SECTIONS]
+        + [f"attention?view={v}" for v in text.attention.SECTIONS] + [f"real?view={v}" for v in text.real.SECTIONS]
+        + [f"rank?view={v}" for v in text.rank.SECTIONS]
         + ["scale"] + [f"present?slide={n}" for n in range(1, len(SLIDES) + 1)])
 
 SVG_TEXT = r"""() => {
