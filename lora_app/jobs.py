@@ -231,7 +231,6 @@ def _work_loop() -> None:
 
 def _run_job(job: Job) -> None:
     base = base_model()
-    threads = torch.get_num_threads()
     for settings in job.settings:
         if job.cancelled.is_set():
             with _lock:
@@ -253,11 +252,7 @@ def _run_job(job: Job) -> None:
                     live.accuracies.append(acc)
             return job.cancelled.is_set()
 
-        torch.set_num_threads(TRAIN_THREADS)
-        try:
-            run = finetune(base, settings, on_step=on_step)
-        finally:
-            torch.set_num_threads(threads)
+        run = finetune(base, settings, on_step=on_step, threads=TRAIN_THREADS)
         if run.stopped:
             with _lock:
                 job.state = "stopped"

@@ -19,6 +19,7 @@ from typing import Callable, Iterator, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from .device import torch_threads
 from .lora import init_peft_default, lora_scaling
 from .tiny import (
     ADAPT_TASKS, ATTENTION_MODULES, TASKS, TinyConfig, TinyTransformer, held_out_set, task_targets, train_batch,
@@ -177,13 +178,19 @@ class _SavedBytes:
 
 
 def finetune(base: TinyTransformer, settings: FinetuneSettings, *, on_step: ProgressFn | None = None,
-             eval_every: int = EVAL_EVERY, held_out: torch.Tensor | None = None) -> FinetuneRun:
+             eval_every: int = EVAL_EVERY, held_out: torch.Tensor | None = None, threads: int = 1) -> FinetuneRun:
     """Fine-tune ``base`` on ``settings.task``: LoRA on the chosen layers, or every parameter if ``full``.
 
     ``on_step(step, loss, accuracy or None)`` is called after every step (accuracy on the steps it is
     measured); returning True stops the run there, and the run is returned marked ``stopped``.
-    The base model runs on its own device and dtype, and is never modified.
+    The base model runs on its own device and dtype, and is never modified. On the CPU it trains with
+    ``threads`` intra-op threads (one by default: see :func:`lora_core.device.torch_threads`).
     """
+    with torch_threads(threads):
+        return _finetune(base, settings, on_step, eval_every, held_out)
+
+
+def _finetune(base, settings, on_step, eval_every, held_out) -> FinetuneRun:
     cfg = base.cfg
     check_settings(cfg, settings)
     device, dtype = base.embed.weight.device, base.embed.weight.dtype

@@ -24,6 +24,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from .device import torch_threads
 from .finetune import HELD_OUT, FinetuneRun, FinetuneSettings, check_settings, module_names, predict
 from .tiny import TinyTransformer, held_out_set, model_digest, task_targets
 
@@ -138,7 +139,8 @@ def read_run(data: bytes, base: TinyTransformer, settings: FinetuneSettings | No
                       str(meta.get("memory_how", ""))[:300], str(meta.get("device", ""))[:40],
                       str(meta.get("dtype", ""))[:20], False)
     held = held_out_set(base.cfg, HELD_OUT)
-    measured = float((predict(base, run, held) == task_targets(found.task, held)).double().mean())
+    with torch_threads(1):
+        measured = float((predict(base, run, held) == task_targets(found.task, held)).double().mean())
     if str(device) == run.device and str(dtype).replace("torch.", "") == run.dtype and measured != accs[-1]:
         raise ValueError(f"its weights reach {measured:.2%} held-out accuracy, not the {accs[-1]:.2%} it records")
     if abs(measured - accs[-1]) > 0.005:  # another device rounds differently, but not by half a percent

@@ -15,6 +15,7 @@ from lora_app.config.real import (
 )
 from lora_app.config.explore import SEED_MAX
 from lora_core.adapter import adapters_zip_bytes
+from lora_core.device import torch_threads
 from lora_core.finetune import HELD_OUT, MAX_RANK, TARGET_LABELS
 from lora_core.tiny import MODULE_TYPES, PERMUTATION, TASKS, parameter_count, read_config
 
@@ -82,7 +83,8 @@ def the_model() -> None:
 def _base_accuracies(digest: str) -> dict[str, float]:
     from lora_core.tiny import held_out_set, token_accuracy
     held = held_out_set(base.cfg, HELD_OUT).to(base.embed.weight.device)
-    return {task: token_accuracy(base, held, task) for task in TASKS}
+    with torch_threads(1):
+        return {task: token_accuracy(base, held, task) for task in TASKS}
 
 
 def base_accuracy(task: str) -> float:
@@ -266,7 +268,10 @@ def how_small() -> None:
         ui.chart(st, figures.real.rank_curve(sw.ranks, sw.accuracy, full=sw.full or None, width=ui.column_width(1.0)),
                  key=f"fig_real_sweep_{i}")
         sentence = t.sweep_sentence(sw.ranks, sw.accuracy, sw.full, label)
-        st.markdown(sentence) if sentence else st.caption(f"{sw.finished} of {sw.total} runs finished.")
+        if sentence:
+            st.markdown(sentence)
+        else:
+            st.caption(f"{sw.finished} of {sw.total} runs finished.")
     experiment(compute.sweep_settings(cfg), "Run the sweep", "real_sweep_run", table)
     st.subheader("The rank of a real update")
     st.markdown(t.SPECTRUM_NOTE)

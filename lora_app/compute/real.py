@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from lora_core.device import torch_threads
 from lora_core.finetune import (
     PLACEMENTS, RANKS, TARGET_LABELS, FinetuneRun, FinetuneSettings, budget_grid, energy_share, finetuned_model,
     module_names, predict, rank_sweep, weight_updates,
@@ -135,6 +136,7 @@ def _random_energy(shape: tuple[int, int], r: int, draws: int = 20) -> float:
                           for _ in range(draws)]))
 
 
+@torch_threads(1)
 def spectra(lora_run: FinetuneRun | None, full_run: FinetuneRun, r: int) -> list[Spectrum]:
     """Per linear layer: the real update's singular values, LoRA's beside them, and their top-r energy."""
     base = base_model()
@@ -158,6 +160,7 @@ class Outputs(NamedTuple):
     adapted: list[int] | None
 
 
+@torch_threads(1)
 def outputs(cfg: RealConfig, lora_run: FinetuneRun | None) -> Outputs:
     x = torch.tensor([cfg.tokens])
     target = task_targets(cfg.settings.task, x)[0].tolist()
@@ -166,6 +169,7 @@ def outputs(cfg: RealConfig, lora_run: FinetuneRun | None) -> Outputs:
     return Outputs(cfg.tokens, target, b, a)
 
 
+@torch_threads(1)
 def attention_maps(cfg: RealConfig, lora_run: FinetuneRun | None) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
     """Each layer's attention weights (heads×n×n) on the typed sequence, before and after adaptation."""
     base = base_model()
