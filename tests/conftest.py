@@ -61,3 +61,29 @@ def app_test(monkeypatch):
     keep_navigation_mode(monkeypatch)
     monkeypatch.setenv("LORA_DEVICE", "cpu")
     return AppTest.from_file(str(ROOT / os.environ.get("LORA_TEST_ENTRY", "app.py")), default_timeout=60)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _runs_folder(tmp_path_factory):
+    """Finished Real-model runs go to a temporary folder, never to a user's LORA_RUNS_DIR.
+
+    Set in the environment for the whole session, so AppTests and the test servers (which inherit it) agree.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LORA_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
+        yield
+
+
+@pytest.fixture
+def cold_store(monkeypatch, tmp_path):
+    """An empty run store with its own empty runs folder: nothing any other test trained is served.
+
+    Yields the folder. The store is emptied again afterwards, so no run of this test reaches another.
+    """
+    from lora_app import jobs
+
+    folder = tmp_path / "runs"
+    monkeypatch.setenv("LORA_RUNS_DIR", str(folder))
+    jobs.STORE.clear()
+    yield folder
+    jobs.STORE.clear()

@@ -33,6 +33,8 @@ PAGES = {
     "": ["preset", "d", "alpha", "view", "rslora", "seed", "n", "k", "r"],
     "training": ["init", "stage", "lr", "rstar", "steps", "view", "wd", "beta1", "preset"],
     "attention": ["lora", "heads", "causal", "head", "view", "preset", "d", "k", "n"],
+    "real": ["real_task", "real_lora", "real_layers", "real_r", "real_alpha", "real_lr", "real_steps", "view",
+             "real_text"],
     "rank": ["decay", "view", "preset", "d", "k", "r", "seed", "alpha", "n"],
     "scale": ["model", "targets", "scale_r", "view", "preset", "d", "k", "n", "r"],
     "present": ["slide", "font", "preset", "d", "k", "n", "r", "alpha", "seed"],

@@ -15,7 +15,7 @@ from streamlit.proto.WidgetStates_pb2 import WidgetStates
 from helpers import figures, heatmap_z, open_expander
 from lora_core import seed_example
 
-PAGES = ("explore", "training", "attention", "rank", "scale", "present")
+PAGES = ("explore", "training", "attention", "rank", "scale", "present")  # real: its own test, per tab
 
 # name → (the value kind it sends, how to fill a WidgetState): every kind a widget can send, hostile contents
 FORGERIES = {
@@ -86,6 +86,31 @@ def test_every_widget_survives_every_kind_of_forged_message(app_test, page):
             for key, value in sidebar_state(at).items():  # whatever was forged, the example stays valid
                 assert key not in ("n", "d", "k", "r") or isinstance(value, int), (widget_id, name, key, value)
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("view", ["model", "finetune", "where", "rank", "before"])
+def test_every_real_model_control_survives_every_kind_of_forged_message(app_test, cold_store, view):
+    """The Real page's run controls sit in its Fine-tune and rank tabs; a forged value never starts or breaks a run."""
+    def open_view():
+        app_test.query_params.update({"view": view, "real_steps": "25"})
+        return app_test.switch_page("pages/real.py").run()
+
+    at = open_view()
+    assert not at.exception
+    kinds = {w.id: w.WhichOneof("value") for w in at._tree.get_widget_states().widgets}
+    assert sum("real_" in i for i in kinds) >= {"finetune": 8, "rank": 2}.get(view, 1)
+    failures = []
+    for widget_id, kind in kinds.items():
+        for name, fill in forgeries_for(kind).items():
+            at = open_view() if at.exception else at
+            forge(at, widget_id, fill)
+            if at.exception:
+                failures.append(f"{widget_id.rsplit('-', 1)[-1]}: {name}: {at.exception[0].message[:80]}")
+            good = at.session_state["_real_last_good"].settings
+            assert type(good.r) is int and 1 <= good.r <= 32 and good.steps == 25, (widget_id, name, good)
+    assert not failures, "\n".join(failures)
+    from lora_app import jobs
+    assert not jobs._jobs  # no forged message pressed Train
 
 
 def test_a_refused_message_gets_a_notice_that_names_the_control(app_test):
