@@ -29,7 +29,7 @@ from .training import adamw_step
 TARGET_TYPES = {"q": ("q_proj",), "k": ("k_proj",), "v": ("v_proj",), "o": ("o_proj",), "ffn": ("up_proj", "down_proj")}
 TARGET_LABELS = {"q": "Q", "k": "K", "v": "V", "o": "O", "ffn": "FFN"}
 MAX_FT_STEPS = 2000
-MAX_RANK = 64          # the FFN's inner width: the widest side any adapted matrix has
+MAX_RANK = 64          # the widest side of any linear layer (the FFN's inner width): the search range of budget_rank
 BATCH = 64
 EVAL_EVERY = 25
 HELD_OUT = 1000
@@ -50,6 +50,13 @@ class FinetuneSettings:
     seed: int = 0
     full: bool = False                       # full fine-tuning: every parameter trains, no adapter
 
+    def __post_init__(self):
+        # full fine-tuning has no adapter: its LoRA fields take their defaults, so one baseline run serves
+        # every LoRA setting of the same task, learning rate, steps and seed (and is cached once)
+        if self.full:
+            for name in ("targets", "layers", "r", "alpha", "rslora"):
+                object.__setattr__(self, name, _LORA_DEFAULTS[name])
+
     @property
     def scaling(self) -> float:
         return lora_scaling(self.alpha, self.r, self.rslora)
@@ -61,6 +68,10 @@ class FinetuneSettings:
         layers = "all" if not self.layers else "".join(map(str, self.layers))
         return (f"lora-{self.task}-{'+'.join(self.targets)}-L{layers}-r{self.r}-a{self.alpha!r}"
                 f"-{'rs' if self.rslora else 'std'}-lr{self.lr!r}-steps{self.steps}-seed{self.seed}")
+
+
+_LORA_DEFAULTS = {"targets": ("q", "v"), "layers": (), "r": 4, "alpha": 8.0, "rslora": False}
+assert all(getattr(FinetuneSettings(), k) == v for k, v in _LORA_DEFAULTS.items())
 
 
 def module_names(cfg: TinyConfig, settings: FinetuneSettings) -> tuple[str, ...]:

@@ -71,9 +71,13 @@ def save_run(folder: Path | str, run: FinetuneRun, digest: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = run_path(folder, run.settings)
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(run_bytes(run, digest))
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(run_bytes(run, digest))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)  # a failed write leaves nothing half-written behind
+        raise
     return path
 
 

@@ -10,13 +10,13 @@ from lora_app import figures, jobs, text, ui
 from lora_app.run_ui import clear_stop, follow, session, stopped_note, take_stop
 from lora_app.compute import real as compute
 from lora_app.config.real import (
-    LAYER_CHOICES, LORA_KEYS, LR_CHOICES, STEP_CHOICES, SWEEP_CHOICES, TARGETS, WIDGET_KEYS, ALPHA_MAX, ALPHA_MIN,
+    LAYER_CHOICES, LORA_KEYS, LR_CHOICES, RANK_MAX, STEP_CHOICES, SWEEP_CHOICES, TARGETS, WIDGET_KEYS, ALPHA_MAX, ALPHA_MIN,
     real_config, real_url, sanitize_real,
 )
 from lora_app.config.explore import SEED_MAX
 from lora_core.adapter import adapters_zip_bytes
 from lora_core.device import torch_threads
-from lora_core.finetune import HELD_OUT, MAX_RANK, TARGET_LABELS
+from lora_core.finetune import HELD_OUT, TARGET_LABELS
 from lora_core.tiny import MODULE_TYPES, PERMUTATION, TASKS, parameter_count, read_config
 
 ui.entry_guard()
@@ -106,8 +106,8 @@ def run_controls() -> None:
         cols = st.columns(4)
         cols[0].segmented_control("Layers", LAYER_CHOICES, key="real_layers", required=True, persist_state="session",
                                   format_func=lambda v: "all" if v == "all" else f"layer {v}")
-        cols[1].slider("r: rank", 1, MAX_RANK, key="real_r", persist_state="session",
-                       help="Columns of A and rows of B; at most the adapted matrices' narrowest side.")
+        cols[1].slider("r: rank", 1, RANK_MAX, key="real_r", persist_state="session",
+                       help=f"Columns of A and rows of B; at most {RANK_MAX}, the narrow side of every matrix here.")
         cols[2].number_input("α: LoRA alpha", ALPHA_MIN, ALPHA_MAX, step=1.0, key="real_alpha", persist_state="session")
         cols[3].toggle("rsLoRA: s = α/√r", key="real_rslora", persist_state="session")
     cols = st.columns(3)

@@ -9,7 +9,8 @@ from lora_app.config.real import (
     TARGETS, TEXT_MAX, WIDGET_KEYS, RealConfig, parse_sequence, real_config, real_url, sanitize_real,
 )
 from lora_app.config.explore import SEED_MAX
-from lora_core.finetune import MAX_RANK, FinetuneSettings, check_settings
+from lora_core.finetune import FinetuneSettings, check_settings
+from lora_app.config.real import RANK_MAX
 from lora_core.tiny import ADAPT_TASKS, TinyConfig
 
 URL_KEYS = ("real_lora", *DEFAULTS)
@@ -84,9 +85,9 @@ def test_the_unknown_characters_are_named_three_of_them_and_each_once():
     ({"real_sweep": "q+ffn"}, {"real_sweep": "q+v"}, "real_sweep = `q+ffn` is not one of"),
     ({"real_full": "maybe"}, {"real_full": False}, "real_full = `maybe` is not 0 or 1"),
     ({"real_full": "yes", "real_rslora": "1"}, {"real_full": True, "real_rslora": True}, None),
-    ({"real_r": "40"}, {"real_r": 40}, None),  # in the slider's range; whether it fits the targets is real_config's
-    ({"real_r": "0"}, {"real_r": 1}, "real_r = `0` is outside 1…64"),
-    ({"real_r": "1000"}, {"real_r": MAX_RANK}, "is outside 1…64; using real_r=64"),
+    ({"real_r": "40"}, {"real_r": 32}, "is above the width of this model's matrices"),  # the slider stops at 32
+    ({"real_r": "0"}, {"real_r": 1}, "real_r = `0` is outside 1…32"),
+    ({"real_r": "1000"}, {"real_r": RANK_MAX}, "is above the width of this model's matrices: each is 32 wide"),
     ({"real_r": "2.5"}, {"real_r": 4}, "real_r = `2.5` is not a whole number"),
     ({"real_seed": "-1"}, {"real_seed": 0}, "outside 0…"),
     ({"real_seed": "1e9"}, {"real_seed": 0}, "not a whole number"),
@@ -128,7 +129,7 @@ def is_valid_widget_state(values: dict) -> None:
         assert isinstance(values[LORA_KEYS[t]], bool)
     assert values["real_task"] in ADAPT_TASKS and values["real_layers"] in LAYER_CHOICES
     assert values["real_sweep"] in SWEEP_CHOICES
-    assert type(values["real_r"]) is int and 1 <= values["real_r"] <= MAX_RANK
+    assert type(values["real_r"]) is int and 1 <= values["real_r"] <= RANK_MAX
     assert type(values["real_seed"]) is int and 0 <= values["real_seed"] <= SEED_MAX
     assert isinstance(values["real_alpha"], float) and ALPHA_MIN <= values["real_alpha"] <= ALPHA_MAX
     assert values["real_lr"] in LR_CHOICES and isinstance(values["real_lr"], float)
@@ -157,7 +158,7 @@ def test_arbitrary_url_text_gives_valid_widget_values_and_bounded_notices(raw):
 VALID = st.fixed_dictionaries({
     **{key: st.booleans() for key in LORA_KEYS.values()},
     "real_task": st.sampled_from(ADAPT_TASKS), "real_layers": st.sampled_from(LAYER_CHOICES),
-    "real_r": st.integers(1, MAX_RANK), "real_alpha": st.integers(25, 25_600).map(lambda c: c / 100),
+    "real_r": st.integers(1, RANK_MAX), "real_alpha": st.integers(25, 25_600).map(lambda c: c / 100),
     "real_rslora": st.booleans(), "real_lr": st.sampled_from(LR_CHOICES), "real_steps": st.sampled_from(STEP_CHOICES),
     "real_seed": st.integers(0, SEED_MAX), "real_full": st.booleans(),
     "real_text": st.lists(st.sampled_from("0123456789"), min_size=8, max_size=8).flatmap(

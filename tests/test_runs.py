@@ -183,7 +183,6 @@ def test_save_writes_a_temporary_file_and_renames_it_into_place(base, trained, t
     assert_same_run(trained["lora"], load_run(tmp_path, base, LORA))
 
 
-@pytest.mark.xfail(strict=True, reason="save_run leaves its .tmp file behind when writing fails (no cleanup)")
 def test_a_failed_save_leaves_no_temporary_file_and_the_old_file_in_place(base, trained, tmp_path, monkeypatch):
     old = run_path(tmp_path, LORA)
     old.write_bytes(b"an older version")

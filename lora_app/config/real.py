@@ -14,8 +14,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from lora_core.finetune import MAX_FT_STEPS, MAX_RANK, PLACEMENTS, TARGET_TYPES, FinetuneSettings, check_settings
-from lora_core.tiny import ADAPT_TASKS, TinyConfig
+from lora_core.finetune import MAX_FT_STEPS, PLACEMENTS, TARGET_TYPES, FinetuneSettings, check_settings
+from lora_core.tiny import ADAPT_TASKS, MODULE_TYPES, TinyConfig
 
 from ..echo import echo_list
 from .explore import SEED_MAX, _as_float, _as_int, _format, quoted
@@ -27,6 +27,8 @@ STEP_CHOICES = (25, 50, 100, 200, 300, 500, 1000, MAX_FT_STEPS)
 ALPHA_MIN, ALPHA_MAX = 0.25, 256.0
 LAYER_CHOICES = ("all", "1", "2")
 SWEEP_CHOICES = tuple("+".join(p) for p in PLACEMENTS)
+# the narrowest side of any linear layer: a rank-r update of it needs r ≤ this, whichever matrices are adapted
+RANK_MAX = min(min(TinyConfig().module_shape(m)) for m in MODULE_TYPES)
 TEXT_MAX = 64                                 # characters of a typed sequence
 DEFAULT_TEXT = "3 1 4 1 5 9 2 6"
 DEFAULTS = {"real_task": "reverse", "real_layers": "all", "real_r": 4, "real_alpha": 8.0, "real_rslora": False,
@@ -103,7 +105,7 @@ def sanitize_real(raw: dict, cfg: TinyConfig = TinyConfig()) -> tuple[dict, list
                 out[key] = _BOOLS[value]
             else:
                 notices.append(f"{quoted(key, raw[key])} is not 0 or 1; using {key}={_format(out[key])}.")
-    for key, lo, hi in (("real_r", 1, MAX_RANK), ("real_seed", 0, SEED_MAX)):
+    for key, lo, hi in (("real_r", 1, RANK_MAX), ("real_seed", 0, SEED_MAX)):
         if key not in raw:
             continue
         try:
@@ -113,6 +115,10 @@ def sanitize_real(raw: dict, cfg: TinyConfig = TinyConfig()) -> tuple[dict, list
             continue
         if lo <= value <= hi:
             out[key] = value
+        elif key == "real_r" and value > hi:
+            out[key] = hi
+            notices.append(f"{quoted(key, raw[key])} is above the width of this model's matrices: each is {hi} wide on "
+                           f"its narrow side, so its rank, and r, is at most {hi}; using real_r={hi}.")
         else:
             out[key] = min(max(value, lo), hi)
             notices.append(f"{quoted(key, raw[key])} is outside {lo}…{hi}; using {key}={out[key]}.")
@@ -183,10 +189,16 @@ def real_config(values: dict, last_good: RealConfig | None, cfg: TinyConfig = Ti
     return RealConfig(settings, tokens, sweep), problems
 
 
+def _shortest(v: float) -> str:
+    """The shortest text that reads back as exactly ``v``, without a trailing ".0": 8, 0.01, 2.125."""
+    text = repr(float(v))
+    return text[:-2] if text.endswith(".0") else text
+
+
 def real_url(values: dict) -> dict[str, str]:
     """The URL of the widgets as they are, including a value the page refused (the notice says so)."""
     url = {"real_lora": lora_param(targets_of(values))}
     for key in DEFAULTS:
         v = values[key]
-        url[key] = _format(v) if isinstance(v, bool) else (f"{v:g}" if isinstance(v, float) else str(v))
+        url[key] = _format(v) if isinstance(v, bool) else (_shortest(v) if isinstance(v, float) else str(v))
     return url
