@@ -278,3 +278,20 @@ def test_energy_share_of_low_rank_and_zero():
     assert energy_share(M, 2) == pytest.approx(1.0, abs=1e-12)
     assert energy_share(M, 1) < 1.0
     assert energy_share(torch.zeros(4, 4), 2) == 0.0
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_run_on_cuda_matches_the_cpu_run_and_reports_cuda_memory():
+    """The app trains on the GPU when there is one: the same settings give the same curve, to float32 rounding."""
+    from lora_core.finetune import FinetuneSettings, finetune
+    from lora_core.tiny import load_base_model
+
+    s = FinetuneSettings(steps=60, seed=4242)
+    cpu = finetune(load_base_model(dtype=torch.float64), s)
+    gpu_base = load_base_model(device="cuda", dtype=torch.float64)
+    before = {k: v.clone() for k, v in gpu_base.state_dict().items()}
+    gpu = finetune(gpu_base, s)
+    assert gpu.device.startswith("cuda") and "cuda" in gpu.memory_how and gpu.peak_bytes > 0
+    assert max(abs(a - b) for a, b in zip(cpu.losses, gpu.losses)) < 1e-8
+    assert all(torch.equal(before[k], v) for k, v in gpu_base.state_dict().items())
