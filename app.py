@@ -34,6 +34,6 @@ if not presenting:
 
 page.run()
 screen.report()
-ui.write_url(ui.current_config())
+ui.write_url(ui.current_config(), shared=page.url_path != "real")  # the real model has no toy example
 if not presenting:
     ui.share_link()

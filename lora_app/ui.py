@@ -154,8 +154,9 @@ def open_section(page: str, labels: dict[str, str], slug: str) -> None:
     st.session_state[f"view_{page}"] = labels[slug]
 
 
-def write_url(cfg: ExploreConfig) -> None:
-    wanted = {**cfg.url_params(), **st.session_state.pop("_page_url", {})}
+def write_url(cfg: ExploreConfig, shared: bool = True) -> None:
+    """The URL: the shared example's parameters (unless the page does not use them), then the page's own."""
+    wanted = {**(cfg.url_params() if shared else {}), **st.session_state.pop("_page_url", {})}
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)
 

@@ -55,8 +55,8 @@ def the_model() -> None:
     rows = []
     for name in MODULE_TYPES:
         d_in, d_out = mcfg.module_shape(name)
-        rows.append({"linear layer": name, "W shape (d_in×d_out)": f"{d_in}×{d_out}", "per layer": d_in * d_out,
-                     "layers": mcfg.layers})
+        rows.append({"linear layer": name, "W shape (d_in×d_out)": f"{d_in}×{d_out}",
+                     "numbers per layer": f"{d_in * d_out:,}", "layers": str(mcfg.layers)})
     total = parameter_count(base)
     m = ui.metric_row(4)
     m[0].metric("Numbers in the model", f"{total:,}")

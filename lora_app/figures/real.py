@@ -278,7 +278,8 @@ def update_spectrum(full_sigma, lora_sigma, r: int, title: str, *, height: int =
     if n and r >= 1:
         shapes.append(dict(type="rect", xref="x", yref="paper", x0=0.5, x1=min(r, n) + 0.5, y0=0, y1=1,
                            fillcolor=SHADE, line=dict(width=0), layer="below"))
-    sub = " · ".join(f"{name}: top {r} hold {percent(v)} of Σσ²" for name, v in shares.items()) or "no update yet"
+    sub = (f"share of Σσ² in the top {r}: " + " · ".join(f"{name} {percent(v)}" for name, v in shares.items())
+           if shares else "no update yet")
     legend, bottom = legend_below([t["name"] for t in traces], scale, width)
     yaxis = dict(title=dict(text="σᵢ"), gridcolor="#e5e7eb", zeroline=False)
     if log:

@@ -145,9 +145,16 @@ def energy_sentence(r: int, shares: list[tuple[str, float, float]]) -> str:
             f"update hold {pct(full.min())} to {pct(full.max())} of its energy (median {pct(float(np.median(full)))}); "
             f"a random matrix of the same shape holds {pct(float(np.median(rand)))}. The least concentrated is "
             f"{lo[0]}, the most {hi[0]}. "
-            + ("So the real update is far from random: most of it lies in a few directions."
-               if np.median(full) > 2 * np.median(rand) else
-               "So on this model the real update is not much more concentrated than a random one."))
+            + _energy_verdict(r, float(np.median(full)), float(np.median(rand)), shares))
+
+
+def _energy_verdict(r: int, full: float, rand: float, shares) -> str:
+    if full >= 0.9:
+        return f"So nearly all of the real update lies in {r} directions: a rank-{r} adapter can hold almost all of it."
+    if full >= rand + 0.1:
+        return (f"So the real update leans towards a few directions ({pct(full)} against {pct(rand)} for a random "
+                f"matrix), but it is not of rank {r}: the remaining directions still hold {pct(1 - full)} of it.")
+    return "So on this model the real update is not much more concentrated than a random one."
 
 
 def attention_sentence(changes: list[tuple[str, float]]) -> str:
