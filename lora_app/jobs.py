@@ -30,6 +30,7 @@ RUNS_ENV = "LORA_RUNS_DIR"          # a folder of prepared runs, shared by repli
 MAX_RUNS_IN_MEMORY = 512             # a LoRA run is a few kB, a full fine-tuning run 72 kB
 MAX_QUEUED_JOBS = 64                 # beyond this, a new job is refused with a message instead of queued
 TRAIN_THREADS = 1                    # torch threads while training: the other core stays with the sessions
+WORKER_NICE = 10                     # the training thread's nice value: a session's rerun goes first
 
 _lock = threading.RLock()
 _base: dict = {}
@@ -210,6 +211,11 @@ def _start_worker() -> None:
 
 
 def _work_loop() -> None:
+    # the worker yields the cores to the sessions' script threads: on Linux a thread has its own nice value
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
+    except (AttributeError, OSError):  # not Linux, or not allowed: it trains at the normal priority
+        pass
     while True:
         job = _work.get()
         with _lock:
