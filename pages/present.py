@@ -1,4 +1,4 @@
-"""Present: the seed's story as ten live slides, driven by a clicker (← → PageUp PageDown).
+"""Present: the seed's story as live slides, driven by a clicker (← → PageUp PageDown).
 
 Each slide is laid out for the window it is shown in (``slides.SlideSpace``): the text size
 follows the window and the text-size control, and rem units carry it to every widget.
@@ -39,10 +39,8 @@ st.html(f"""<style>
   .st-key-present_pageup, .st-key-present_pagedown {{ display: none; }}
 </style>""")
 ui.show_notices()
-space = slides.SlideSpace(scr, font, f"{n} · {title}")
-st.title(f"{n} · {title}", anchor=False)
-slides.DRAW[key](ex, space)
-
+# the footer first (it is fixed to the window's bottom): a slide that follows a training run never returns
+# while the run goes on, and the footer must be this run's, not the last one's greyed copy
 with st.container(key="slide_nav", horizontal=True, vertical_alignment="center", gap="small"):
     st.button("◀ Previous", on_click=go, args=(-1,), shortcut="Left", disabled=n == 1, key="present_prev")
     st.button("Next ▶", on_click=go, args=(1,), shortcut="Right", disabled=n == len(SLIDES), type="primary",
@@ -54,4 +52,7 @@ with st.container(key="slide_nav", horizontal=True, vertical_alignment="center",
 # clickers send PageUp/PageDown: two more shortcuts, on buttons kept out of sight
 st.button("previous slide", on_click=go, args=(-1,), shortcut="PageUp", key="present_pageup")
 st.button("next slide", on_click=go, args=(1,), shortcut="PageDown", key="present_pagedown")
+space = slides.SlideSpace(scr, font, f"{n} · {title}")
+st.title(f"{n} · {title}", anchor=False)
 ui.set_page_url({"slide": str(n), "font": font})
+slides.DRAW[key](ex, space)

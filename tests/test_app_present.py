@@ -1,4 +1,4 @@
-"""AppTest of the Present page: ten slides, their navigation, their URL, and the live controls."""
+"""AppTest of the Present page: the slides, their navigation, their URL, and the live controls."""
 import pytest
 
 from helpers import figures
@@ -17,7 +17,7 @@ def click(at, label):
     next(b for b in at.button if b.label == label).click().run()
 
 
-def test_all_ten_slides_render_in_order_with_their_figures(at):
+def test_all_slides_render_in_order_with_their_figures(at):
     titles, counts = [], []
     for n in range(1, len(SLIDES) + 1):
         assert not at.exception, n
@@ -30,7 +30,7 @@ def test_all_ten_slides_render_in_order_with_their_figures(at):
     # every slide but the equation and the counts has a live figure
     assert [n for n, c in enumerate(counts, start=1) if c == 0] == [2, 3]
     click(at, "◀ Previous")
-    assert at.title[0].value.startswith("9 ·")
+    assert at.title[0].value.startswith(f"{len(SLIDES) - 1} ·")
 
 
 def test_presenter_view_has_no_sidebar_controls(at):
@@ -56,7 +56,7 @@ def test_text_size_control_scales_the_slide_text(at):
     assert root() == pytest.approx(33 * 800 / 1080, abs=0.01) and at.query_params["font"] in ("XL", ["XL"])
 
 
-@pytest.mark.parametrize("slide,shown,notice", [("99", 10, "outside 1…10"), ("zero", 1, "not a slide number"),
+@pytest.mark.parametrize("slide,shown,notice", [("99", len(SLIDES), f"outside 1…{len(SLIDES)}"), ("zero", 1, "not a slide number"),
                                                 ("-2", 1, "outside")])
 def test_a_tampered_slide_number_is_clamped_with_a_notice(app_test, slide, shown, notice):
     app_test.run()
@@ -65,3 +65,99 @@ def test_a_tampered_slide_number_is_clamped_with_a_notice(app_test, slide, shown
     assert not app_test.exception
     assert app_test.title[0].value.startswith(f"{shown} ·")
     assert any(notice in w.value for w in app_test.warning)
+
+
+# --- the real transformer's slides ---------------------------------------------------------------
+
+REAL_SLIDES = {key: n for n, (key, _) in enumerate(SLIDES, start=1) if key.startswith("real")}
+
+
+def small_real_run(at, seed: int) -> None:
+    """The Real model page's settings as a session holds them after a visit: few steps, a seed of this test's own."""
+    at.session_state["real_steps"] = 25
+    at.session_state["real_seed"] = seed
+
+
+def open_slide(at, key: str) -> None:
+    at.session_state["slide"] = REAL_SLIDES[key]
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == f"{REAL_SLIDES[key]} · {dict(SLIDES)[key]}"
+
+
+def markdown(at) -> str:
+    return " ".join(m.value for m in at.markdown)
+
+
+def test_the_real_slides_come_after_where_and_before_why_it_matters():
+    keys = [key for key, _ in SLIDES]
+    assert keys.index("where") + 1 == keys.index("real") == keys.index("real_grid") - 1 == keys.index("real_rank") - 2
+    assert keys.index("real_rank") + 1 == keys.index("matters") == len(keys) - 1
+
+
+def real_settings(seed: int):
+    from lora_app.config.real import DEFAULT_LORA, DEFAULTS, LORA_KEYS, real_config
+    values = {**DEFAULTS, **{k: t in DEFAULT_LORA for t, k in LORA_KEYS.items()}, "real_steps": 25, "real_seed": seed}
+    return real_config(values, None)[0]
+
+
+def test_the_real_slide_trains_with_its_button_and_shows_the_stored_runs_numbers(at, cold_store):
+    from lora_app.compute import real as compute
+
+    small_real_run(at, 4101)
+    open_slide(at, "real")
+    assert "sorted" not in markdown(at) and "of held-out digits right" not in markdown(at)
+    assert any(name.startswith("One sequence") for name in figures(at))  # the base model's answer, before training
+    click(at, "Train now")  # the rerun follows the job to its end, then draws the finished slide
+    assert not at.exception
+    assert not [b for b in at.button if b.label == "Train now"]
+    s = real_settings(4101).settings
+    lora_run, full_run = compute.run(s), compute.run(compute.full_settings(s))
+    assert lora_run is not None and full_run is not None
+    words = markdown(at)
+    assert f"LoRA gets **{100 * lora_run.accuracy:.1f} %**" in words
+    assert f"Full fine-tuning trains all **{full_run.trainable:,}** and gets **{100 * full_run.accuracy:.1f} %**" in words
+    assert f"training **{lora_run.trainable:,}** of the model's {lora_run.total:,} numbers" in words
+    names = list(figures(at))
+    assert any(n.startswith("Training loss and held-out accuracy") for n in names)
+    seq = next(spec for n, spec in figures(at).items() if n.startswith("One sequence"))
+    assert any("adapted model" in t for t in seq["layout"]["yaxis"]["ticktext"])
+
+
+def test_a_prepared_run_shows_at_once_without_a_button(at, cold_store):
+    from lora_app import jobs
+    from lora_app.compute import real as compute
+
+    s = real_settings(4102).settings
+    jobs.submit((s, compute.full_settings(s)), "prepared").wait(60)
+    small_real_run(at, 4102)
+    open_slide(at, "real")
+    assert not [b for b in at.button if b.label == "Train now"]
+    assert f"**{100 * compute.run(s).accuracy:.1f} %**" in markdown(at)
+
+
+@pytest.mark.parametrize("key, button, figure", [("real_grid", "Run the grid", "Held-out accuracy at one budget"),
+                                                 ("real_rank", "Run the sweep", "Held-out accuracy against the rank")])
+def test_an_experiment_slide_runs_its_grid_and_says_what_it_measured(at, cold_store, key, button, figure):
+    from lora_app.compute import real as compute
+    from lora_app.text import real as real_text
+
+    small_real_run(at, 4103)
+    open_slide(at, key)
+    assert any(n.startswith(figure) for n in figures(at))  # drawn at once, every cell pending
+    cfg = real_settings(4103)
+    click(at, button)
+    assert not at.exception
+    assert not [b for b in at.button if b.label == button]
+    if key == "real_grid":
+        g = compute.grid_table(cfg)
+        assert g.finished == g.total
+        sentence = real_text.grid_sentence(g.rows, g.tasks, g.accuracy)
+        spec = next(spec for n, spec in figures(at).items() if n.startswith(figure))
+        shown = spec["data"][-1]["text"]
+        assert shown == [f"{100 * v:.1f} %" for v in g.accuracy.ravel()]
+    else:
+        sw = compute.sweep_table(cfg)
+        assert sw.finished == sw.total
+        sentence = real_text.sweep_sentence(sw.ranks, sw.accuracy, sw.full, compute.placement_label(cfg.sweep))
+    assert sentence and sentence in markdown(at)

@@ -12,12 +12,13 @@ import pytest
 
 from helpers import wait_idle
 from layout_checks import measure, problems
+from lora_app.config.present import SLIDES
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("navigation_ready")]
 
 PROJECTORS = [(1024, 768), (1280, 720), (1280, 800), (1366, 768), (1920, 1080), (3840, 2160)]
 FONTS = ["S", "M", "L", "XL"]
-SLIDE_COUNT = 10
+SLIDE_COUNT = len(SLIDES)
 
 
 def settle(page, timeout=30_000):
@@ -39,7 +40,7 @@ def go_to_slide(page, n: int) -> None:
 
 
 def check_every_slide(browser, app_url, width, height, font):
-    """Open slide 1 at this size and text size, step through all ten with a clicker's PageDown, measure each."""
+    """Open slide 1 at this size and text size, step through every slide with a clicker's PageDown, measure each."""
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     page.goto(f"{app_url}/present?slide=1&font={font}")

@@ -1,9 +1,12 @@
 """The Present page in Chromium: a clicker's keys move the slides, and the URL reopens the same slide."""
 import re
+from pathlib import Path
 
 import pytest
 
 from helpers import wait_idle
+from layout_checks import measure, problems
+from lora_app.config.present import SLIDES
 
 pytestmark = pytest.mark.browser
 
@@ -47,3 +50,77 @@ def test_a_slide_link_reopens_that_slide_in_a_new_page(page, app_url, browser):
     assert heading(other).startswith("9 · Where LoRA goes")
     other.wait_for_selector(".gtitle:has-text('with LoRA on W_Q, W_V')")
     other.close()
+
+
+# --- the real transformer's slides: they fit before, during and after training, and the clicker keeps working ---
+
+ARTIFACTS = Path("/tmp/slides_real")  # screenshots for a person to look at, where that folder exists
+REAL = {key: n for n, (key, _) in enumerate(SLIDES, start=1) if key.startswith("real")}
+DONE = {"real": "of held-out digits right", "real_grid": "won with", "real_rank": "full fine-tuning ("}
+
+
+def settle(page, timeout=60_000):
+    size = page.viewport_size
+    page.wait_for_function("s => document.documentElement.dataset.loraScreen === s", arg=f"{size['width']}x{size['height']}",
+                           timeout=timeout)
+    page.wait_for_timeout(300)
+    wait_idle(page, timeout)
+    page.wait_for_timeout(300)
+    wait_idle(page, timeout)
+
+
+def open_real_settings(browser, app_url, width, height, seed, steps):
+    """A session whose Real model page was set (seed, steps), then on the Present page: widget values carry over."""
+    context = browser.new_context(viewport={"width": 1600, "height": 900}, is_mobile=width < 800, has_touch=width < 800)
+    page = context.new_page()
+    page.goto(f"{app_url}/real?real_seed={seed}&real_steps={steps}")
+    settle(page)
+    page.locator("[data-testid='stTopNavLink']", has_text="Present").click()
+    page.wait_for_function("() => (document.querySelector('h1') || {}).innerText?.startsWith('1 ·')", timeout=20_000)
+    page.set_viewport_size({"width": width, "height": height})
+    settle(page)
+    return context, page
+
+
+def step_to(page, n):
+    page.locator("h1").click()
+    while not heading(page).startswith(f"{n} ·"):
+        current = int(heading(page).split(" ·")[0])
+        press_and_wait(page, "PageDown" if current < n else "PageUp", f"{current + (1 if current < n else -1)} ·")
+    settle(page)
+
+
+@pytest.mark.usefixtures("navigation_ready")
+@pytest.mark.parametrize("width, height, seed", [(1024, 768, 7101), (390, 844, 7102)])
+def test_the_real_slides_fit_before_and_after_their_buttons_train_them(browser, app_url, width, height, seed):
+    context, page = open_real_settings(browser, app_url, width, height, seed, 25)
+    found = {}
+    for key, button in (("real", "Train now"), ("real_grid", "Run the grid"), ("real_rank", "Run the sweep")):
+        step_to(page, REAL[key])
+        found[f"{key} before"] = problems(measure(page))[:5]
+        page.get_by_role("button", name=button).click()
+        page.wait_for_function("t => [...document.querySelectorAll('[data-testid=\"stMarkdownContainer\"]')]"
+                               ".some(e => e.innerText.includes(t))", arg=DONE[key], timeout=240_000)
+        settle(page)
+        found[f"{key} after"] = problems(measure(page))[:5]
+        assert page.get_by_role("button", name=button).count() == 0  # trained: the button has gone
+        assert page.locator("[data-testid='stException']").count() == 0
+    context.close()
+    assert not any(found.values()), f"at {width}×{height}: {found}"
+
+
+@pytest.mark.usefixtures("navigation_ready")
+def test_the_clicker_moves_on_while_a_slide_trains_and_comes_back_to_the_finished_run(browser, app_url):
+    context, page = open_real_settings(browser, app_url, 1280, 800, 7103, 500)
+    step_to(page, REAL["real"])
+    page.get_by_role("button", name="Train now").click()  # the button has the focus now
+    page.wait_for_selector("[data-testid='stProgress']", timeout=20_000)
+    page.wait_for_timeout(1500)  # a few redraws of the live curves
+    page.screenshot(path=str(ARTIFACTS / "real_live_1280x800.png")) if ARTIFACTS.exists() else None
+    assert not problems(measure(page))  # the live slide fits too
+    press_and_wait(page, "ArrowRight", f"{REAL['real'] + 1} ·")
+    press_and_wait(page, "ArrowLeft", f"{REAL['real']} ·")
+    page.wait_for_function("() => /of held-out digits right/.test(document.body.innerText)", timeout=120_000)
+    assert page.get_by_role("button", name="Train now").count() == 0
+    assert re.search(rf"[?&]slide={REAL['real']}(&|$)", page.url)
+    context.close()

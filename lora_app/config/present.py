@@ -1,4 +1,4 @@
-"""The Present page's config: which slide, and how large the text is. URL: ``slide`` (1…10), ``font``."""
+"""The Present page's config: which slide, and how large the text is. URL: ``slide`` (1…len(SLIDES)), ``font``."""
 from __future__ import annotations
 
 from .explore import _as_int, quoted
@@ -13,6 +13,9 @@ SLIDES = (
     ("backward", "Training ②: backpropagation with W_Q frozen"),
     ("adamw", "Training ③: AdamW moves A_Q and B_Q only"),
     ("where", "Where LoRA goes"),
+    ("real", "A real transformer learns a new task"),
+    ("real_grid", "Where LoRA goes, measured"),
+    ("real_rank", "How small r can be, measured"),
     ("matters", "Why it matters"),
 )
 FONT_SIZES = {"S": 18, "M": 22, "L": 27, "XL": 33}  # px for body text; L reads from the back of a classroom

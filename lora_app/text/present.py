@@ -47,3 +47,55 @@ MATTERS = """
 At real sizes the saving is enormous: the numbers below are computed for {model} with r = {r} on
 W_Q and W_V, not quoted.
 """
+
+REAL = """
+A small transformer, pre-trained to **sort** eight digits, learns a new task: **{task}** ({what}). LoRA
+sits on {placement}; every pre-trained weight stays frozen. Dotted: full fine-tuning, which trains them all.
+"""
+
+REAL_FULL = """
+A small transformer, pre-trained to **sort** eight digits, learns a new task: **{task}** ({what}). The Real
+model page is set to full fine-tuning, so every weight trains and there is no adapter.
+"""
+
+REAL_GRID = """
+Which matrices should LoRA adapt when the number of trained values is fixed? The LoRA paper's Table 5,
+rerun on this model: each placement trains {budget:,} numbers (the FFN the nearest whole r), on both new tasks.
+"""
+
+REAL_RANK = """
+How small can r be? The paper's Table 6, rerun on this model: LoRA on {placement} at r = {ranks}, with α
+fixed, on both new tasks; the dashed lines are full fine-tuning.
+"""
+
+NO_SEQUENCE = "The answers on the typed sequence are on the Real model page."
+NO_CURVES = "This run's loss and accuracy curves are on the Real model page."
+NO_GRID_SENTENCE = "The grid's findings, in words, are on the Real model page."
+NO_SWEEP_SENTENCE = "The sweep's findings, in words, are on the Real model page."
+NO_INTRO = "This slide's opening words are on the Real model page."
+NO_FIGURE = "The figure is on the Real model page: no room for it on this screen."
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def real_sentence(steps: int, lora: tuple[float, int, int] | None, full: tuple[float, int] | None) -> str:
+    """The run's numbers in a sentence. ``lora``: (held-out accuracy, trained numbers, numbers in the model);
+    ``full``: (full fine-tuning's accuracy, its trained numbers)."""
+    parts = []
+    if lora is not None:
+        acc, trained, total = lora
+        parts.append(f"After {steps:,} steps, LoRA gets **{pct(acc)}** of held-out digits right, training "
+                     f"**{trained:,}** of the model's {total:,} numbers ({trained / total:.1%}).")
+    if full is not None:
+        acc, trained = full
+        parts.append(f"Full fine-tuning trains all **{trained:,}** and gets **{pct(acc)}**"
+                     + (f" after {steps:,} steps." if lora is None else "."))
+    return " ".join(parts)
+
+
+def train_prompt(runs: int) -> str:
+    if runs == 1:
+        return "**1** run to train; the slide draws it as it goes."
+    return f"**{runs}** runs to train; the slide draws them as they go."
