@@ -152,7 +152,7 @@ def placement_grid(placements: list[str], tasks: list[str], accuracy, trainable:
     labels = [f"{p} · {int(n):,}" for p, n in zip(placements, trainable)]
     left = int(max((text_width(t, size) for t in labels), default=0) + 16 * scale)
     top, bottom = round(76 * scale), round(size * 1.6 + 12)
-    right = int(24 + 8 + text_width("100 %", size) + 12)
+    right = int((24 + 8 + 12) * scale + text_width("100 %", size))  # the bar, its pad and its gap grow with the text
     cell_h = round(max(number * 2.2, 40 * scale))
     height = height or top + max(n_rows, 1) * cell_h + bottom
     pending = ~np.isfinite(A)
@@ -163,8 +163,8 @@ def placement_grid(placements: list[str], tasks: list[str], accuracy, trainable:
         dict(type="heatmap", z=A, x=x, y=y, zmin=0, zmax=1, colorscale=SEQUENTIAL, xgap=2, ygap=2,
              customdata=np.array([[f"{p} on {t}" for t in tasks] for p in placements], dtype=object).reshape(n_rows, n_cols),
              hovertemplate="%{customdata}: %{z:.1%} of held-out digits right<extra></extra>",
-             colorbar=dict(thickness=12, len=1, tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1],
-                           tickfont=dict(size=size), xpad=8)),
+             colorbar=dict(thickness=round(12 * scale), len=1, tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1],
+                           tickfont=dict(size=size), xpad=round(8 * scale))),
     ]
     if A.size:
         colours = np.where(pending, "#000000", text_colour_on(sequential_colours(np.nan_to_num(A)))).ravel()
