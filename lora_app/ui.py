@@ -5,11 +5,14 @@ import re
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from lora_core import PRESETS
 
 from . import figures, guard, screen
+from .figures.base import FigureSpec
+from .figures.heatmap import matrix_heatmap_spec
 
 from .config import (
     ALPHA_MAX, ALPHA_MIN, ALPHA_STEP, DIM_CHOICES, MATRIX_LABELS, SEED_MAX, URL_KEYS, ExploreConfig,
@@ -183,18 +186,38 @@ def chart(where, fig, key: str, **kwargs):
     """Draw a figure; its camera button downloads it as PNG or SVG (the sidebar's choice) at slide size.
 
     The export is plotly's own toImage in the browser: no server-side renderer is involved.
+    ``fig`` is a go.Figure or a FigureSpec (a heatmap's dicts: its chart JSON is the same, without the
+    go.Figure's cost).
     """
     fmt = st.session_state.get("export", "png")
-    title = (fig.layout.title.text or key).split("<br>")[0]
+    spec = fig if isinstance(fig, FigureSpec) else None
+    title = ((spec.title if spec else fig.layout.title.text) or key).split("<br>")[0]
     filename = re.sub(r"\W+", "_", title).strip("_")[:60] or key
     config = {
         "displaylogo": False,
         "modeBarButtonsToRemove": ["zoom2d", "pan2d", "select2d", "lasso2d", "zoomIn2d", "zoomOut2d",
                                    "autoScale2d", "resetScale2d"],
         "toImageButtonOptions": {"format": fmt if fmt in EXPORT_FORMATS else "png", "filename": filename,
-                                 "width": EXPORT_WIDTH, "height": fig.layout.height or 500, "scale": EXPORT_SCALE},
+                                 "width": EXPORT_WIDTH, "height": (spec.height if spec else fig.layout.height) or 500,
+                                 "scale": EXPORT_SCALE},
     }
-    return where.plotly_chart(fig, key=key, config=config, **kwargs)
+    return where.plotly_chart(_Prebuilt.of(spec) if spec else fig, key=key, config=config, **kwargs)
+
+
+class _Prebuilt(go.Figure):
+    """What st.plotly_chart takes for a go.Figure (it calls only ``to_dict``), from a FigureSpec: no go.Figure is built."""
+
+    @classmethod
+    def of(cls, spec: FigureSpec) -> "_Prebuilt":
+        obj = object.__new__(cls)  # plotly's own __init__ is the cost this skips
+        object.__setattr__(obj, "_spec", spec)
+        return obj
+
+    def __init__(self, *args, **kwargs):  # pragma: no cover - only made through of()
+        raise TypeError("use _Prebuilt.of(spec)")
+
+    def to_dict(self) -> dict:
+        return object.__getattribute__(self, "_spec").to_dict()
 
 
 def matrix_row(items, keys, *, where=None, width: float | None = None, height: float | None = None,
@@ -216,7 +239,7 @@ def matrix_row(items, keys, *, where=None, width: float | None = None, height: f
         box = where.container(horizontal=True, gap="small", key=f"row_{keys[line[0]]}")
         for i in line:
             M, title, kw = items[i]
-            fig = figures.matrix_heatmap(M, title, cell_px=cell, scale=scale, break_title=break_titles, **kw)
+            fig = matrix_heatmap_spec(M, title, cell_px=cell, scale=scale, break_title=break_titles, **kw)
             chart(box, fig, key=keys[i], width="content", **(chart_kw(i) if chart_kw else {}))
             if figures.numbers_note(fig):
                 notes.add(figures.numbers_note(fig))

@@ -122,6 +122,100 @@ def fast_figure(traces: list[dict], layout: dict) -> go.Figure:
     return go.Figure(dict(data=traces, layout={"template": lean_template(), **layout}), _validate=False)
 
 
+class FigureSpec:
+    """A figure as its plain dicts, and what ``fast_figure(traces, layout).to_dict()`` gives, without the go.Figure.
+
+    Building the go.Figure and copying it back out (``to_dict``) is most of what a heatmap costs a rerun;
+    :meth:`to_dict` writes the same dict straight from the dicts (plotly's own key order: a trace's keys
+    sorted with ``type`` last, the layout's sorted; nested dicts as given; arrays as plotly's typed
+    arrays), so the chart's JSON is byte for byte what the go.Figure would send.
+    ``python bench/bench_rerun_cost.py`` checks that first, on every heatmap variant. :meth:`figure`
+    builds the go.Figure (what ``matrix_heatmap`` returns, for tests and slides).
+    """
+    __slots__ = ("traces", "layout", "_encoded")
+
+    def __init__(self, traces: list[dict], layout: dict):
+        self.traces, self.layout, self._encoded = traces, layout, None
+
+    def figure(self) -> go.Figure:
+        return fast_figure(self.traces, self.layout)
+
+    @property
+    def title(self) -> str:
+        t = self.layout.get("title")
+        return (t.get("text") if isinstance(t, dict) else t) or ""
+
+    @property
+    def height(self):
+        return self.layout.get("height")
+
+    @property
+    def meta(self):
+        return self.layout.get("meta")
+
+    def to_dict(self) -> dict:
+        """The dict, written once per template and then shared: what reads it (plotly's to_json) writes nothing into it."""
+        import plotly.io as pio
+
+        name = pio.templates.default
+        if self._encoded is None or self._encoded[0] != name:
+            self._encoded = (name, self._to_dict())
+        return self._encoded[1]
+
+    def _to_dict(self) -> dict:
+        import plotly.io as pio
+
+        data = []
+        for t in self.traces:
+            d = {k: _encoded_value(k, t[k]) for k in sorted(t) if k != "type"}
+            if "type" in t:
+                d["type"] = t["type"]
+            data.append(d)
+        layout = {k: _encoded_value(k, v) for k, v in self.layout.items()}
+        if "template" not in layout:
+            layout["template"] = _lean_encoded(pio.templates.default)
+        return {"data": data, "layout": {k: layout[k] for k in sorted(layout)}}
+
+
+_SKIPPED = frozenset(("geojson", "layer", "layers", "range"))  # plotly's is_skipped_key: left as they are
+
+
+def _encoded_value(key, value):
+    """A dict's value as plotly's ``convert_to_base64`` leaves it, on a copy of the dicts and lists.
+
+    Exactly its rules: only a dict's values are converted (not a list's items), keys it skips are
+    left alone, and what has ``__array__`` goes through plotly's own ``to_typed_array_spec``.
+    """
+    if key in _SKIPPED:
+        return value
+    if hasattr(value, "__array__") or hasattr(value, "__array_interface__"):
+        from _plotly_utils.basevalidators import is_homogeneous_array
+        from _plotly_utils.utils import to_typed_array_spec
+
+        return to_typed_array_spec(value) if is_homogeneous_array(value) else value
+    return _encoded_tree(value)
+
+
+def _encoded_tree(value):
+    if isinstance(value, dict):
+        return {k: _encoded_value(k, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_encoded_tree(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_encoded_tree(v) for v in value)
+    return value
+
+
+@functools.lru_cache(maxsize=4)
+def _lean_encoded(name: str) -> dict:
+    # the lean template as to_dict writes it; shared by every FigureSpec: nothing downstream writes into it
+    from _plotly_utils.utils import convert_to_base64
+
+    out = {"template": copy.deepcopy(_lean(name))}
+    convert_to_base64(out)
+    return out["template"]
+
+
 # what our figures use of a template: the rest (polar, ternary, geo, 3-D scenes, two dozen trace types)
 # is 80% of a small figure's bytes, and the browser reads all of it on every draw
 _TEMPLATE_LAYOUT = ("autotypenumbers", "colorway", "font", "hovermode", "hoverlabel", "paper_bgcolor", "plot_bgcolor",

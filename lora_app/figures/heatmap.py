@@ -8,8 +8,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .base import (
-    DIVERGING, HIGHLIGHT, FONT, ROLE_COLOURS, TEXT_MAX_SIDE, _subtitle, _text_size, block_means, cell_text_colours,
-    fast_figure, shape_label, symmetric_range, value_format,
+    DIVERGING, HIGHLIGHT, FONT, ROLE_COLOURS, TEXT_MAX_SIDE, FigureSpec, _subtitle, _text_size, block_means,
+    cell_text_colours, shape_label, symmetric_range, value_format,
 )
 from .sizes import (
     MIN_FIGURE_PX, _finite, _title_width, fit_numbers, format_value, heatmap_frame, natural_cell, roomy_cell, text_width,
@@ -21,6 +21,19 @@ def matrix_heatmap(M: np.ndarray, title: str, *, zmax: float | None = None, role
                    clickable: bool = False, cell_px: int | None = None, scale: float = 1.0,
                    axis_titles: tuple[str, str] | None = None, break_title: bool = False,
                    row_labels: list[str] | None = None, col_labels: list[str] | None = None) -> go.Figure:
+    """A matrix as a heatmap (see :func:`matrix_heatmap_spec`, which this builds into a go.Figure)."""
+    return matrix_heatmap_spec(M, title, zmax=zmax, role=role, decimals=decimals, show_scale=show_scale,
+                               text_size=text_size, rows=rows, cols=cols, cell=cell, clickable=clickable,
+                               cell_px=cell_px, scale=scale, axis_titles=axis_titles, break_title=break_title,
+                               row_labels=row_labels, col_labels=col_labels).figure()
+
+
+def matrix_heatmap_spec(M: np.ndarray, title: str, *, zmax: float | None = None, role: str | None = None,
+                        decimals: int | None = None, show_scale: bool = False, text_size: int | None = None,
+                        rows: tuple[int, ...] = (), cols: tuple[int, ...] = (), cell: tuple[int, int] | None = None,
+                        clickable: bool = False, cell_px: int | None = None, scale: float = 1.0,
+                        axis_titles: tuple[str, str] | None = None, break_title: bool = False,
+                        row_labels: list[str] | None = None, col_labels: list[str] | None = None) -> FigureSpec:
     """A matrix as a heatmap with its numbers in the cells; rows and columns are numbered from 1.
 
     ``role`` frames it as frozen (grey, dashed) or trainable (orange); ``rows``, ``cols`` and
@@ -131,12 +144,13 @@ def matrix_heatmap(M: np.ndarray, title: str, *, zmax: float | None = None, role
             choices = (choices,) if isinstance(choices, str) else choices
             fitting = next((c for c in choices if text_width(c, frame.tick_font) <= room - 4), "")
             layout[name]["title"] = dict(text=fitting, standoff=4, font=dict(size=frame.tick_font))
-    return fast_figure(traces, layout)
+    return FigureSpec(traces, layout)
 
 
-def numbers_note(fig: go.Figure) -> str | None:
+def numbers_note(fig: go.Figure | FigureSpec) -> str | None:
     """What a figure did to fit its numbers (printed fewer decimals, or none), for a caption under it."""
-    return (fig.layout.meta or {}).get("numbers") if isinstance(fig.layout.meta, dict) else None
+    meta = fig.meta if isinstance(fig, FigureSpec) else fig.layout.meta
+    return (meta or {}).get("numbers") if isinstance(meta, dict) else None
 
 
 def _labels(labels, side: int, b: int) -> list[str] | None:
