@@ -15,7 +15,6 @@ from lora_app.config.real import (
 )
 from lora_app.config.explore import SEED_MAX
 from lora_core.adapter import adapters_zip_bytes
-from lora_core.device import torch_threads
 from lora_core.finetune import HELD_OUT, TARGET_LABELS
 from lora_core.tiny import MODULE_TYPES, PERMUTATION, TASKS, parameter_count, read_config
 
@@ -79,16 +78,8 @@ def the_model() -> None:
                f"permute {t.pct(base_accuracy('permute'))}.")
 
 
-@st.cache_resource(show_spinner=False)
-def _base_accuracies(digest: str) -> dict[str, float]:
-    from lora_core.tiny import held_out_set, token_accuracy
-    held = held_out_set(base.cfg, HELD_OUT).to(base.embed.weight.device)
-    with torch_threads(1):
-        return {task: token_accuracy(base, held, task) for task in TASKS}
-
-
 def base_accuracy(task: str) -> float:
-    return _base_accuracies(jobs.base_digest())[task]
+    return compute.base_accuracies(jobs.base_digest())[task]
 
 
 # --- fine-tune -------------------------------------------------------------------------------

@@ -9,14 +9,15 @@ from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
+import streamlit as st
 import torch
 
 from lora_core.device import torch_threads
 from lora_core.finetune import (
-    PLACEMENTS, RANKS, TARGET_LABELS, FinetuneRun, FinetuneSettings, budget_grid, energy_share, finetuned_model,
+    HELD_OUT, PLACEMENTS, RANKS, TARGET_LABELS, FinetuneRun, FinetuneSettings, budget_grid, energy_share, finetuned_model,
     module_names, predict, rank_sweep, weight_updates,
 )
-from lora_core.tiny import ADAPT_TASKS, TASKS, layer_attention, parameter_count, task_targets
+from lora_core.tiny import ADAPT_TASKS, TASKS, held_out_set, layer_attention, parameter_count, task_targets, token_accuracy
 
 from .. import jobs
 from ..config.real import RealConfig
@@ -184,6 +185,15 @@ def attention_maps(cfg: RealConfig, lora_run: FinetuneRun | None) -> tuple[list[
         pairs = {n: (A.to(dev, dt), B.to(dev, dt)) for n, (A, B) in lora_run.adapters.items()}
         after = layer_attention(base, x, pairs, lora_run.scaling)
     return before, [w.cpu().double().numpy() for w in after]
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def base_accuracies(digest: str) -> dict[str, float]:
+    """The base model's held-out token accuracy on every task, once per base model (keyed by its digest)."""
+    base = base_model()
+    held = held_out_set(base.cfg, HELD_OUT).to(base.embed.weight.device)
+    with torch_threads(1):
+        return {task: token_accuracy(base, held, task) for task in TASKS}
 
 
 def task_description(task: str) -> str:
