@@ -4,8 +4,11 @@ import streamlit as st
 from lora_app import guard, screen, style, ui
 from lora_app.compute import device_choice
 
+guard.pace(st.session_state)  # a session rerunning faster than a person can is slowed; one not reading is not run
+guard.install_rerun_limit()  # a flood of rerun messages from one session is coalesced to a few a second
 guard.install()  # forged widget messages are refused before Streamlit reads them (from the next rerun on)
 st.set_page_config(page_title="LoRA inside attention", page_icon="🧮", layout="wide")
+guard.admit(st.session_state)  # beyond LORA_MAX_SESSIONS sessions, the new ones are told the server is full
 ui.load_url_state()
 style.apply()
 

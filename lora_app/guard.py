@@ -129,3 +129,248 @@ def take_refusals(session_state) -> list[str]:
     if refused:
         session_state[REFUSED_KEY] = []
     return list(dict.fromkeys(refused))
+
+
+# --- bad load: one session must not take the server from the others -----------------------------------
+#
+# Streamlit runs every session's script in a thread of one process. What a misbehaving client can do
+# then costs the others:
+# - rerun as fast as it can (a slider "moving" every millisecond): with runner.fastReruns Streamlit stops
+#   the running script and starts a new script thread for every message. :func:`install_rerun_limit`
+#   coalesces a session's reruns to a few a second on the event loop, and closes a session that keeps
+#   flooding; :func:`pace` is a backstop at the top of each run;
+# - open hundreds of sessions: each one's first run is a full page, and each holds its widget tree and
+#   its unread messages in memory. :func:`admit` caps the sessions and spaces new sessions' first runs;
+#   :func:`pace` does not run a session whose browser has not read what it was sent.
+# bench/bad_load.py measures both, tests/test_bad_load.py checks them, docs/bench_bad_load.md has the numbers.
+
+import os  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+PACE_KEY = "_pace_bucket"
+ADMITTED_KEY = "_admitted"
+PACE_BURST = 30        # run starts a session may make at once
+PACE_RATE = float(os.environ.get("LORA_PACE_RATE", "8"))   # run starts per second, sustained (0: no pace)
+PACE_MAX_SLEEP_S = 0.25
+# a session whose socket holds this many messages it has not read gets no new run (one Explore run is
+# ~40 messages; Streamlit itself closes a session at 500, by then holding 500 messages in memory)
+BACKLOG_MAX = 120
+MAX_SESSIONS = int(os.environ.get("LORA_MAX_SESSIONS", "300"))  # docs/bench_class_load.md: one core holds 50-100 active
+# new sessions' first runs, server-wide: a burst, then a rate; a session that would wait longer is told to try again
+ARRIVAL_BURST = 10
+ARRIVAL_RATE = float(os.environ.get("LORA_ARRIVAL_RATE", "3"))
+ARRIVAL_MAX_WAIT_S = 15.0
+_ARRIVALS = [float(ARRIVAL_BURST), 0.0]
+_ARRIVAL_LOCK = threading.Lock()
+BUSY_TEXT = "Many students are opening this page at once. Try again in a minute."
+FULL_TEXT = ("This server is full: {n} students are already on it. Try again in a minute, "
+             "or ask your teacher for another link.")
+
+
+def _session_info():
+    """This session's id and Streamlit's record of it (its client: the websocket), or (None, None)."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not Runtime.exists():
+        return None, None
+    mgr = _session_manager()
+    return ctx.session_id, mgr.get_active_session_info(ctx.session_id) if mgr is not None else None
+
+
+def _session_manager():
+    """Streamlit's websocket session manager, or None where there is none (AppTest runs a script with a mock)."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.websocket_session_manager import WebsocketSessionManager
+
+    mgr = getattr(Runtime.instance(), "_session_mgr", None) if Runtime.exists() else None
+    return mgr if isinstance(mgr, WebsocketSessionManager) else None
+
+
+def unread(info) -> int:
+    """Messages Streamlit holds for this session that its socket could not yet send (the browser is not reading)."""
+    queue = getattr(getattr(info, "client", None), "_send_queue", None)
+    return queue.qsize() if queue is not None else 0
+
+
+def take_token(bucket: list, now: float, rate: float = None, burst: int = PACE_BURST,
+               max_wait: float = PACE_MAX_SLEEP_S) -> float:
+    """Spend one start from ``bucket`` ([tokens, last time]); the seconds to wait first (0: none, at most ``max_wait``)."""
+    rate = PACE_RATE if rate is None else rate
+    tokens = min(burst, bucket[0] + (now - bucket[1]) * rate)
+    wait = 0.0 if tokens >= 1 else min(max_wait, (1 - tokens) / rate)
+    bucket[1] = now + wait
+    bucket[0] = tokens + wait * rate - 1
+    return wait
+
+
+def pace(session_state) -> None:
+    """Call first in every run: slow a session that reruns faster than a person can, for long; stop one that does not read.
+
+    A session starts up to :data:`PACE_BURST` runs at once, then :data:`PACE_RATE` a second: beyond that
+    the run first sleeps (at most :data:`PACE_MAX_SLEEP_S`; a sleep holds neither the GIL nor the CPU),
+    so a flood of reruns costs the server at most PACE_RATE runs a second, most of them interrupted by
+    the next message before they draw anything. A session whose socket holds :data:`BACKLOG_MAX` unsent
+    messages is not run at all (``st.stop``): its browser is not reading, and another run would only add
+    to what the server holds for it.
+    """
+    import streamlit as st
+
+    if _session_manager() is None:
+        return  # no server's sessions (AppTest): nothing to share
+    _, info = _session_info()
+    if info is not None and unread(info) >= BACKLOG_MAX:
+        _LOGGER.warning("a session with %d unread messages was not run", unread(info))
+        st.stop()
+    if PACE_RATE <= 0:
+        return
+    bucket = session_state.get(PACE_KEY)
+    now = time.monotonic()
+    if bucket is None:
+        bucket = session_state[PACE_KEY] = [float(PACE_BURST), now]
+    wait = take_token(bucket, now)
+    if wait:
+        time.sleep(wait)
+
+
+# rerun messages, per session, on the server's event loop (before Streamlit starts a script thread for one):
+# a burst, then a rate; beyond it the latest message waits its turn and replaces any that was waiting
+RERUN_BURST = 5
+RERUN_RATE = float(os.environ.get("LORA_RERUN_RATE", "2"))
+# a session sending rerun messages faster than any person or browser can, for seconds on end, is cut off: reading
+# each message costs the server's event loop ~0.3 ms, so a few such sessions would take a third of a core even
+# coalesced (a held arrow key repeats ~30 times a second)
+FLOOD_BURST = 60
+FLOOD_RATE = 60.0
+CUT_PENALTY = 3.0  # new-session turns a cut-off costs (see admit): a flooder that reconnects is slowed, server-wide
+
+
+def _carry_triggers(older, newer) -> None:
+    """Button presses of a rerun message that is replaced: the browser sends a press once, so keep it."""
+    have = {w.id for w in newer.rerun_script.widget_states.widgets}
+    for w in older.rerun_script.widget_states.widgets:
+        if w.WhichOneof("value") in ("trigger_value", "string_trigger_value", "chat_input_value") and w.id not in have:
+            newer.rerun_script.widget_states.widgets.append(w)
+
+
+def _cut_off(session_id: str) -> None:
+    """Close a session's websocket (1008, policy violation): it sent reruns beyond any person's rate."""
+    import asyncio
+
+    _LOGGER.warning("closed a session that sent more than %.0f rerun messages a second", FLOOD_RATE)
+    with _ARRIVAL_LOCK:  # a flooder opens another session at once: new sessions queue longer for a while
+        _ARRIVALS[0] -= CUT_PENALTY
+    mgr = _session_manager()
+    info = mgr.get_active_session_info(session_id) if mgr is not None else None
+    ws = getattr(getattr(info, "client", None), "_websocket", None)
+    if ws is not None:
+        asyncio.get_running_loop().create_task(ws.close(code=1008))
+
+
+def install_rerun_limit() -> None:
+    """Wrap ``AppSession.handle_backmsg`` once per process: a session's rerun messages beyond the rate are coalesced.
+
+    Streamlit (``runner.fastReruns``) stops the running script and starts a new script thread for every
+    rerun message, so a client sending a new slider value every millisecond keeps the server starting
+    threads. Here a session may send :data:`RERUN_BURST` reruns at once, then :data:`RERUN_RATE` a
+    second; a message beyond that is held and sent on when the session has a turn again, and a newer
+    message replaces it (with its button presses carried over), as Streamlit itself merges the reruns
+    of a running script: the last state wins, and nothing a person sent is lost.
+    """
+    from streamlit.runtime.app_session import AppSession
+
+    original = AppSession.handle_backmsg
+    if getattr(original, "_lora_guard", False) or RERUN_RATE <= 0:
+        return
+
+    def flush(self) -> None:
+        state = self._lora_reruns
+        msg, state["pending"] = state["pending"], None
+        if msg is not None:
+            take_token(state["bucket"], time.monotonic(), RERUN_RATE, RERUN_BURST)
+            original(self, msg)
+
+    def handle_backmsg(self, msg):
+        if msg.WhichOneof("type") != "rerun_script" or msg.rerun_script.fragment_id:
+            return original(self, msg)
+        now = time.monotonic()
+        state = self.__dict__.setdefault("_lora_reruns", {"bucket": [float(RERUN_BURST), now], "pending": None,
+                                                            "flood": [float(FLOOD_BURST), now], "cut": False})
+        if state["cut"]:
+            return None
+        flood = state["flood"]
+        flood[0] = min(FLOOD_BURST, flood[0] + (now - flood[1]) * FLOOD_RATE) - 1
+        flood[1] = now
+        if flood[0] < 0:
+            state["cut"], state["pending"] = True, None
+            _cut_off(self.id)
+            return None
+        if state["pending"] is not None:
+            _carry_triggers(state["pending"], msg)
+            state["pending"] = msg
+            return None
+        bucket = list(state["bucket"])
+        if take_token(bucket, time.monotonic(), RERUN_RATE, RERUN_BURST) == 0:
+            state["bucket"] = bucket
+            return original(self, msg)
+        state["pending"] = msg
+        tokens = min(RERUN_BURST, state["bucket"][0] + (time.monotonic() - state["bucket"][1]) * RERUN_RATE)
+        import asyncio
+        asyncio.get_running_loop().call_later(max(0.0, (1 - tokens) / RERUN_RATE), flush, self)
+        return None
+
+    handle_backmsg._lora_guard = True
+    AppSession.handle_backmsg = handle_backmsg
+
+
+def active_sessions() -> int:
+    """How many sessions have a socket open on this server now."""
+    mgr = _session_manager()
+    return len(mgr.list_active_sessions()) if mgr is not None else 0
+
+
+def reserve(bucket: list, now: float, rate: float, burst: int, max_wait: float) -> float | None:
+    """Reserve one start from a shared ``bucket`` ([tokens, last time]): the seconds to wait, or None past ``max_wait``.
+
+    Tokens may go below zero: each reservation queues behind those already made.
+    """
+    tokens = min(burst, bucket[0] + (now - bucket[1]) * rate)
+    bucket[:] = [tokens, now]
+    wait = 0.0 if tokens >= 1 else (1 - tokens) / rate
+    if wait > max_wait:
+        return None
+    bucket[0] = tokens - 1
+    return wait
+
+
+def admit(session_state, limit: int | None = None) -> None:
+    """Let a session in while the server holds at most ``limit`` (``LORA_MAX_SESSIONS``) sessions; else say it is full and stop.
+
+    A session let in also waits its turn among new sessions: their first full runs start at most
+    :data:`ARRIVAL_RATE` a second after a burst of :data:`ARRIVAL_BURST` (a whole class opening the
+    link at once waits a few seconds), so hundreds of sessions opened at once cost the students already
+    on the server a bounded share of it. A session that would wait more than :data:`ARRIVAL_MAX_WAIT_S`
+    is told the server is busy instead. A session let in once stays in: only the sessions beyond the
+    cap see a notice, and theirs is checked again on each of their runs ("Try again"). 0: no cap.
+    """
+    import streamlit as st
+
+    limit = MAX_SESSIONS if limit is None else limit
+    if limit <= 0 or session_state.get(ADMITTED_KEY) or _session_manager() is None:
+        return  # no cap, already in, or no server's sessions (AppTest)
+    n = active_sessions()
+    if n > limit:
+        st.warning(FULL_TEXT.format(n=n - 1))
+        st.button("Try again", key="_full_retry")
+        st.stop()
+    if ARRIVAL_RATE > 0:
+        with _ARRIVAL_LOCK:
+            wait = reserve(_ARRIVALS, time.monotonic(), ARRIVAL_RATE, ARRIVAL_BURST, ARRIVAL_MAX_WAIT_S)
+        if wait is None:
+            st.warning(BUSY_TEXT)
+            st.button("Try again", key="_full_retry")
+            st.stop()
+        time.sleep(wait)
+    session_state[ADMITTED_KEY] = True
