@@ -393,7 +393,9 @@ def svg_plot(rows: list[dict], path: Path) -> None:
     k = knee(rows)
     if k:
         parts.append(f'<line x1="{px(k["sessions"]):.1f}" y1="{T}" x2="{px(k["sessions"]):.1f}" y2="{H - B}" stroke="#ff7f0e" stroke-dasharray="5,4"/>')
-        parts.append(f'<text x="{px(k["sessions"]) + 4:.1f}" y="{T + 14}" fill="#ff7f0e">knee: {k["sessions"]}</text>')
+        # right-aligned left of the line, so the label stays inside the plot at the last level too
+        parts.append(f'<text x="{px(k["sessions"]) - 4:.1f}" y="{T - 4}" fill="#b45309" text-anchor="end">'
+                     f'knee: {k["sessions"]} sessions</text>')
     parts.append("</svg>")
     path.write_text("\n".join(parts))
 

@@ -178,3 +178,13 @@ def start_streamlit(script: str, log_path, *, launcher: list[str] | None = None,
             proc.kill()
             raise RuntimeError(f"streamlit did not start for {script}; see {log_path}")
         time.sleep(0.3)
+
+
+def run_async(coro):
+    """``asyncio.run(coro)`` on a thread of its own: pytest-playwright's sync API keeps an event loop
+    running on the main thread once a browser test has run, and asyncio.run refuses to start there."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()

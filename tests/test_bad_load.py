@@ -17,7 +17,6 @@ The unit tests of the buckets and of the carried button presses run in the defau
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from pathlib import Path
@@ -29,6 +28,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
 
+from helpers import run_async  # noqa: E402
 from lora_app import guard  # noqa: E402
 
 
@@ -78,7 +78,7 @@ PHASE_S = 15
 def _scenario(kind: str, tmp_path: Path) -> dict:
     import bad_load
 
-    return asyncio.run(bad_load.scenario(kind, protected=not UNPROTECTED, students=8, duration=PHASE_S,
+    return run_async(bad_load.scenario(kind, protected=not UNPROTECTED, students=8, duration=PHASE_S,
                                          think=(0.5, 1.5), seed=13, log_dir=tmp_path, after=10))
 
 

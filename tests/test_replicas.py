@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from helpers import run_async  # noqa: E402
 from replicas import NGINX_CONF, Replicas, find_nginx, loopback_conf  # noqa: E402
 
 pytestmark = [pytest.mark.replicas,
@@ -231,7 +232,7 @@ def test_a_run_trained_on_one_replica_is_served_by_another(cluster):
         assert {p.name: p.stat().st_mtime_ns for p in cluster.runs_dir.glob("*.safetensors")} == files, \
             "B trained and wrote nothing"
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_class_through_nginx_and_a_replica_lost(cluster):
@@ -284,4 +285,4 @@ def test_class_through_nginx_and_a_replica_lost(cluster):
             assert served_by(headers) == s.replica
         await asyncio.gather(*(s.session.close() for s in students))
 
-    asyncio.run(scenario())
+    run_async(scenario())

@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from helpers import heatmap_z  # noqa: E402
+from helpers import heatmap_z, run_async  # noqa: E402
 from stclient import Session, SessionError  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
@@ -69,7 +69,7 @@ async def _three_sessions(url: str) -> list[tuple]:
 
 
 def test_three_sessions_each_get_their_own_numbers(app_url):
-    pairs, runs = asyncio.run(_three_sessions(app_url))
+    pairs, runs = run_async(_three_sessions(app_url))
     assert len({sess.session_id for sess, _ in pairs}) == 3
     for run in runs:
         assert run.status == "FINISHED_SUCCESSFULLY" and run.exceptions == []
@@ -99,7 +99,7 @@ async def _other_pages(url: str):
 
 def test_other_pages_and_the_bleed_check(app_url):
     """Attention's checkbox, Training's step slider, Rank's sidebar: own numbers back; another's are refused."""
-    for page, problem in asyncio.run(_other_pages(app_url)):
+    for page, problem in run_async(_other_pages(app_url)):
         assert problem is not None, f"{page}: the class load's check accepted another student's numbers"
 
 
@@ -116,4 +116,4 @@ async def _unknown(url: str):
 
 
 def test_widgets_are_read_from_the_deltas(app_url):
-    assert asyncio.run(_unknown(app_url)) == ("slider", "select_slider", "toggle", 1)
+    assert run_async(_unknown(app_url)) == ("slider", "select_slider", "toggle", 1)
