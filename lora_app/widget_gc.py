@@ -15,7 +15,7 @@ drawn this run, not outside the fragments this run ran) is released, unless Stre
 value, and so are the element-id-to-key entries that no key maps to any more.
 
 Pinned to streamlit 1.67.0 (requirements.txt); ``tests/test_widget_gc.py`` fails if Streamlit's
-clean-up stops being called here or starts keeping stale metadata on its own terms.
+clean-up stops being called here, and says so when Streamlit starts releasing stale metadata itself.
 """
 from __future__ import annotations
 

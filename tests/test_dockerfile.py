@@ -13,7 +13,6 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-import shlex
 import shutil
 import socket
 import subprocess
@@ -138,8 +137,7 @@ def test_the_images_cmd_and_healthcheck_serve_the_app_from_its_files_alone(image
            "PYTHONPATH": "", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     log = open(tmp_path / "server.log", "w")
     proc = subprocess.Popen(cmd, cwd=image_folder, env=env, stdout=log, stderr=subprocess.STDOUT)
-    health = shlex.split(ins["HEALTHCHECK"].split("CMD", 1)[1]) if not ins["HEALTHCHECK"].split("CMD", 1)[1].strip().startswith("[") \
-        else exec_form(ins["HEALTHCHECK"].split("CMD", 1)[1].strip())
+    health = exec_form(ins["HEALTHCHECK"].split("CMD", 1)[1].strip())  # the Dockerfile's exec form
     health = [a.replace(f"localhost:{port}", f"localhost:{free}") for a in health]
     health[0] = sys.executable if health[0] == "python" else health[0]
     try:
