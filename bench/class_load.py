@@ -5,7 +5,8 @@
 Starts ``streamlit run app.py`` pinned to core 0 and runs every simulated student from this one
 process (one asyncio event loop, ``bench/stclient.py``) pinned to core 1. Each student opens a page
 with a link of its own (its own seed, sizes and adapters), then changes one control after another
-at a think time drawn uniformly from ``--think`` (seeded), and checks after every run that its own
+at a think time drawn uniformly from ``--think`` (seeded), or, with ``--cue``, all at once at a
+lecturer's cue (each within 0.3 s of it), and checks after every run that its own
 numbers came back: the heatmap's numbers equal what this script computes through ``lora_core`` for
 that student's own settings, and the link the server wrote carries its own seed. A run that shows
 anything else counts as bleed (or a mismatch); an exception element, a refused message, a closed
@@ -186,7 +187,7 @@ def make_student(idx: int, seed: int, page: str | None = None) -> Student:
 # --- running students ----------------------------------------------------------------------------
 
 async def run_student(st: Student, url: str, until: float, think: tuple[float, float], start_delay: float,
-                      interactions: int | None = None) -> None:
+                      interactions: int | None = None, cue: tuple[float, float] | None = None) -> None:
     await asyncio.sleep(start_delay)
     path, query = st.path_query()
     try:
@@ -205,7 +206,12 @@ async def run_student(st: Student, url: str, until: float, think: tuple[float, f
             st.errors.append(f"first load: {problem}")
         done = 0
         while time.monotonic() < until and (interactions is None or done < interactions):
-            await asyncio.sleep(st.rng.uniform(*think) if think[1] > 0 else 0)
+            if cue is not None:  # (t0, period): act at the lecturer's next cue, after a reaction time
+                t0, period = cue
+                tick = t0 + period * (1 + (time.monotonic() - t0) // period)
+                await asyncio.sleep(tick - time.monotonic() + st.rng.uniform(0, CUE_REACTION_S))
+            else:
+                await asyncio.sleep(st.rng.uniform(*think) if think[1] > 0 else 0)
             if time.monotonic() >= until:
                 break
             key, value = st.next_move()
@@ -261,8 +267,11 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+CUE_REACTION_S = 0.3  # with --cue, each student acts within this long of the cue
+
+
 async def level(url: str, proc: psutil.Process, n: int, duration: float, think: tuple[float, float],
-                seed: int) -> dict:
+                seed: int, cue: float | None = None) -> dict:
     students = [make_student(i, seed) for i in range(n)]
     sampler = Sampler(proc)
     me = psutil.Process()
@@ -270,7 +279,8 @@ async def level(url: str, proc: psutil.Process, n: int, duration: float, think: 
     sampler.start()
     t0 = time.monotonic()
     # arrivals spread over the first think time, as a class opening the link does
-    await asyncio.gather(*(run_student(s, url, t0 + duration, think, random.Random(seed + i).uniform(0, think[1]))
+    await asyncio.gather(*(run_student(s, url, t0 + duration, think, random.Random(seed + i).uniform(0, think[1]),
+                                       cue=(t0 + think[1], cue) if cue else None)
                            for i, s in enumerate(students)))
     wall = time.monotonic() - t0
     await sampler.stop()
@@ -428,6 +438,8 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=120, help="seconds per level")
     ap.add_argument("--think", type=float, nargs=2, default=(2.0, 10.0), metavar=("MIN", "MAX"),
                     help="think time between interactions, uniform (give 5 5 for a fixed 5 s)")
+    ap.add_argument("--cue", type=float, metavar="SECONDS",
+                    help="instead of thinking, every student acts at once every SECONDS (within 0.3 s): a lecturer's cue")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--no-per-page", action="store_true", help="skip the per-page CPU phase")
     ap.add_argument("--out", type=Path, help="folder for class_load.json and class_load.svg")
@@ -456,8 +468,8 @@ def main() -> None:
                 print(f"  {page:10s} {v['server_cpu_ms']:6.1f} ms   alone p50 {v['p50_alone'] * 1000:.0f} ms   "
                       f"bleed {v['bleed']} errors {v['errors']}", flush=True)
         for n in args.sessions:
-            r = asyncio.run(level(url, server, n, args.duration, tuple(args.think), args.seed))
-            r["think"] = f"{args.think[0]:g}–{args.think[1]:g} s"
+            r = asyncio.run(level(url, server, n, args.duration, tuple(args.think), args.seed, args.cue))
+            r["think"] = f"cue every {args.cue:g} s" if args.cue else f"{args.think[0]:g}–{args.think[1]:g} s"
             rows.append(r)
             print("\n".join(table([r])[2:]), flush=True)
             print("  by page p50/p95:", {p: f"{v['p50'] * 1000:.0f}/{v['p95'] * 1000:.0f} ms ({v['interactions']})"

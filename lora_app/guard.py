@@ -148,6 +148,8 @@ import os  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
+from lora_app import run_gate  # noqa: E402
+
 PACE_KEY = "_pace_bucket"
 ADMITTED_KEY = "_admitted"
 PACE_BURST = 30        # run starts a session may make at once
@@ -232,7 +234,7 @@ def pace(session_state) -> None:
         bucket = session_state[PACE_KEY] = [float(PACE_BURST), now]
     wait = take_token(bucket, now)
     if wait:
-        time.sleep(wait)
+        run_gate.sleep(wait)  # the sleep gives its slot to the next run in line
 
 
 # rerun messages, per session, on the server's event loop (before Streamlit starts a script thread for one):
@@ -372,5 +374,5 @@ def admit(session_state, limit: int | None = None) -> None:
             st.warning(BUSY_TEXT)
             st.button("Try again", key="_full_retry")
             st.stop()
-        time.sleep(wait)
+        run_gate.sleep(wait)
     session_state[ADMITTED_KEY] = True

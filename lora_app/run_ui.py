@@ -6,11 +6,9 @@ current step when no session is watching it any more.
 """
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
-from . import jobs
+from . import jobs, run_gate
 from .compute.real import run_label
 
 POLL_S = 0.3  # how often a page following a run redraws it
@@ -50,7 +48,7 @@ def follow(job: jobs.Job, draw, label: str, stop_key: str, stop_where=None) -> j
             bar.empty()
             return snap
         i += 1
-        time.sleep(POLL_S)
+        run_gate.sleep(POLL_S)  # the job trains on its own thread; the students' runs go meanwhile
 
 
 def take_stop(key: str, job: jobs.Job | None) -> None:
@@ -60,7 +58,8 @@ def take_stop(key: str, job: jobs.Job | None) -> None:
         return
     snap = job.snapshot()
     job.release(session())
-    job.wait(2.0)
+    with run_gate.released():  # the worker finishes its step; other runs go meanwhile
+        job.wait(2.0)
     st.session_state[f"_{key}_stopped"] = (job.settings, job.snapshot() if job.finished_event.is_set() else snap)
 
 

@@ -1,12 +1,10 @@
 """The Training page's stepper: its controls and one view per stage, drawn from a cached TrainingRun."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import streamlit as st
 
-from . import figures, latex, screen, ui
+from . import figures, latex, run_gate, screen, ui
 from .compute import TrainingRun
 from .config import STAGES, TrainingConfig
 from .text import training as text
@@ -85,7 +83,7 @@ def play_tick(n_steps: int) -> None:
     if ss["step"] >= n_steps:
         ss["playing"] = False
         return
-    time.sleep(PLAY_INTERVAL_S)
+    run_gate.sleep(PLAY_INTERVAL_S)  # another student's run goes meanwhile
     ss["_advance"] = True
     st.rerun()
 

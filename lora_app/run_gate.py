@@ -1,0 +1,150 @@
+"""Script runs take turns: a few at a time, first come first served, instead of all at once.
+
+Streamlit gives every session's run a thread of its own, and Python's threads share one interpreter
+lock, which they pass round every few milliseconds. When a class acts together (the lecturer says
+"now set r to 4"), 50 runs of ~25 ms each then share the core evenly and all finish together, about
+1.2 s after they began, so every student waits the whole burst. With a fixed think time they also
+come back together, and the class stays in lock-step: measured with ``bench/class_load.py`` (50
+students, 5 s think time), after one to three minutes every rerun waited ~1.2 s before its first
+message, the core only a quarter busy between bursts (``docs/PERFORMANCE.md``, "Lock-step").
+
+:func:`install` wraps ``ScriptRunner._run_script`` once per process, so that at most
+:data:`SLOTS` script threads run a page at once and the others wait their turn in arrival order.
+A burst is then served one after another: the first student's run ends after ~25 ms, the last
+one's after the burst, and their next moves no longer arrive together. Two slots per core, not one,
+so that one long run (a cache miss, a stage being played) slows the others rather than stopping them.
+
+A run that sleeps (:func:`sleep`: pacing, a session waiting to be admitted, a played stage, a page
+following a training job) gives its slot back while it sleeps. A run that waited
+:data:`MAX_WAIT_S` for a slot runs anyway, so a stuck run cannot hold the class.
+
+``LORA_RUN_SLOTS`` sets the slots (0: no gate). Pinned to streamlit 1.67.0 (requirements.txt);
+``tests/test_run_gate.py`` fails if Streamlit stops running pages through ``_run_script``.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+from contextlib import contextmanager
+
+from streamlit.runtime.scriptrunner.script_runner import ScriptRunner
+
+_LOGGER = logging.getLogger(__name__)
+_ORIGINAL = ScriptRunner._run_script
+
+
+def default_slots() -> int:
+    """Two per core this process may use (its affinity: one core when the server is pinned to one)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS has no affinity
+        cores = os.cpu_count() or 1
+    return 2 * cores
+
+
+SLOTS = int(os.environ.get("LORA_RUN_SLOTS", default_slots()))
+MAX_WAIT_S = 10.0
+
+
+class Gate:
+    """At most ``slots`` holders; the others wait in arrival order (a FIFO of events, not a bare semaphore,
+    whose waiters the OS wakes in no promised order). Re-entrant per thread: a holder entering again is a no-op."""
+
+    def __init__(self, slots: int):
+        self.slots = slots
+        self._lock = threading.Lock()
+        self._holders: set[int] = set()
+        self._waiting: collections.deque[tuple[int, threading.Event]] = collections.deque()
+        self.waited = 0     # entries that had to wait (for the tests and the benchmark)
+        self.timed_out = 0  # entries that gave up waiting and ran anyway
+
+    def held(self) -> bool:
+        return threading.get_ident() in self._holders
+
+    def busy(self) -> tuple[int, int]:
+        """(holders, waiting) now."""
+        with self._lock:
+            return len(self._holders), len(self._waiting)
+
+    def enter(self, max_wait: float = MAX_WAIT_S) -> bool:
+        """Take a slot, waiting in line for one; False if ``max_wait`` passed first (the caller runs anyway)."""
+        me = threading.get_ident()
+        with self._lock:
+            if me in self._holders:
+                return True
+            if len(self._holders) < self.slots and not self._waiting:
+                self._holders.add(me)
+                return True
+            turn = (me, threading.Event())
+            self._waiting.append(turn)
+            self.waited += 1
+        if turn[1].wait(max_wait):
+            return True
+        with self._lock:
+            if turn[1].is_set():  # handed a slot just as the wait ended
+                return True
+            self._waiting.remove(turn)
+            self.timed_out += 1
+        _LOGGER.warning("a script run waited %.0f s for a slot and runs without one", max_wait)
+        return False
+
+    def leave(self) -> None:
+        """Give this thread's slot to the first in line (or back to the pool)."""
+        me = threading.get_ident()
+        with self._lock:
+            if me not in self._holders:
+                return
+            self._holders.discard(me)
+            while self._waiting and len(self._holders) < self.slots:
+                ident, event = self._waiting.popleft()
+                self._holders.add(ident)
+                event.set()
+
+
+GATE = Gate(SLOTS)
+
+
+def sleep(seconds: float) -> None:
+    """``time.sleep`` for a page run: its slot goes to the next run in line while it sleeps."""
+    if seconds <= 0:
+        return
+    if not GATE.held():
+        time.sleep(seconds)
+        return
+    GATE.leave()
+    try:
+        time.sleep(seconds)
+    finally:
+        GATE.enter()
+
+
+@contextmanager
+def released():
+    """The block waits on something other than the CPU (another thread's work): it holds no slot meanwhile."""
+    if not GATE.held():
+        yield
+        return
+    GATE.leave()
+    try:
+        yield
+    finally:
+        GATE.enter()
+
+
+def _run_script(self, rerun_data):
+    """Streamlit's run of a page (its callbacks, the script and the clean-up after it), inside a slot."""
+    GATE.enter()  # held or not, the run goes on: a slot that did not come in time is not worth a stuck page
+    try:
+        return _ORIGINAL(self, rerun_data)
+    finally:
+        GATE.leave()
+
+
+def install() -> None:
+    """Wrap ``ScriptRunner._run_script`` once per process (a no-op with ``LORA_RUN_SLOTS=0``)."""
+    if SLOTS <= 0 or ScriptRunner._run_script is _run_script:
+        return
+    ScriptRunner._run_script = _run_script
