@@ -306,6 +306,9 @@ async def level(url: str, proc: psutil.Process, n: int, duration: float, think: 
         "client_cpu_util": (c1.user + c1.system - c0.user - c0.system) / wall,
         "rss_mib": {"start": rss[0] / 2 ** 20, "end": rss[-1] / 2 ** 20, "peak": max(rss) / 2 ** 20},
         "rss_series": [(round(t, 1), round(r / 2 ** 20, 1)) for t, _, r in sampler.samples[::5]],
+        # the server core's busy share over each 30 s: a cost per run that grew with time would show here
+        "cpu_busy_series": [(round(t1, 1), round((c1 - c0) / (t1 - t0), 3)) for (t0, c0, _), (t1, c1, _)
+                            in zip(sampler.samples[::30], sampler.samples[30::30])],
         "errors": sum(len(s.errors) for s in students), "error_examples": [e for s in students for e in s.errors][:8],
         "bleed": sum(s.bleed for s in students), "checks": sum(s.checks for s in students),
         "bytes_per_interaction": sum(s.bytes for s in students) / max(len(lat), 1),
