@@ -1,13 +1,14 @@
 """Entry point: page config, navigation, the shared sidebar, and the URL written after each run."""
 import streamlit as st
 
-from lora_app import guard, run_gate, screen, style, ui, widget_gc
+from lora_app import cache_locks, guard, run_gate, screen, style, ui, widget_gc
 from lora_app.compute import device_choice
 
 guard.pace(st.session_state)  # a session rerunning faster than a person can is slowed; one not reading is not run
 guard.install_rerun_limit()  # a flood of rerun messages from one session is coalesced to a few a second
 guard.install()  # forged widget messages are refused before Streamlit reads them (from the next rerun on)
 widget_gc.install()  # a widget that is gone takes its metadata and callback with it (Streamlit keeps them)
+cache_locks.install()  # a cached value, once written, leaves no per-key lock behind (Streamlit keeps them)
 run_gate.install()  # page runs take turns, a few at a time, in arrival order: a class's burst is served in turn
 st.set_page_config(page_title="LoRA inside attention", page_icon="🧮", layout="wide")
 guard.admit(st.session_state)  # beyond LORA_MAX_SESSIONS sessions, the new ones are told the server is full
