@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import random
-import statistics
 import sys
 import time
 import urllib.parse
@@ -398,11 +397,14 @@ def svg_plot(rows: list[dict], path: Path) -> None:
                 parts.append(f'<text x="{L - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:g} s</text>')
     for x in xs:
         parts.append(f'<text x="{px(x):.1f}" y="{H - B + 16}" text-anchor="middle">{x}</text>')
+    label_y = None  # each label above its line's end, and at least a line of text above the one below it
     for name, colour in (("p50", "#1f77b4"), ("p95", "#d62728"), ("p99", "#9467bd")):
         pts = " ".join(f"{px(r['sessions']):.1f},{py(r[name]):.1f}" for r in rows if r[name] == r[name] and r[name] > 0)
         parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
         last = rows[-1]
-        parts.append(f'<text x="{px(last["sessions"]) - 4:.1f}" y="{py(last[name]) - 6:.1f}" text-anchor="end" fill="{colour}">{name}</text>')
+        y = py(last[name]) - 6 if last[name] == last[name] and last[name] > 0 else T + 12
+        label_y = y if label_y is None else min(y, label_y - 14)
+        parts.append(f'<text x="{px(last["sessions"]) - 4:.1f}" y="{label_y:.1f}" text-anchor="end" fill="{colour}">{name}</text>')
     k = knee(rows)
     if k:
         parts.append(f'<line x1="{px(k["sessions"]):.1f}" y1="{T}" x2="{px(k["sessions"]):.1f}" y2="{H - B}" stroke="#ff7f0e" stroke-dasharray="5,4"/>')
