@@ -144,24 +144,23 @@ def take_refusals(session_state) -> list[str]:
 #   :func:`pace` does not run a session whose browser has not read what it was sent.
 # bench/bad_load.py measures both, tests/test_bad_load.py checks them, docs/bench_bad_load.md has the numbers.
 
-import os  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
-from lora_app import run_gate  # noqa: E402
+from lora_app import env, run_gate  # noqa: E402
 
 PACE_KEY = "_pace_bucket"
 ADMITTED_KEY = "_admitted"
 PACE_BURST = 30        # run starts a session may make at once
-PACE_RATE = float(os.environ.get("LORA_PACE_RATE", "8"))   # run starts per second, sustained (0: no pace)
+PACE_RATE = env.number("LORA_PACE_RATE", 8.0)   # run starts per second, sustained (0: no pace)
 PACE_MAX_SLEEP_S = 0.25
 # a session whose socket holds this many messages it has not read gets no new run (one Explore run is
 # ~40 messages; Streamlit itself closes a session at 500, by then holding 500 messages in memory)
 BACKLOG_MAX = 120
-MAX_SESSIONS = int(os.environ.get("LORA_MAX_SESSIONS", "300"))  # docs/bench_class_load.md: one core holds 50-100 active
+MAX_SESSIONS = env.number("LORA_MAX_SESSIONS", 300, integer=True)  # docs/bench_class_load.md: one core holds 50-100 active
 # new sessions' first runs, server-wide: a burst, then a rate; a session that would wait longer is told to try again
 ARRIVAL_BURST = 10
-ARRIVAL_RATE = float(os.environ.get("LORA_ARRIVAL_RATE", "3"))
+ARRIVAL_RATE = env.number("LORA_ARRIVAL_RATE", 3.0)
 ARRIVAL_MAX_WAIT_S = 60.0  # a whole class of 150 opening at once still gets in, later; beyond, "try again"
 _ARRIVALS = [float(ARRIVAL_BURST), 0.0]
 _ARRIVAL_LOCK = threading.Lock()
@@ -240,7 +239,7 @@ def pace(session_state) -> None:
 # rerun messages, per session, on the server's event loop (before Streamlit starts a script thread for one):
 # a burst, then a rate; beyond it the latest message waits its turn and replaces any that was waiting
 RERUN_BURST = 5
-RERUN_RATE = float(os.environ.get("LORA_RERUN_RATE", "2"))
+RERUN_RATE = env.number("LORA_RERUN_RATE", 2.0)
 # a session sending rerun messages faster than any person or browser can, for seconds on end, is cut off: reading
 # each message costs the server's event loop ~0.3 ms, so a few such sessions would take a third of a core even
 # coalesced (a held arrow key repeats ~30 times a second)

@@ -32,6 +32,8 @@ from contextlib import contextmanager
 
 from streamlit.runtime.scriptrunner.script_runner import ScriptRunner
 
+from lora_app import env
+
 _LOGGER = logging.getLogger(__name__)
 _ORIGINAL = ScriptRunner._run_script
 
@@ -45,7 +47,7 @@ def default_slots() -> int:
     return 2 * cores
 
 
-SLOTS = int(os.environ.get("LORA_RUN_SLOTS", default_slots()))
+SLOTS = env.number("LORA_RUN_SLOTS", default_slots(), integer=True)
 MAX_WAIT_S = 10.0
 
 
