@@ -9,7 +9,7 @@ guard.install_rerun_limit()  # a flood of rerun messages from one session is coa
 guard.install()  # forged widget messages are refused before Streamlit reads them (from the next rerun on)
 widget_gc.install()  # a widget that is gone takes its metadata and callback with it (Streamlit keeps them)
 cache_locks.install()  # a cached value, once written, leaves no per-key lock behind (Streamlit keeps them)
-run_gate.install()  # page runs take turns, a few at a time, in arrival order: a class's burst is served in turn
+run_gate.install(later=guard.arriving)  # page runs take turns in arrival order, new sessions' first pages last
 st.set_page_config(page_title="LoRA inside attention", page_icon="🧮", layout="wide")
 guard.admit(st.session_state)  # beyond LORA_MAX_SESSIONS sessions, the new ones are told the server is full
 ui.load_url_state()

@@ -346,6 +346,11 @@ def reserve(bucket: list, now: float, rate: float, burst: int, max_wait: float) 
     return wait
 
 
+def arriving(session_state) -> bool:
+    """Whether this session has not yet been let in by :func:`admit` (its runs wait behind the class's: run_gate)."""
+    return ADMITTED_KEY not in session_state
+
+
 def admit(session_state, limit: int | None = None) -> None:
     """Let a session in while the server holds at most ``limit`` (``LORA_MAX_SESSIONS``) sessions; else say it is full and stop.
 

@@ -59,6 +59,28 @@ def test_waiters_get_their_turn_in_arrival_order():
     assert gate.waited == 8 and gate.timed_out == 0
 
 
+def test_the_later_line_waits_for_the_main_line():
+    """New sessions' first pages (the later line) go after every run of the class already at work."""
+    gate = Gate(1)
+    assert gate.enter()
+    order = []
+
+    def run(name, later):
+        gate.enter(later=later)
+        order.append(name)
+        gate.leave()
+
+    threads = []
+    for i, (name, later) in enumerate([("new1", True), ("class1", False), ("new2", True), ("class2", False)]):
+        threads.append(threading.Thread(target=run, args=(name, later)))
+        threads[-1].start()
+        _wait_for(lambda: gate.busy()[1] == i + 1)
+    gate.leave()
+    for t in threads:
+        t.join(5)
+    assert order == ["class1", "class2", "new1", "new2"]
+
+
 @pytest.mark.parametrize("slots", [1, 2, 3])
 def test_never_more_holders_than_slots(slots):
     gate = Gate(slots)
