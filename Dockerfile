@@ -26,7 +26,7 @@ RUN useradd --create-home --uid 10001 lora \
 COPY --chown=lora:lora . .
 
 USER lora
-# finished Real-model runs, shared by every replica that mounts the same volume (see lora_app/jobs.py)
+# finished Real-model runs, shared by every replica that mounts the same volume (see lora_app/compute/jobs.py)
 VOLUME /runs
 EXPOSE 8501
 

@@ -1,18 +1,14 @@
 """Entry point: page config, navigation, the shared sidebar, and the URL written after each run."""
 import streamlit as st
 
-from lora_app import cache_locks, guard, run_gate, screen, style, ui, widget_gc
+from lora_app import server
 from lora_app.compute import device_choice
+from lora_app.widgets import screen, sidebar, style, url_state
 
-guard.pace(st.session_state)  # a session rerunning faster than a person can is slowed; one not reading is not run
-guard.install_rerun_limit()  # a flood of rerun messages from one session is coalesced to a few a second
-guard.install()  # forged widget messages are refused before Streamlit reads them (from the next rerun on)
-widget_gc.install()  # a widget that is gone takes its metadata and callback with it (Streamlit keeps them)
-cache_locks.install()  # a cached value, once written, leaves no per-key lock behind (Streamlit keeps them)
-run_gate.install(later=guard.arriving)  # page runs take turns in arrival order, new sessions' first pages last
+server.install(st.session_state)  # pace this run, then Streamlit's patches, once per process: the order is in server/__init__.py
 st.set_page_config(page_title="LoRA inside attention", page_icon="🧮", layout="wide")
-guard.admit(st.session_state)  # beyond LORA_MAX_SESSIONS sessions, the new ones are told the server is full
-ui.load_url_state()
+server.admit(st.session_state)  # beyond LORA_MAX_SESSIONS sessions, the new ones are told the server is full
+url_state.load_url_state()
 style.apply()
 
 page = st.navigation(position="top", pages=[
@@ -29,10 +25,10 @@ page = st.navigation(position="top", pages=[
 
 presenting = page.url_path == "present"  # a projector gets the slide alone: no sidebar
 if presenting or page.url_path == "real":  # the real model has its own controls: the toy example's would mislead
-    ui.validate_controls()
+    url_state.validate_controls()
 if not presenting:
     if page.url_path != "real":
-        ui.sidebar_controls()
+        sidebar.sidebar_controls()
     device = device_choice()
     st.sidebar.caption(f"Math runs on **{device.label}**")
     if device.problem:
@@ -40,6 +36,6 @@ if not presenting:
 
 page.run()
 screen.report()
-ui.write_url(ui.current_config(), shared=page.url_path != "real")  # the real model has no toy example
+url_state.write_url(url_state.current_config(), shared=page.url_path != "real")  # the real model has no toy example
 if not presenting:
-    ui.share_link()
+    url_state.share_link()

@@ -6,7 +6,7 @@
    shows an OpenMP pool spinning on the second core. Target: ≤ 10 s.
 2. The fixed-budget placement grid (``budget_grid``: 9 placements + full) per task. Target: ≤ 3 min.
 3. The rank sweep (``rank_sweep``, r = 1…16) per task.
-   Both at torch threads = ``lora_app.jobs.TRAIN_THREADS``, the server's training setting.
+   Both at torch threads = ``lora_app.compute.jobs.TRAIN_THREADS``, the server's training setting.
 4. Another session's slider, end to end: a fresh ``streamlit run app.py`` (LORA_DEVICE=cpu,
    LORA_RUNS_DIR a fresh temporary folder, so nothing is cached from an earlier run) and headless
    Chromium. Explore's r slider is moved with the keyboard and timed in the page exactly as
@@ -89,11 +89,11 @@ def machine() -> None:
                      if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    from lora_app.jobs import TRAIN_THREADS
+    from lora_app.compute.jobs import TRAIN_THREADS
     say(f"machine: {platform.machine()}, {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {model}")
     say(f"python {platform.python_version()}, torch {torch.__version__}, default torch threads "
         f"{torch.get_num_threads()} (interop {torch.get_num_interop_threads()}), "
-        f"server training threads (lora_app.jobs.TRAIN_THREADS) {TRAIN_THREADS}, device cpu, float32")
+        f"server training threads (lora_app.compute.jobs.TRAIN_THREADS) {TRAIN_THREADS}, device cpu, float32")
     load = os.getloadavg()
     say(f"load average (1, 5, 15 min) at start: {', '.join(f'{x:.2f}' for x in load)}")
     if load[0] > 0.5 * (os.cpu_count() or 1):
@@ -261,7 +261,7 @@ def separate_trainer() -> subprocess.Popen:
     """Another process training the grid for both tasks over and over, at the server's training threads."""
     code = (
         "import sys, torch\n"
-        "from lora_app.jobs import TRAIN_THREADS\n"
+        "from lora_app.compute.jobs import TRAIN_THREADS\n"
         "from lora_core.finetune import FinetuneSettings, budget_grid, finetune\n"
         "from lora_core.tiny import ADAPT_TASKS, load_base_model\n"
         "torch.set_num_threads(TRAIN_THREADS)\n"
@@ -455,7 +455,7 @@ def main() -> None:
     say()
     machine()
     if not args.only_browser:
-        from lora_app.jobs import TRAIN_THREADS
+        from lora_app.compute.jobs import TRAIN_THREADS
         base = load_base_model()
         single_runs(base, repeats)
         grids(base, TRAIN_THREADS)

@@ -227,7 +227,7 @@ def check_identical() -> int:
     import plotly.tools as tools
 
     from lora_app.figures.heatmap import matrix_heatmap, matrix_heatmap_spec
-    from lora_app.ui import _Prebuilt
+    from lora_app.widgets.charts import _Prebuilt
 
     rng, n = np.random.default_rng(0), 0
     cases = [{}, {"role": "frozen"}, {"role": "trainable", "zmax": 2.0}, {"show_scale": True, "text_size": 11},

@@ -461,7 +461,7 @@ def main() -> None:
           flush=True)
     rows, per_page = [], None
     try:
-        # the first session of a server leaves Streamlit's pages/-folder mode (ui.entry_guard) and warms its imports
+        # the first session of a server leaves Streamlit's pages/-folder mode (navigation.entry_guard) and warms its imports
         async def warm():
             s = await Session.open(url, "/", "", timeout=120)
             await s.close()

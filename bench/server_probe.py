@@ -8,10 +8,10 @@ writes the most common stacks of that window. With ``LORA_PROBE_OBJECTS=1`` it a
 server's object count by type at each window (``gc.get_objects``; holds the GIL for ~0.05 s).
 
 Found three things in issue 13 (docs/PERFORMANCE.md, "A class on one server"):
-- the stale widgets' metadata kept by Streamlit (object counts; fixed by ``lora_app.widget_gc``);
-- the per-key locks kept by Streamlit's caches (object counts: ``_thread.lock``; fixed by ``lora_app.cache_locks``);
+- the stale widgets' metadata kept by Streamlit (object counts; fixed by ``lora_app.server.widget_gc``);
+- the per-key locks kept by Streamlit's caches (object counts: ``_thread.lock``; fixed by ``lora_app.server.cache_locks``);
 - the script threads waiting on ``MediaFileManager._lock`` when a class's latency plateaus (stacks): a
-  symptom of the class's lock-step, which ``bench/rerun_timeline.py`` then found (``lora_app.run_gate``).
+  symptom of the class's lock-step, which ``bench/rerun_timeline.py`` then found (``lora_app.server.run_gate``).
 A diagnostic, not a benchmark: it prints no figure of merit.
 """
 import collections

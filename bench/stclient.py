@@ -233,7 +233,7 @@ class Session:
                    timeout: float = 60.0) -> "Session":
         """Connect, run the page once as a first visit does, and (by default) report a window size.
 
-        ``screen`` emulates the app's screen reporter (``lora_app/screen.py``): after the first run the
+        ``screen`` emulates the app's screen reporter (``lora_app/widgets/screen.py``): after the first run the
         browser sends its window size and its key counter, which costs one more rerun, as in a browser.
         ``None`` skips it. The time of both runs is in ``session.first_load``.
         """

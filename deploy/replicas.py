@@ -9,7 +9,7 @@ Each replica is ``streamlit run app.py`` on a loopback port (port+1, port+2, …
 and is configured from deploy/nginx.conf itself: only its upstream servers, its listen line and its paths
 (pid, logs, temporary files, all in one folder of its own) are replaced, so the tests check the file that
 compose uses. Nothing needs root. Every replica gets the same ``LORA_RUNS_DIR``, so a run trained on one is
-served by all of them (lora_app.jobs verifies each file it reads).
+served by all of them (lora_app.compute.jobs verifies each file it reads).
 
 From Python::
 

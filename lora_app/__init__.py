@@ -1,14 +1,10 @@
-"""The app's pieces that are not pages: the shared config, figure builders, LaTeX and streamlit helpers.
+"""The app's half of the explainer: everything that is not a page (see docs/ARCHITECTURE.md).
 
-Streamlit runs a full garbage collection after every script run. With torch, pandas and plotly
-loaded that took 140-160 ms a rerun, most of the server's time. Their objects live as long as the
-process, so import them once here and freeze them out of the collector's sight.
+- ``server/``: what guards or patches Streamlit's runtime, installed once by app.py (``server.install``);
+- ``widgets/``: URL state, the sidebar, charts, matrix editors, cell picking, the stepper, following a run;
+- ``slides/``: the Present page's layout engine and its slides;
+- ``views/``: what a page and its slides both draw;
+- ``config/``, ``compute/``, ``figures/``, ``text/``: one module per page each, plus their shared parts.
+
+Importing this package does no work: each room loads only what it needs.
 """
-import gc
-
-import pandas  # noqa: F401
-import plotly.graph_objects  # noqa: F401
-import torch  # noqa: F401
-
-gc.collect()
-gc.freeze()

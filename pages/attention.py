@@ -5,25 +5,30 @@ The controls sit on top; the layer is five parts, and only the open part runs an
 import numpy as np
 import streamlit as st
 
-from lora_app import figures, text, ui
+from lora_app import figures, text
+from lora_app.widgets import url_state
+from lora_app.server import navigation
+from lora_app.widgets import charts
+from lora_app.widgets import sections
+from lora_app.widgets import notices
 from lora_app.compute.attention import attention_arrays, attention_ranges, head_columns, param_table
 from lora_app.config.attention import (
     HEAD_CHOICES, LORA_KEYS, WIDGET_KEYS, attention_config, attention_url, fit_to_example, max_heads, sanitize_attention,
 )
 
-ui.entry_guard()
+navigation.entry_guard()
 
-ui.page_state("attention", sanitize_attention)
+url_state.page_state("attention", sanitize_attention)
 t = text.attention
 
 st.title("Where LoRA goes: inside one attention layer")
-ui.show_notices()
+notices.show_notices()
 st.markdown(t.INTRO)
 st.latex(t.PROJECTION_EQUATION)
 st.latex(t.HEAD_EQUATION)
 
 st.subheader("Put an adapter on")
-example = ui.current_config()
+example = url_state.current_config()
 values, notes = fit_to_example({key: st.session_state[key] for key in WIDGET_KEYS}, example.k)
 st.session_state.update(values)  # before the widgets exist, so they show the clamped values
 with st.container(horizontal=True, gap="medium"):
@@ -42,7 +47,7 @@ head = min(st.session_state["head"], cfg.heads)
 for note in notes:
     st.info(note, icon=":material/info:")
 res = attention_arrays(cfg)
-ui.set_page_url(attention_url(cfg, head))
+url_state.set_page_url(attention_url(cfg, head))
 h, dk = head - 1, res.d_head
 st.caption(t.SETUP_NOTE)
 
@@ -55,14 +60,14 @@ def qkv() -> None:
     for M, name, p in zip((tr.q, tr.k, tr.v), "QKV", "qkv"):
         how = f"X·(W_{name} + s·A_{name}·B_{name})" if p in cfg.projections else f"X·W_{name}"
         items.append((head_columns(M, h, dk), f"{name}_{head} = {how}", {"zmax": z}))
-    ui.matrix_row(items, ["fig_Q", "fig_K", "fig_V"])
+    charts.matrix_row(items, ["fig_Q", "fig_K", "fig_V"])
 
 
 def scores() -> None:
     st.caption(t.SCORES_NOTE + (" " + t.CAUSAL_NOTE if cfg.causal else ""))
     tr = res.adapted
     raw = np.where(np.isfinite(tr.scores[h]), tr.scores[h], np.nan)  # the causal mask's −∞ are drawn blank
-    ui.matrix_row([figures.attention.attention_item(raw, f"scores Q_{head}·K_{head}ᵀ/√{dk}",
+    charts.matrix_row([figures.attention.attention_item(raw, f"scores Q_{head}·K_{head}ᵀ/√{dk}",
                                                     zmax=float(np.nanmax(np.abs(raw))) or 1.0),
                    figures.attention.attention_item(tr.weights[h], "weights = softmax(scores)")],
                   ["fig_scores", "fig_weights"])
@@ -72,7 +77,7 @@ def output() -> None:
     st.caption(t.OUTPUT_NOTE)
     tr = res.adapted
     o_how = "(W_O + s·A_O·B_O)" if "o" in cfg.projections else "W_O"
-    ui.matrix_row([(head_columns(tr.context, h, dk), f"head {head} = weights·V_{head}", {}),
+    charts.matrix_row([(head_columns(tr.context, h, dk), f"head {head} = weights·V_{head}", {}),
                    (res.W["o"], "W_O", {"role": "frozen"}), (tr.out, f"out = [heads]·{o_how}", {})],
                   ["fig_context", "fig_WO", "fig_out"])
 
@@ -85,7 +90,7 @@ def weights_change() -> None:
     of_head = f", head {head}" if cfg.heads > 1 else ""
     diff = ad.weights[h] - pl.weights[h]
     titles = (f"weights without LoRA{of_head}", f"weights with LoRA{of_head}", f"change in the weights{of_head}")
-    ui.matrix_row([figures.attention.attention_item(M, title, zmax=zmax, show_scale=title.startswith("change"), decimals=3)
+    charts.matrix_row([figures.attention.attention_item(M, title, zmax=zmax, show_scale=title.startswith("change"), decimals=3)
                    for M, title, zmax in zip((pl.weights[h], ad.weights[h], diff), titles,
                                              (1.0, 1.0, figures.symmetric_range(diff) if np.any(diff) else 1.0))],
                   [f"fig_cmp_{title}" for title in titles])
@@ -98,7 +103,7 @@ def output_change() -> None:
     pl, ad = res.plain, res.adapted
     z_out = attention_ranges(cfg, res).out  # the same for every r: the frozen model's output is not redrawn
     titles = ("output without LoRA", "output with LoRA", "change in the output")
-    ui.matrix_row([(M, title, {"zmax": z_out, "show_scale": title.startswith("change")})
+    charts.matrix_row([(M, title, {"zmax": z_out, "show_scale": title.startswith("change")})
                    for M, title in zip((pl.out, ad.out, ad.out - pl.out), titles)], [f"fig_cmp_{t}" for t in titles])
     st.caption(f"Checked on every run against `torch.nn.functional.scaled_dot_product_attention`: the largest "
                f"difference between the two is {res.sdpa_error:.1e}, rounding error of the arithmetic.")
@@ -108,7 +113,7 @@ def trained() -> None:
     st.caption(t.TABLE_NOTE)
     table = param_table(res.rows)
     layer = table.iloc[-1]
-    m = ui.metric_row(3)
+    m = charts.metric_row(3)
     m[0].metric("Trained by LoRA in this layer", f"{layer['trained by LoRA']:,}")
     m[1].metric("Trained by full fine-tuning in this layer", f"{layer['numbers in the matrix']:,}")
     m[2].metric("LoRA's share", f"{layer['trained by LoRA'] / layer['numbers in the matrix']:.2%}")
@@ -116,7 +121,7 @@ def trained() -> None:
         c: st.column_config.NumberColumn(c, format="localized") for c in ("numbers in the matrix", "trained by LoRA")})
 
 
-view, where = ui.sections("attention", t.SECTIONS)
+view, where = sections.sections("attention", t.SECTIONS)
 with where:
     {"qkv": qkv, "scores": scores, "output": output, "change": weights_change, "out_change": output_change,
      "count": trained}[view]()

@@ -4,18 +4,28 @@ The page is five parts in the order of the lesson; only the open part runs and d
 """
 import streamlit as st
 
-from lora_app import adapter_ui, figures, latex, text, ui
+from lora_app import figures
+from lora_app.widgets import adapter_files
+from lora_app.text import latex
+from lora_app.widgets import matrix_editor
+from lora_app.widgets import cells
+from lora_app import text
+from lora_app.widgets import url_state
+from lora_app.server import navigation
+from lora_app.widgets import charts
+from lora_app.widgets import sections
+from lora_app.widgets import notices
 from lora_app.compute import colour_ranges, explore_arrays
 from lora_core import param_counts
 
-ui.entry_guard()
+navigation.entry_guard()
 
-ui.apply_pending_edits()
-cfg = ui.current_config()
+matrix_editor.apply_pending_edits()
+cfg = url_state.current_config()
 res = explore_arrays(cfg)
 
 st.title("LoRA inside attention: the query projection")
-ui.show_notices()
+notices.show_notices()
 st.markdown(text.EXPLORE_INTRO)
 st.latex(text.EQUATION)
 
@@ -23,7 +33,7 @@ st.latex(text.EQUATION)
 def matrices() -> None:
     st.caption(text.MATRICES_NOTE)
     z_ab = figures.symmetric_range(res.A, res.B)
-    ui.matrix_row([(res.X, "X", {}), (res.W, "W_Q", {"role": "frozen"}), (res.A, "A_Q", {"role": "trainable", "zmax": z_ab}),
+    charts.matrix_row([(res.X, "X", {}), (res.W, "W_Q", {"role": "frozen"}), (res.A, "A_Q", {"role": "trainable", "zmax": z_ab}),
                    (res.B, "B_Q", {"role": "trainable", "zmax": z_ab})], ["fig_X", "fig_W_Q", "fig_A_Q", "fig_B_Q"])
 
 
@@ -31,7 +41,7 @@ def update() -> None:
     st.caption(text.DELTA_NOTE)
     z_w = colour_ranges(cfg, res).w
     titles = ("W_Q", "ΔW_Q = s·A_Q·B_Q", "W_Q + ΔW_Q")
-    ui.matrix_row([(M, title, {"zmax": z_w, "show_scale": title == "W_Q + ΔW_Q"})
+    charts.matrix_row([(M, title, {"zmax": z_w, "show_scale": title == "W_Q + ΔW_Q"})
                    for M, title in zip((res.W, res.delta_W, res.W_merged), titles)], [f"fig_w_{t}" for t in titles])
     if latex.fits_equation(res.X, res.W, res.A, res.B):
         st.latex(latex.delta_equation(res.A, res.B, res.delta_W, res.scaling))
@@ -41,32 +51,32 @@ def update() -> None:
 
 def q_view() -> None:
     st.caption(text.Q_NOTE)
-    i, j = ui.picked_cell(cfg)
+    i, j = cells.picked_cell(cfg)
     z_q = colour_ranges(cfg, res).q
     titles = ("Q = X·W_Q", "Q = X·(W_Q + ΔW_Q)", "ΔQ = difference")
     keys = [f"fig_q_{title}" for title in titles]
-    ui.matrix_row([(M, title, {"zmax": z_q, "cell": (i, j), "clickable": True, "show_scale": title.startswith("ΔQ")})
+    charts.matrix_row([(M, title, {"zmax": z_q, "cell": (i, j), "clickable": True, "show_scale": title.startswith("ΔQ")})
                    for M, title in zip((res.base, res.q, res.delta_q), titles)], keys,
-                  chart_kw=lambda n: dict(selection_mode="points", on_select=ui.cell_click(
-                      keys[n], then=lambda: ui.open_section("explore", text.EXPLORE_SECTIONS, "cell"))))
+                  chart_kw=lambda n: dict(selection_mode="points", on_select=cells.cell_click(
+                      keys[n], then=lambda: sections.open_section("explore", text.EXPLORE_SECTIONS, "cell"))))
     if latex.fits_equation(res.X, res.W, res.A, res.B):
         st.latex(latex.forward_equation(res.X, res.W_merged, res.q))
 
 
 def one_cell() -> None:
     st.caption(text.BREAKDOWN_NOTE)
-    i, j = ui.picked_cell(cfg)
-    ui.cell_inputs(cfg)
+    i, j = cells.picked_cell(cfg)
+    cells.cell_inputs(cfg)
     for line in latex.cell_breakdown(res.X, res.W, res.A, res.B, res.scaling, i, j):
         st.latex(line)
-    ui.matrix_row([(res.X, "X", {"rows": (i,)}), (res.W, "W_Q", {"role": "frozen", "cols": (j,)})],
+    charts.matrix_row([(res.X, "X", {"rows": (i,)}), (res.W, "W_Q", {"role": "frozen", "cols": (j,)})],
                   ["fig_pick_X", "fig_pick_W"])
 
 
 def count() -> None:
     st.markdown(text.WHY_INTRO)
     c = res.counts
-    m = ui.metric_row(4)
+    m = charts.metric_row(4)
     m[0].metric("Frozen in W_Q (d·k)", f"{c.full:,}")
     m[1].metric("Trained by LoRA, r·(d + k)", f"{c.lora:,}", f"{c.lora - c.full:+,} vs full fine-tuning",
                 delta_color="inverse")
@@ -79,20 +89,20 @@ def count() -> None:
         f"break-even rank {seed_c.break_even:.3g} LoRA would be smaller, and r = 1 is the only such rank. The saving "
         f"is real only for large matrices: a 4096×4096 projection at r = 8 trains {big.lora:,} numbers instead of "
         f"{big.full:,} ({big.lora / big.full:.2%}).", icon=":material/edit_note:")
-    st.markdown(ui.counts_sentence(cfg, c))
+    st.markdown(text.counts_sentence(cfg, c))
 
 
-view, where = ui.sections("explore", text.EXPLORE_SECTIONS)
+view, where = sections.sections("explore", text.EXPLORE_SECTIONS)
 with where:
     {"matrices": matrices, "update": update, "q": q_view, "cell": one_cell, "count": count}[view]()
 
 with st.expander("Edit the matrices", key="explore_edit", on_change="rerun") as edit:
     if edit.open:
-        ui.matrix_editors({"X": res.X, "W": res.W, "A": res.A, "B": res.B})
+        matrix_editor.matrix_editors({"X": res.X, "W": res.W, "A": res.A, "B": res.B})
 
 with st.expander("Save or load the adapter (PEFT format)", key="explore_adapter", on_change="rerun") as adapter:
     if adapter.open:
         st.caption("The saved zip opens in the real library: `PeftModel.from_pretrained(model, folder)` on a model "
                    "whose `q_proj` holds W_Qᵀ gives the Q shown above. A loaded adapter replaces A_Q, B_Q, r and α here.")
-        adapter_ui.download_button(res.A, res.B, cfg, "Download A_Q and B_Q as a PEFT adapter", key="adapter_explore")
-        adapter_ui.upload_box(cfg)
+        adapter_files.download_button(res.A, res.B, cfg, "Download A_Q and B_Q as a PEFT adapter", key="adapter_explore")
+        adapter_files.upload_box(cfg)

@@ -1,16 +1,21 @@
 """Present: the seed's story as live slides, driven by a clicker (← → PageUp PageDown).
 
-Each slide is laid out for the window it is shown in (``slides.SlideSpace``): the text size
+Each slide is laid out for the window it is shown in (``slide_layout.SlideSpace``): the text size
 follows the window and the text-size control, and rem units carry it to every widget.
 """
 import streamlit as st
 
-from lora_app import screen, slides, ui
+from lora_app.widgets import screen
+from lora_app import slides
+from lora_app.slides import layout as slide_layout
+from lora_app.widgets import url_state
+from lora_app.server import navigation
+from lora_app.widgets import notices
 from lora_app.config.present import FONT_SIZES, SLIDES, sanitize_present
 
-ui.entry_guard()
-ui.page_state("present", sanitize_present)
-ex = ui.current_config()
+navigation.entry_guard()
+url_state.page_state("present", sanitize_present)
+ex = url_state.current_config()
 
 
 def go(delta: int) -> None:
@@ -24,21 +29,21 @@ n = st.session_state["slide"]
 key, title = SLIDES[n - 1]
 font = st.session_state.get("font") if st.session_state.get("font") in FONT_SIZES else "L"
 scr = screen.current()
-rem, _ = slides.sizes(scr, font)
+rem, _ = slide_layout.sizes(scr, font)
 dark = getattr(st.context.theme, "type", None) == "dark"
 st.html(f"""<style>
   html {{ font-size: {rem:.2f}px !important; }}
   header[data-testid="stHeader"] {{ display: none; }}
-  [data-testid="stMainBlockContainer"] {{ padding-top: 0.8rem; padding-bottom: {slides.FOOTER_REM}rem; max-width: none; }}
+  [data-testid="stMainBlockContainer"] {{ padding-top: 0.8rem; padding-bottom: {slide_layout.FOOTER_REM}rem; max-width: none; }}
   [data-testid="stMain"] h1 {{ font-size: 1.5rem; line-height: 1.2; padding: 0 0 0.2rem; }}
-  [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li {{ font-size: 1rem; line-height: {slides.LINE}; margin-bottom: 0.3rem; }}
+  [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li {{ font-size: 1rem; line-height: {slide_layout.LINE}; margin-bottom: 0.3rem; }}
   [data-testid="stMarkdownContainer"] ul {{ margin-bottom: 0; }}
   [data-testid="stMetricValue"] {{ font-size: 1.6rem; }}
   .st-key-slide_nav {{ position: fixed; left: 0; right: 0; bottom: 0; z-index: 99; padding: 0.45rem 1.5rem;
                        background: {'#0e1117' if dark else '#ffffff'}; border-top: 1px solid rgba(128, 128, 128, 0.4); }}
   .st-key-present_pageup, .st-key-present_pagedown {{ display: none; }}
 </style>""")
-ui.show_notices()
+notices.show_notices()
 # the footer first (it is fixed to the window's bottom): a slide that follows a training run never returns
 # while the run goes on, and the footer must be this run's, not the last one's greyed copy
 with st.container(key="slide_nav", horizontal=True, vertical_alignment="center", gap="small"):
@@ -52,7 +57,7 @@ with st.container(key="slide_nav", horizontal=True, vertical_alignment="center",
 # clickers send PageUp/PageDown: two more shortcuts, on buttons kept out of sight
 st.button("previous slide", on_click=go, args=(-1,), shortcut="PageUp", key="present_pageup")
 st.button("next slide", on_click=go, args=(1,), shortcut="PageDown", key="present_pagedown")
-space = slides.SlideSpace(scr, font, f"{n} · {title}")
+space = slide_layout.SlideSpace(scr, font, f"{n} · {title}")
 st.title(f"{n} · {title}", anchor=False)
-ui.set_page_url({"slide": str(n), "font": font})
+url_state.set_page_url({"slide": str(n), "font": font})
 slides.DRAW[key](ex, space)

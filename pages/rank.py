@@ -4,21 +4,27 @@ The target's controls sit on top; the page is four parts, and only the open part
 """
 import streamlit as st
 
-from lora_app import figures, text, ui
+from lora_app import figures, text
+from lora_app.widgets import matrix_editor
+from lora_app.widgets import charts
+from lora_app.widgets import url_state
+from lora_app.server import navigation
+from lora_app.widgets import sections
+from lora_app.widgets import notices
 from lora_app.compute.rank import delta_spectrum, edited_target, rank_counts, target_copy
 from lora_app.config.rank import DECAY_MAX, DECAY_MIN, DECAY_STEP, EDITABLE_MAX_SIDE, RankConfig, sanitize_rank, target_edits
 
-ui.entry_guard()
+navigation.entry_guard()
 
-ui.page_state("rank", sanitize_rank)
-ui.apply_pending_edits({"dW": "ΔW*"})
+url_state.page_state("rank", sanitize_rank)
+matrix_editor.apply_pending_edits({"dW": "ΔW*"})
 t = text.rank
-example = ui.current_config()
+example = url_state.current_config()
 d, k, r = example.d, example.k, example.r
 edits = target_edits(st.session_state.get("edits", {}).get("dW", {}), d, k)
 
 st.title("Rank: what a rank-r update can and cannot reach")
-ui.show_notices()
+notices.show_notices()
 st.markdown(t.INTRO)
 
 with st.container(border=True):
@@ -32,19 +38,19 @@ with st.container(border=True):
         else:
             st.caption(t.EDIT_NOTE)
             # only the parts that show ΔW* need it at large sizes; here it is small
-            ui.matrix_editors({"dW": edited_target(d, k, example.seed, st.session_state["decay"], edits)},
+            matrix_editor.matrix_editors({"dW": edited_target(d, k, example.seed, st.session_state["decay"], edits)},
                               {"dW": "ΔW*"}, max_side=EDITABLE_MAX_SIDE)
 cfg = RankConfig(example, st.session_state["decay"], edits)
-ui.set_page_url(cfg.url_params())
+url_state.set_page_url(cfg.url_params())
 
 
 def spectrum() -> None:
     res = delta_spectrum(example)  # each part computes only what it shows
     st.caption(t.SPECTRUM_NOTE)
     cols = st.columns([1, 2])
-    ui.matrix_row([(res.delta_W, "ΔW = s·A·B", {})], ["fig_delta"], where=cols[0],
-                  width=ui.column_width(1 / 3))
-    ui.chart(cols[1], figures.rank.singular_value_bars(res.delta_sigma, r, "Singular values of ΔW", tol=res.delta_tol,
+    charts.matrix_row([(res.delta_W, "ΔW = s·A·B", {})], ["fig_delta"], where=cols[0],
+                  width=charts.column_width(1 / 3))
+    charts.chart(cols[1], figures.rank.singular_value_bars(res.delta_sigma, r, "Singular values of ΔW", tol=res.delta_tol,
                                                        kept=f"σ₁ … {t.sigma_name(r)}: within rank r",
                                                        dropped="beyond r: zero up to rounding"),
              key="fig_delta_sigma")
@@ -55,7 +61,7 @@ def best_copy() -> None:
     res = target_copy(cfg)
     z = res.z_copy  # the same for every r: ΔW* is not redrawn when r moves
     titles = ("ΔW* (the update wanted)", f"best rank-{r} approximation", "what rank r misses")
-    ui.matrix_row([(M, title, {"zmax": z, "show_scale": title.startswith("what")})
+    charts.matrix_row([(M, title, {"zmax": z, "show_scale": title.startswith("what")})
                    for M, title in zip((res.target, res.approx, res.target - res.approx), titles)],
                   [f"fig_{title}" for title in titles])
     relative_error(res)
@@ -64,10 +70,10 @@ def best_copy() -> None:
 def error() -> None:
     res = target_copy(cfg)
     cols = st.columns(2)
-    ui.chart(cols[0], figures.rank.singular_value_bars(res.target_sigma, r, "Singular values of ΔW*",
+    charts.chart(cols[0], figures.rank.singular_value_bars(res.target_sigma, r, "Singular values of ΔW*",
                                                        kept="kept by the truncated SVD", dropped="dropped: out of reach"),
              key="fig_target_sigma")
-    ui.chart(cols[1], figures.rank.error_curve(res.ranks, res.rank_errors, r), key="fig_error_curve")
+    charts.chart(cols[1], figures.rank.error_curve(res.ranks, res.rank_errors, r), key="fig_error_curve")
     relative_error(res)
 
 
@@ -80,13 +86,13 @@ def relative_error(res) -> None:
 def cost() -> None:
     res = rank_counts(d, k, r)
     st.caption(t.COUNT_NOTE)
-    ui.chart(st, figures.rank.param_count_curve(res.ranks, res.lora_counts, res.full_count, res.break_even, r),
+    charts.chart(st, figures.rank.param_count_curve(res.ranks, res.lora_counts, res.full_count, res.break_even, r),
              key="fig_counts")
     lora_now = int(res.lora_counts[r - 1])
     st.markdown(f"At {d}×{k} and r = {r}, LoRA trains **{lora_now:,}** numbers and full fine-tuning "
                 f"**{res.full_count:,}** ({lora_now / res.full_count:.1%}). The break-even rank is **{res.break_even:.4g}**.")
 
 
-view, where = ui.sections("rank", t.SECTIONS)
+view, where = sections.sections("rank", t.SECTIONS)
 with where:
     {"spectrum": spectrum, "copy": best_copy, "error": error, "cost": cost}[view]()

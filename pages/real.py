@@ -1,13 +1,19 @@
 """Real model: LoRA adapts a small pre-trained transformer to a new task, and the paper's questions are run live.
 
 The run controls sit in the Fine-tune tab; the other tabs use the same settings. Training happens on
-the server's worker thread (lora_app.jobs); this script only asks for runs and draws what has finished.
+the server's worker thread (lora_app.compute.jobs); this script only asks for runs and draws what has finished.
 """
 import numpy as np
 import streamlit as st
 
-from lora_app import figures, jobs, text, ui
-from lora_app.run_ui import clear_stop, follow, session, stopped_note, take_stop
+from lora_app import figures, text
+from lora_app.compute import jobs
+from lora_app.widgets import charts
+from lora_app.server import navigation
+from lora_app.widgets import url_state
+from lora_app.widgets import sections
+from lora_app.widgets import notices
+from lora_app.widgets.follow_run import clear_stop, follow, session, stopped_note, take_stop
 from lora_app.compute import real as compute
 from lora_app.config.real import (
     LAYER_CHOICES, LORA_KEYS, LR_CHOICES, RANK_MAX, STEP_CHOICES, SWEEP_CHOICES, TARGETS, WIDGET_KEYS, ALPHA_MAX, ALPHA_MIN,
@@ -18,12 +24,12 @@ from lora_core.adapter import adapters_zip_bytes
 from lora_core.finetune import HELD_OUT, TARGET_LABELS
 from lora_core.tiny import MODULE_TYPES, PERMUTATION, TASKS, parameter_count, read_config
 
-ui.entry_guard()
-ui.page_state("real", sanitize_real)
+navigation.entry_guard()
+url_state.page_state("real", sanitize_real)
 t = text.real
 
 st.title("LoRA on a real transformer")
-ui.show_notices()
+notices.show_notices()
 st.markdown(t.INTRO)
 
 
@@ -32,8 +38,8 @@ values = {key: st.session_state[key] for key in WIDGET_KEYS}
 cfg, problems = real_config(values, st.session_state.get("_real_last_good"))
 if not problems:
     st.session_state["_real_last_good"] = cfg
-ui.set_page_url(real_url(values))
-view, where = ui.sections("real", t.SECTIONS)
+url_state.set_page_url(real_url(values))
+view, where = sections.sections("real", t.SECTIONS)
 
 
 def show_problems() -> None:
@@ -57,7 +63,7 @@ def the_model() -> None:
         rows.append({"linear layer": name, "W shape (d_in×d_out)": f"{d_in}×{d_out}",
                      "numbers per layer": f"{d_in * d_out:,}", "layers": str(mcfg.layers)})
     total = parameter_count(base)
-    m = ui.metric_row(4)
+    m = charts.metric_row(4)
     m[0].metric("Numbers in the model", f"{total:,}")
     m[1].metric("Layers × heads", f"{mcfg.layers} × {mcfg.heads}")
     m[2].metric("Width, FFN width", f"{mcfg.d_model}, {mcfg.d_ff}")
@@ -71,7 +77,7 @@ def the_model() -> None:
     sequence_input()
     show_problems()
     out = compute.outputs(cfg, None)
-    ui.chart(st, figures.real.sequence_grid({"base model": out.base}, sorted(cfg.tokens), tokens=list(cfg.tokens),
+    charts.chart(st, figures.real.sequence_grid({"base model": out.base}, sorted(cfg.tokens), tokens=list(cfg.tokens),
                                             target_label="sorted (the base task)"),
              key="fig_real_model_seq")
     st.caption(f"Base accuracy on the new tasks, before any adaptation: reverse {t.pct(base_accuracy('reverse'))}, "
@@ -110,7 +116,7 @@ def run_controls() -> None:
 def curves_figure(live_or_run, full_or_none, total_steps: int):
     full = None if full_or_none is None else (full_or_none.losses, full_or_none.eval_steps, full_or_none.accuracies)
     return figures.real.run_curves(live_or_run.losses, live_or_run.eval_steps, live_or_run.accuracies, full=full,
-                                   total_steps=total_steps, width=ui.column_width(1.0))
+                                   total_steps=total_steps, width=charts.column_width(1.0))
 
 
 def fine_tune() -> None:
@@ -143,7 +149,7 @@ def fine_tune() -> None:
             st.info("Press **Train** to run these settings: LoRA first, then full fine-tuning as the baseline.",
                     icon=":material/model_training:")
         elif held.live is not None and held.live.settings == s:
-            ui.chart(st, curves_figure(held.live, None, s.steps), key="fig_real_stopped")
+            charts.chart(st, curves_figure(held.live, None, s.steps), key="fig_real_stopped")
         return
 
     def draw(snap, i):
@@ -151,7 +157,7 @@ def fine_tune() -> None:
         first = runs[0] if runs[0] is not None else (live if live and live.settings == s else None)
         if first is not None:
             second = None if s.full or runs[-1] is None else runs[-1]
-            ui.chart(st, curves_figure(first, second, s.steps), key=f"fig_real_live_{i}")
+            charts.chart(st, curves_figure(first, second, s.steps), key=f"fig_real_live_{i}")
     snap = follow(job, draw, "Training", "real_stop", row)
     if snap.state == "failed":
         st.error(f"The run failed: {snap.error}")
@@ -161,8 +167,8 @@ def fine_tune() -> None:
 
 def results(lora_run, full_run) -> None:
     s = lora_run.settings
-    ui.chart(st, curves_figure(lora_run, None if s.full else full_run, s.steps), key="fig_real_curves")
-    m = ui.metric_row(4)
+    charts.chart(st, curves_figure(lora_run, None if s.full else full_run, s.steps), key="fig_real_curves")
+    m = charts.metric_row(4)
     base_acc = base_accuracy(s.task)
     m[0].metric(f"Held-out accuracy on {s.task}", t.pct(lora_run.accuracy), f"{100 * (lora_run.accuracy - base_acc):+.1f} points "
                 "from the base", delta_color="off")
@@ -182,7 +188,7 @@ def results(lora_run, full_run) -> None:
                f"{lora_run.memory_how}.")
     sequence_input()
     out = compute.outputs(cfg, lora_run)
-    ui.chart(st, figures.real.sequence_grid({"base model": out.base, "adapted model": out.adapted}, out.target,
+    charts.chart(st, figures.real.sequence_grid({"base model": out.base, "adapted model": out.adapted}, out.target,
                                             tokens=list(cfg.tokens), target_label=f"right answer ({s.task})"),
              key="fig_real_seq")
     if not s.full:
@@ -237,7 +243,7 @@ def where_it_goes() -> None:
     def table(i) -> None:
         g = compute.grid_table(cfg)
         labels = [f"{row} · r = {r}" if r else row for row, r in zip(g.rows, g.ranks)]
-        ui.chart(st, figures.real.placement_grid(labels, g.tasks, g.accuracy, g.trainable, width=ui.column_width(1.0)),
+        charts.chart(st, figures.real.placement_grid(labels, g.tasks, g.accuracy, g.trainable, width=charts.column_width(1.0)),
                  key=f"fig_real_grid_{i}")
         sentence = t.grid_sentence(g.rows, g.tasks, g.accuracy)
         if sentence:
@@ -256,7 +262,7 @@ def how_small() -> None:
 
     def table(i) -> None:
         sw = compute.sweep_table(cfg)
-        ui.chart(st, figures.real.rank_curve(sw.ranks, sw.accuracy, full=sw.full or None, width=ui.column_width(1.0)),
+        charts.chart(st, figures.real.rank_curve(sw.ranks, sw.accuracy, full=sw.full or None, width=charts.column_width(1.0)),
                  key=f"fig_real_sweep_{i}")
         sentence = t.sweep_sentence(sw.ranks, sw.accuracy, sw.full, label)
         if sentence:
@@ -279,8 +285,8 @@ def how_small() -> None:
     shown = [x for x in spectra if x.lora_sigma is not None][:2] or spectra[:2]
     box = st.container(horizontal=True, gap="small")
     for x in shown:
-        ui.chart(box, figures.real.update_spectrum(x.full_sigma, x.lora_sigma, r, x.name,
-                                                   width=min(520, ui.column_width(0.5))), key=f"fig_real_sv_{x.name}",
+        charts.chart(box, figures.real.update_spectrum(x.full_sigma, x.lora_sigma, r, x.name,
+                                                   width=min(520, charts.column_width(0.5))), key=f"fig_real_sv_{x.name}",
                  width="content")
     st.dataframe([{"matrix": x.name, f"full fine-tuning: top {r}": t.pct(x.full_energy),
                    f"LoRA: top {r}": "not adapted" if x.lora_energy is None else t.pct(x.lora_energy),
@@ -308,12 +314,12 @@ def before_after() -> None:
                               {"zmax": 1.0, "decimals": 2, "row_labels": labels, "col_labels": labels}))
                 changes.append((f"layer {layer + 1}, head {head + 1}",
                                 float(0.5 * np.abs(after[layer][head] - maps[head]).sum(-1).mean())))
-            ui.matrix_row(items, f"fig_real_att_{layer}_{head}")
+            charts.matrix_row(items, f"fig_real_att_{layer}_{head}")
     if changes:
         st.markdown(t.attention_sentence(changes))
     out = compute.outputs(cfg, run)
     rows = {"base model": out.base} | ({"adapted model": out.adapted} if out.adapted is not None else {})
-    ui.chart(st, figures.real.sequence_grid(rows, out.target, tokens=list(cfg.tokens),
+    charts.chart(st, figures.real.sequence_grid(rows, out.target, tokens=list(cfg.tokens),
                                             target_label=f"right answer ({s.task})"),
              key="fig_real_before_seq")
 

@@ -2,7 +2,12 @@
 import numpy as np
 import streamlit as st
 
-from lora_app import figures, text, ui
+from lora_app import figures, text
+from lora_app.server import navigation
+from lora_app.widgets import charts
+from lora_app.widgets import url_state
+from lora_app.widgets import screen
+from lora_app.widgets import notices
 from lora_app.compute.explore import device_choice
 from lora_app.compute.scale import (
     claims_table, matrices_table, measure_step, paper_checks, paper_notes, paper_table, scale_numbers,
@@ -13,14 +18,14 @@ from lora_app.config.scale import (
 )
 from lora_core.scale import MODELS, TARGETS
 
-ui.entry_guard()
+navigation.entry_guard()
 
-ui.page_state("scale", sanitize_scale)
+url_state.page_state("scale", sanitize_scale)
 t = text.scale
 human = figures.scale.human_bytes
 
 st.title("Scale: LoRA on real models")
-ui.show_notices()
+notices.show_notices()
 st.markdown(t.INTRO)
 
 cols = st.columns([2, 3, 3])
@@ -30,7 +35,7 @@ cols[1].pills("Adapt", TARGETS, selection_mode="multi", key="targets", format_fu
 cols[2].select_slider("Rank r (this page's own)", R_CHOICES, key="scale_r", help=t.RANK_HELP, persist_state="session")
 cfg = scale_config({key: st.session_state[key] for key in ("model", "targets", "scale_r")})
 num = scale_numbers(cfg)
-ui.set_page_url(cfg.url_params())
+url_state.set_page_url(cfg.url_params())
 spec = num.spec
 
 st.subheader(f"What LoRA trains in {spec.name} at r = {cfg.r}")
@@ -45,7 +50,7 @@ if spec.fused_qkv and {"q", "k", "v"} & set(cfg.targets):
     st.caption(t.FUSED_NOTE)
 if not cfg.targets:
     st.warning(t.NO_TARGETS, icon=":material/warning:")
-m = ui.metric_row(4)
+m = charts.metric_row(4)
 m[0].metric("Trainable parameters", f"{num.trainable:,}", f"{num.share:.4%} of the model", delta_color="off", delta_arrow="off")
 m[1].metric("Adapter file, fp16", human(num.adapter_fp16), f"fp32: {human(num.adapter_fp32)}", delta_color="off", delta_arrow="off")
 m[2].metric("Whole model file, fp16", human(num.model_fp16), "what full fine-tuning saves per task", delta_color="off", delta_arrow="off")
@@ -60,7 +65,7 @@ vram_full, vram_lora = PAPER["vram_full"], PAPER["vram_lora"]
 st.caption(t.MEMORY_NOTE.format(full=vram_full.paper_text, lora=vram_lora.paper_text,
                                 ratio=f"{vram_full.paper / vram_lora.paper:.1f}× less"))
 st.plotly_chart(figures.scale.memory_bars(num.memory.full._asdict(), num.memory.lora._asdict(),
-                                          f"Training memory of {spec.name}", width=ui.screen.current().content_width()),
+                                          f"Training memory of {spec.name}", width=screen.current().content_width()),
                 key="fig_memory")
 
 st.subheader("The paper's figures beside this app's")

@@ -4,25 +4,35 @@ The settings sit on top; the run is shown in three parts, and only the open part
 """
 import streamlit as st
 
-from lora_app import adapter_ui, figures, stages, ui
+from lora_app import figures
+from lora_app.widgets import adapter_files
+from lora_app.widgets import stepper
+from lora_app.views import training as training_view
+from lora_app.widgets import matrix_editor
+from lora_app.widgets import charts
+from lora_app.widgets import url_state
+from lora_app.server import navigation
+from lora_app.widgets import screen
+from lora_app.widgets import sections
+from lora_app.widgets import notices
 from lora_app.compute import training_run
 from lora_app.config import sanitize_training
 from lora_app.text import training as text
-from lora_app.training_settings import set_steps, settings_row, steps_cap, training_config
+from lora_app.widgets.training_settings import set_steps, settings_row, steps_cap, training_config
 
-ui.entry_guard()
+navigation.entry_guard()
 
 
 def step_view(run, cfg, ex) -> None:
-    stages.before_widgets(run.n_steps)
-    stages.stepper(run.n_steps)
+    stepper.before_widgets(run.n_steps)
+    stepper.stepper(run.n_steps)
     t, stage = st.session_state["step"], st.session_state["stage"]
     if run.message:
         st.warning(run.message, icon=":material/warning:")
-    stages.stage_view(run, cfg, t, stage)
-    adapter_ui.download_button(run.at("A", t), run.at("B", t), ex, f"Download A_Q and B_Q after step {t} as a PEFT adapter",
+    training_view.stage_view(run, cfg, t, stage)
+    adapter_files.download_button(run.at("A", t), run.at("B", t), ex, f"Download A_Q and B_Q after step {t} as a PEFT adapter",
                                key="adapter_training")
-    stages.play_tick(run.n_steps)
+    stepper.play_tick(run.n_steps)
 
 
 def rank_verdict(run, cfg, ex) -> str:
@@ -45,27 +55,27 @@ def loss_view(run, cfg, ex) -> None:
     if cfg.init != "seed":
         st.markdown(text.zero_b_lesson(cfg.lr, cfg.wd))
     st.markdown(text.RANK_LESSON.format(rstar=cfg.rstar, r=ex.r, verdict=rank_verdict(run, cfg, ex)))
-    ui.chart(st, figures.loss_curve(run.losses, run.full_losses, t, lora_count=run.lora_count,
+    charts.chart(st, figures.loss_curve(run.losses, run.full_losses, t, lora_count=run.lora_count,
                                     full_count=run.full_count, floor=run.floor,
-                                    width=ui.screen.current().content_width()), key="loss_curve")
+                                    width=screen.current().content_width()), key="loss_curve")
     if run.full_message:
         st.caption(f"Full fine-tuning: {run.full_message}")
 
 
 def task_view(run, cfg, ex) -> None:
     st.caption(text.TASK_NOTE.format(rstar=cfg.rstar))
-    ui.matrix_row([(run.delta_W_star, f"ΔW* (rank {cfg.rstar})", {}), (run.T, "target T = X·(W_Q + ΔW*)", {})],
+    charts.matrix_row([(run.delta_W_star, f"ΔW* (rank {cfg.rstar})", {}), (run.T, "target T = X·(W_Q + ΔW*)", {})],
                   ["dw_star", "target"])
     st.caption("Edit T below to set any target you like; the floor line on the loss curve then shows what rank r can reach.")
-    ui.matrix_editors({"T": run.T}, {"T": "T"})
+    matrix_editor.matrix_editors({"T": run.T}, {"T": "T"})
 
 
-ex = ui.current_config()
-ui.page_state("training", lambda raw: sanitize_training(raw, min(ex.d, ex.k)))
-ui.apply_pending_edits({"T": "T"})
+ex = url_state.current_config()
+url_state.page_state("training", lambda raw: sanitize_training(raw, min(ex.d, ex.k)))
+matrix_editor.apply_pending_edits({"T": "T"})
 
 st.title("Training LoRA, one stage at a time")
-ui.show_notices()
+notices.show_notices()
 st.markdown(text.TRAINING_INTRO)
 with st.container(border=True):
     refused = settings_row(ex)
@@ -82,9 +92,9 @@ if problem:
 elif run.n_steps == 0:
     st.warning(f"{run.message} Nothing to step through.", icon=":material/warning:")
 else:
-    view, where = ui.sections("training", text.SECTIONS)
+    view, where = sections.sections("training", text.SECTIONS)
     with where:
         {"step": step_view, "loss": loss_view, "task": task_view}[view](run, cfg, ex)
 
-ui.set_page_url({**(cfg.url_params() if cfg else {}), "step": str(st.session_state.get("step", 1)),
+url_state.set_page_url({**(cfg.url_params() if cfg else {}), "step": str(st.session_state.get("step", 1)),
                  "stage": st.session_state.get("stage", "forward")})

@@ -22,14 +22,14 @@ def app_url():
     yield url
     proc.terminate()
     proc.wait(timeout=10)
-    # a real browser's messages must all pass lora_app.guard: a refusal here means the guard is wrong
+    # a real browser's messages must all pass lora_app.server.widget_guard: a refusal here means the guard is wrong
     refused = [line for line in log.read_text(errors="replace").splitlines() if "refused a widget message" in line]
     assert not refused, "the guard refused messages of a real browser:\n" + "\n".join(refused[:5])
 
 
 @pytest.fixture(scope="module")
 def navigation_ready(browser, app_url):
-    """Open the entry page once, so the server leaves Streamlit's old pages/-folder mode (see ui.entry_guard)."""
+    """Open the entry page once, so the server leaves Streamlit's old pages/-folder mode (see navigation.entry_guard)."""
     from helpers import wait_idle
 
     page = browser.new_page()
@@ -80,7 +80,7 @@ def cold_store(monkeypatch, tmp_path):
 
     Yields the folder. The store is emptied again afterwards, so no run of this test reaches another.
     """
-    from lora_app import jobs
+    from lora_app.compute import jobs
 
     folder = tmp_path / "runs"
     monkeypatch.setenv("LORA_RUNS_DIR", str(folder))

@@ -93,7 +93,7 @@ def heatmap_z(spec: dict) -> np.ndarray:
 
 
 def wait_idle(page, timeout=30_000):
-    """The app is idle, after the rerun that follows the browser's first report of its size (lora_app.screen)."""
+    """The app is idle, after the rerun that follows the browser's first report of its size (lora_app.widgets.screen)."""
     try:
         if not page.evaluate("() => !!document.documentElement.dataset.loraSettled"):
             page.wait_for_function("() => !!document.documentElement.dataset.loraScreen", timeout=10_000)

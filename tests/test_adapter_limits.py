@@ -546,14 +546,14 @@ def _rendered_text(markdown: str) -> str:
 
 @pytest.mark.parametrize("name", HOSTILE)
 def test_upload_messages_show_the_file_name_literally_and_bounded(name):
-    from lora_app import adapter_ui
+    from lora_app.widgets import adapter_files
     from lora_core.echo import shown
     good = _zip_with(_good_small())
     bad = _zip_with(_good_small() | {CONFIG_NAME: _config(peft_type="[x](http://h) $x$ :red[y] " * 50)})
     for data, kind, rest in ((good, "success", ": q_proj with r = 2"),
                              (bad, "error", " was not loaded: peft_type is '[x](http://h) $x$ :red[y] [x](http"),
                              (b"junk", "error", " was not loaded: the file is not a zip archive")):
-        loaded, (got_kind, text) = adapter_ui.upload_outcome(_Upload(name=name, size=len(data), data=data), 6, 5)
+        loaded, (got_kind, text) = adapter_files.upload_outcome(_Upload(name=name, size=len(data), data=data), 6, 5)
         assert got_kind == kind and (loaded is None) == (kind == "error")
         assert "\n" not in text and len(text) < 1000
         shows = _rendered_text(text)
@@ -562,7 +562,7 @@ def test_upload_messages_show_the_file_name_literally_and_bounded(name):
 
 
 def test_an_upload_over_the_limit_is_refused_before_it_is_read():
-    from lora_app import adapter_ui
+    from lora_app.widgets import adapter_files
     from lora_core.adapter import MAX_ADAPTER_BYTES
 
     class Huge:
@@ -571,7 +571,7 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_read():
         def getvalue(self):
             raise AssertionError("read although its size is over the limit")
 
-    loaded, (kind, text) = adapter_ui.upload_outcome(Huge(), 6, 5)
+    loaded, (kind, text) = adapter_files.upload_outcome(Huge(), 6, 5)
     assert loaded is None and kind == "error" and "the file is 17,825,793 bytes" in _rendered_text(text)
 
 
@@ -612,7 +612,7 @@ def test_what_the_upload_refuses_the_download_does_not_offer():
     file the app would then refuse to load: the button is disabled and says which entry is why."""
     import numpy as np
 
-    from lora_app.adapter_ui import unsavable
+    from lora_app.widgets.adapter_files import unsavable
     A, B = np.zeros((5, 2)), np.zeros((2, 3))
     assert unsavable(A, B) is None
     A[3, 1] = 2e6

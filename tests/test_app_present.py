@@ -125,7 +125,7 @@ def test_the_real_slide_trains_with_its_button_and_shows_the_stored_runs_numbers
 
 
 def test_a_prepared_run_shows_at_once_without_a_button(at, cold_store):
-    from lora_app import jobs
+    from lora_app.compute import jobs
     from lora_app.compute import real as compute
 
     s = real_settings(4102).settings

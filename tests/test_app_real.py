@@ -12,7 +12,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from lora_app import jobs, text
+from lora_app import text
+from lora_app.compute import jobs
 from lora_app.config.real import DEFAULT_TEXT
 from lora_core.adapter import adapters_zip_bytes
 from lora_core.finetune import PLACEMENTS, RANKS, FinetuneSettings, budget_grid, finetune, rank_sweep

@@ -168,7 +168,7 @@ def _assert_last_good_run(at, key, label, url, calls, sent=None, exact=True):
         sent_as = {quoted(label, v) + " " for v in (sent, float(sent), int(sent) if math.isfinite(sent) else sent)}
         assert len(shown) == 1 and any(shown[0].startswith(q) for q in sent_as), shown  # the widget may send 3 as 3.0
         assert shown[0].endswith(f"; using the last good value, {quoted(label, _format(GOOD[key]))}."), shown[0]
-    else:  # refused before our check (lora_app.guard): some message still names the field
+    else:  # refused before our check (lora_app.server.widget_guard): some message still names the field
         assert any(label in m or key in m for m in shown + [w.value for w in at.warning]), shown
     assert at.session_state[key] == GOOD[key] and at.number_input(key=key).value == GOOD[key]
     assert len(at.trace_calls) == calls and dict(at.query_params) == url  # the same run, from the last good values
@@ -206,12 +206,12 @@ def _forged_message(at, key, value):
 
 
 @pytest.mark.parametrize("key,label", SETTINGS)
-# (a state with no value at all is left out: Streamlit reads it as 0, a good β1, β2 or λ; see the report to lora_app.guard)
+# (a state with no value at all is left out: Streamlit reads it as 0, a good β1, β2 or λ; see the report to lora_app.server.widget_guard)
 @pytest.mark.parametrize("value", [float("inf"), float("nan"), 1e308, "0.5", [1.0, 2.0], {"x": 1}, True], ids=repr)
 def test_a_forged_widget_message_gets_a_message_and_the_run_keeps_the_last_good_values(at, key, label, value):
     url, calls = _set_good(at, key)
     _forged_message(at, key, value)
-    # our check answers what reaches the page; lora_app.guard, where installed, drops a message Streamlit cannot read
+    # our check answers what reaches the page; lora_app.server.widget_guard, where installed, drops a message Streamlit cannot read
     _assert_last_good_run(at, key, label, url, calls, exact=False)
 
 

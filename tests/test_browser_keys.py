@@ -1,7 +1,7 @@
 """No key press is lost: presses that arrive while a rerun is in flight are applied after it.
 
 Streamlit merges the button shortcuts that arrive while the script runs (two presses, one trigger), so
-the screen component (lora_app/screen.py) counts the stepper's and the slides' keys in the browser and
+the screen component (lora_app/widgets/screen.py) counts the stepper's and the slides' keys in the browser and
 the server applies every press it has not applied yet. Each test presses a key five times, faster than
 a rerun, and checks that five moves were made, no more and no fewer.
 """

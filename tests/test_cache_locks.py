@@ -1,4 +1,4 @@
-"""lora_app.cache_locks: a cached value, once written, leaves no per-key lock behind.
+"""lora_app.server.cache_locks: a cached value, once written, leaves no per-key lock behind.
 
 Checked on real ``st.cache_data`` functions, called outside a script run (as the caches allow): the
 lock table stays empty however many keys pass through a small cache; a value asked for by several
@@ -12,7 +12,7 @@ import time
 import streamlit as st
 from streamlit.runtime.caching.cache_utils import CachedFunc
 
-from lora_app import cache_locks
+from lora_app.server import cache_locks
 
 
 def _locks(fn) -> dict:

@@ -1,4 +1,4 @@
-"""lora_app.env: a server setting that is not a number ≥ 0 falls back to its default, with a warning naming it."""
+"""lora_app.server.env: a server setting that is not a number ≥ 0 falls back to its default, with a warning naming it."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lora_app import env
+from lora_app.server import env
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = ["abc", "nan", "NaN", "inf", "-inf", "-3", "1e400", "2,5", "<script>alert(1)</script>", "x" * 5000, "0x10"]
@@ -18,7 +18,7 @@ HOSTILE = ["abc", "nan", "NaN", "inf", "-inf", "-3", "1e400", "2,5", "<script>al
 @pytest.mark.parametrize("raw", HOSTILE)
 def test_a_bad_value_gives_the_default_and_names_the_variable(monkeypatch, caplog, raw):
     monkeypatch.setenv("LORA_TEST_RATE", raw)
-    with caplog.at_level(logging.WARNING, logger="lora_app.env"):
+    with caplog.at_level(logging.WARNING, logger="lora_app.server.env"):
         assert env.number("LORA_TEST_RATE", 2.0) == 2.0
     (record,) = caplog.records
     assert "LORA_TEST_RATE" in record.getMessage()
@@ -52,9 +52,9 @@ def test_the_modules_that_read_settings_still_import_with_bad_ones():
     In a fresh interpreter: these modules patch Streamlit once per process, so they are not reloaded here."""
     bad = {"LORA_RUN_SLOTS": "abc", "LORA_PACE_RATE": "nan", "LORA_MAX_SESSIONS": "-1", "LORA_ARRIVAL_RATE": "inf",
            "LORA_RERUN_RATE": "<b>2</b>"}
-    code = ("from lora_app import guard, run_gate; "
-            "print(run_gate.SLOTS == run_gate.default_slots(), guard.PACE_RATE, guard.MAX_SESSIONS, "
-            "guard.ARRIVAL_RATE, guard.RERUN_RATE)")
+    code = ("from lora_app.server import load_shedding, run_gate; "
+            "print(run_gate.SLOTS == run_gate.default_slots(), load_shedding.PACE_RATE, load_shedding.MAX_SESSIONS, "
+            "load_shedding.ARRIVAL_RATE, load_shedding.RERUN_RATE)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **bad},
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from lora_app import figures, latex
+from lora_app import figures
+from lora_app.text import latex
 from lora_core import lora_forward, seed_example
 
 

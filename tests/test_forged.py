@@ -109,7 +109,7 @@ def test_every_real_model_control_survives_every_kind_of_forged_message(app_test
             good = at.session_state["_real_last_good"].settings
             assert type(good.r) is int and 1 <= good.r <= 32 and good.steps == 25, (widget_id, name, good)
     assert not failures, "\n".join(failures)
-    from lora_app import jobs
+    from lora_app.compute import jobs
     assert not jobs._jobs  # no forged message pressed Train
 
 
@@ -206,7 +206,7 @@ def test_the_tables_hold_text_that_reads_back_as_exactly_the_numbers(app_test):
     at = editor_at(app_test)
     editor = next(e for e in at.get("dataframe") if "edit_W" in e.proto.id)
     assert editor.proto.editing_mode != 0  # a data_editor
-    from lora_app.ui import cell_text
+    from lora_app.widgets.matrix_editor import cell_text
     for v in (0.1, -0.2, 1 / 3, 1e-7, 123456.789, 0.0, -0.0, 1e6):
         assert float(cell_text(v)) == v and "e" not in cell_text(0.1)
 

@@ -1,4 +1,4 @@
-"""The Real model page's shared worker (lora_app.jobs): jobs train on its thread, are shared, stop, fail and are stored.
+"""The Real model page's shared worker (lora_app.compute.jobs): jobs train on its thread, are shared, stop, fail and are stored.
 
 The worker thread and STORE live for the whole process, so every test here takes a cold store with its own
 runs folder (the cold_store fixture) and its own seeds, and waits for each job it starts.
@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from lora_app import jobs
+from lora_app.compute import jobs
 from lora_core.finetune import FinetuneSettings, finetune
 from lora_core.runs import load_run, run_bytes, run_path
 from lora_core.tiny import load_base_model

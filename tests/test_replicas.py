@@ -171,7 +171,7 @@ def cluster(tmp_path_factory):
         yield r
     logs = "".join(r.log(i).read_text(errors="replace") for i in range(3))
     refused = [line for line in logs.splitlines() if "refused a widget message" in line]
-    assert not refused, "lora_app.guard refused the protocol client's messages:\n" + "\n".join(refused[:5])
+    assert not refused, "lora_app.server.widget_guard refused the protocol client's messages:\n" + "\n".join(refused[:5])
 
 
 def cookie_on(cluster: Replicas, replica: str, exclude=()) -> str:

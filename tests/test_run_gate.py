@@ -1,4 +1,4 @@
-"""lora_app.run_gate: page runs take turns, a few at a time, in arrival order.
+"""lora_app.server.run_gate: page runs take turns, a few at a time, in arrival order.
 
 The gate's rules with threads of its own (order, slots, timeout, sleeps that give the slot back), that
 Streamlit's runs pass through it, and, on a real server, that a burst of reruns is served in turn
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from streamlit.runtime.scriptrunner.script_runner import ScriptRunner
 
-from lora_app import run_gate
-from lora_app.run_gate import Gate
+from lora_app.server import run_gate
+from lora_app.server.run_gate import Gate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 

@@ -1,7 +1,7 @@
 """The browser's size report is untrusted input: anything it sends is bounded, and a page still draws."""
 import pytest
 
-from lora_app import screen
+from lora_app.widgets import screen
 
 
 @pytest.mark.parametrize("sent", [

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 import lora_app.compute as compute
 from helpers import figures, heatmap_z, open_view
-from lora_app import latex
+from lora_app.text import latex
 from lora_core import build_example, init_gaussian, init_peft_default, lora_scaling, make_target
 
 LATEX_OUTSIDE_MATH = re.compile(r"\\[A-Za-z]+|\^\{|_\{|\\[,;!]")

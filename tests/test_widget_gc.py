@@ -1,4 +1,4 @@
-"""lora_app.widget_gc: a widget that is gone leaves nothing behind in its session, and live widgets still work.
+"""lora_app.server.widget_gc: a widget that is gone leaves nothing behind in its session, and live widgets still work.
 
 Streamlit 1.67 drops a stale widget's value but keeps its ``WidgetMetadata`` (and the callback, and
 whatever the callback's closure holds) until the session ends. A slider whose maximum follows
@@ -12,14 +12,14 @@ from streamlit.runtime.state.session_state import SessionState
 from streamlit.testing.v1 import AppTest
 
 from helpers import open_view
-from lora_app import widget_gc
+from lora_app.server import widget_gc
 
 
 def _moving_range_script():
     """r's slider has n as its maximum, so its id changes with every new n; its callback records r."""
     import streamlit as st
 
-    from lora_app import widget_gc
+    from lora_app.server import widget_gc
 
     widget_gc.install()
     n = st.number_input("n", 2, 500, key="n")
@@ -74,7 +74,7 @@ def test_a_moving_widget_leaves_no_metadata_behind(monkeypatch):
     plain = AppTest.from_function(_moving_range_script, default_timeout=30)
     assert _drive(plain) == with_hook
     assert len(_metadata(plain)) >= 40, ("Streamlit alone keeps every stale widget's metadata; when it stops, "
-                                         "lora_app.widget_gc can go")
+                                         "lora_app.server.widget_gc can go")
 
 
 def _meta(wid: str, fragment: str | None = None):

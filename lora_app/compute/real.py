@@ -1,7 +1,7 @@
 """The Real model page's calls into the core: the shared run store, the experiments' settings and their tables.
 
-Runs are cached by their settings in :data:`lora_app.jobs.STORE`, shared by every session of the
-server; everything here reads runs from it and never trains (the worker in :mod:`lora_app.jobs` does).
+Runs are cached by their settings in :data:`lora_app.compute.jobs.STORE`, shared by every session of the
+server; everything here reads runs from it and never trains (the worker in :mod:`lora_app.compute.jobs` does).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from lora_core.finetune import (
 )
 from lora_core.tiny import ADAPT_TASKS, TASKS, held_out_set, layer_attention, parameter_count, task_targets, token_accuracy
 
-from .. import jobs
+from . import jobs
 from ..config.real import RealConfig
 
 base_model = jobs.base_model

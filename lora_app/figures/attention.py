@@ -24,6 +24,6 @@ def attention_map(M: np.ndarray, title: str, *, zmax: float = 1.0, show_scale: b
 
 def attention_item(M: np.ndarray, title: str, *, zmax: float = 1.0, show_scale: bool = False,
                    decimals: int | None = 2) -> tuple[np.ndarray, str, dict]:
-    """An attention map as a (matrix, title, kwargs) item of a figure row (``ui.matrix_row``)."""
+    """An attention map as a (matrix, title, kwargs) item of a figure row (``charts.matrix_row``)."""
     return (np.asarray(M, dtype=float), title,
             {"zmax": zmax, "show_scale": show_scale, "decimals": decimals, "axis_titles": AXIS_TITLES})

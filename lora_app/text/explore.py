@@ -46,3 +46,21 @@ Most of what a pre-trained model knows already sits in its weights; adapting it 
 needs a small, structured change rather than a new matrix. LoRA bets that this change has low
 rank, and pays for it in r·(d + k) numbers instead of d·k.
 """
+
+# the presets' names in the sidebar and on the slides
+PRESET_LABELS = {
+    "seed": "the blog's example",
+    "random": "random numbers",
+    "peft": "PEFT default (B = 0)",
+    "gaussian": "Gaussian A, B = 0",
+}
+
+
+def counts_sentence(cfg, c) -> str:
+    """The count at the current size (``cfg`` an ExploreConfig, ``c`` its ParamCounts), with the break-even rank when LoRA is no smaller."""
+    if c.lora_is_smaller:
+        return (f"At the current size, {cfg.d}×{cfg.k} with r = {cfg.r}, LoRA trains **{c.lora:,}** numbers instead "
+                f"of **{c.full:,}**: {c.lora / c.full:.1%} of full fine-tuning.")
+    return (f"At the current size, {cfg.d}×{cfg.k} with r = {cfg.r}, LoRA trains **{c.lora:,}** numbers, "
+            f"not fewer than full fine-tuning's **{c.full:,}**: r is at or above the break-even rank "
+            f"{c.break_even:.3g}. Make d and k larger, or r smaller, to see the saving.")

@@ -1,5 +1,5 @@
 """Words for the Training page."""
-from ..latex import one_minus, sci_text
+from .latex import one_minus, sci_text
 
 TRAINING_INTRO = """
 Training a LoRA adapter repeats three moves. The **forward pass** computes Q with the adapter in

@@ -8,8 +8,8 @@ import torch
 from lora_core import MAX_ADAPTER_BYTES, LoadedAdapter, adapter_zip_bytes, load_peft_adapter_zip
 from lora_core.adapter import VALUE_LIMIT
 
-from .config import ALPHA_MAX, ALPHA_MIN, ALPHA_STEP, ExploreConfig
-from .echo import echo, plain
+from ..config import ALPHA_MAX, ALPHA_MIN, ALPHA_STEP, ExploreConfig
+from ..echo import echo, plain
 
 UPLOAD_KEY = "adapter_upload"
 

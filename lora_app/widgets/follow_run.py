@@ -1,6 +1,6 @@
 """Following a training job from a page or a slide: a progress bar, a live redraw, Stop, and what a Stop leaves.
 
-Jobs run on the server's worker (:mod:`lora_app.jobs`); a script only watches them. A Stop (or any
+Jobs run on the server's worker (:mod:`lora_app.compute.jobs`); a script only watches them. A Stop (or any
 other click) reruns the script, which ends the watching loop at once; the job itself stops after its
 current step when no session is watching it any more.
 """
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from . import jobs, run_gate
-from .compute.real import run_label
+from ..compute import jobs
+from ..server import run_gate
+from ..compute.real import run_label
 
 POLL_S = 0.3  # how often a page following a run redraws it
 

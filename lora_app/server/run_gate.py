@@ -14,7 +14,7 @@ A burst is then served one after another: the first student's run ends after ~25
 one's after the burst, and their next moves no longer arrive together. Two slots per core, not one,
 so that one long run (a cache miss, a stage being played) slows the others rather than stopping them.
 
-Sessions not yet let in by ``guard.admit`` wait in a second line, served only when the first is
+Sessions not yet let in by ``load_shedding.admit`` wait in a second line, served only when the first is
 empty: 500 sockets opening at once otherwise queued their first pages ahead of the class's reruns,
 and the class's p95 rose to 2.1–3.1× its p95 alone (tests/test_bad_load.py allows 2×).
 
@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from streamlit.runtime.scriptrunner.script_runner import ScriptRunner
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-from lora_app import env
+from . import env
 
 _LOGGER = logging.getLogger(__name__)
 _ORIGINAL = ScriptRunner._run_script
@@ -126,7 +126,7 @@ def sleep(seconds: float) -> None:
     if not GATE.held():
         time.sleep(seconds)
         return
-    later = _waits_later()  # a new session sleeping in guard.admit queues in the later line again
+    later = _waits_later()  # a new session sleeping in load_shedding.admit queues in the later line again
     GATE.leave()
     try:
         time.sleep(seconds)
@@ -174,7 +174,7 @@ def install(later=None) -> None:
     """Wrap ``ScriptRunner._run_script`` once per process (a no-op with ``LORA_RUN_SLOTS=0``).
 
     ``later(session_state) -> bool``: whether a session's runs wait in the later line (app.py passes
-    ``guard.arriving``: sessions not yet let in by ``guard.admit``)."""
+    ``load_shedding.arriving``: sessions not yet let in by ``load_shedding.admit``)."""
     global _later
     _later = later
     if SLOTS <= 0 or ScriptRunner._run_script is _run_script:

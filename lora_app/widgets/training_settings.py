@@ -11,11 +11,11 @@ import streamlit as st
 
 from lora_core import check_hyperparams
 
-from .compute import max_steps_for
-from .config import INITS, TRAINING_DEFAULTS, ExploreConfig, TrainingConfig
-from .config.training import SETTING_LABELS, _format, check_setting
-from .echo import quoted
-from .text import training as text
+from ..compute import max_steps_for
+from ..config import INITS, TRAINING_DEFAULTS, ExploreConfig, TrainingConfig
+from ..config.training import SETTING_LABELS, _format, check_setting
+from ..echo import quoted
+from ..text import training as text
 
 GOOD_KEY = "_training_good"        # the last values of the settings that passed the check
 PROBLEMS_KEY = "_training_refused"  # this run's messages about refused values

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .figures import display_decimals
+from ..figures import display_decimals
 
 EQUATION_MAX_SIDE = 6  # beyond this, matrices in an equation stop being readable on a projector
 TERMS_SHOWN = 6        # a dot product with more terms shows the first ones, "⋯" and the last one
