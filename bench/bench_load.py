@@ -21,7 +21,7 @@ from test_load import IDLE, classroom, summary_lines  # noqa: E402
 
 
 def start_server() -> tuple[subprocess.Popen, str]:
-    return start_streamlit("app.py", ROOT / "tests" / ".streamlit-test.log", timeout_s=60)
+    return start_streamlit("app.py", ROOT / "tests" / ".streamlit-bench.log", timeout_s=60)
 
 
 def main() -> None:

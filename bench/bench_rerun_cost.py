@@ -227,7 +227,7 @@ def check_identical() -> int:
     import plotly.tools as tools
 
     from lora_app.figures.heatmap import matrix_heatmap, matrix_heatmap_spec
-    from lora_app.widgets.charts import _Prebuilt
+    from lora_app.widgets.charts import Prebuilt
 
     rng, n = np.random.default_rng(0), 0
     cases = [{}, {"role": "frozen"}, {"role": "trainable", "zmax": 2.0}, {"show_scale": True, "text_size": 11},
@@ -244,7 +244,7 @@ def check_identical() -> int:
                     matrix_heatmap(M, "Q = X·W_Q", cell_px=cell_px, **kw), True), validate=False)
                 spec = matrix_heatmap_spec(M, "Q = X·W_Q", cell_px=cell_px, **kw)
                 for _ in range(2):  # twice: the spec is not changed by being sent
-                    got = pio.to_json(tools.return_figure_from_figure_or_data(_Prebuilt.of(spec), True), validate=False)
+                    got = pio.to_json(tools.return_figure_from_figure_or_data(Prebuilt.of(spec), True), validate=False)
                     if got != want:
                         raise AssertionError(f"FigureSpec JSON differs from the go.Figure's: {shape} {kw} {cell_px}")
                 n += 1

@@ -19,7 +19,7 @@ from lora_app.config.real import (
     LAYER_CHOICES, LORA_KEYS, LR_CHOICES, RANK_MAX, STEP_CHOICES, SWEEP_CHOICES, TARGETS, WIDGET_KEYS, ALPHA_MAX, ALPHA_MIN,
     real_config, real_url, sanitize_real,
 )
-from lora_app.config.explore import SEED_MAX
+from lora_app.config.real import SEED_MAX
 from lora_core.adapter import adapters_zip_bytes
 from lora_core.finetune import HELD_OUT, TARGET_LABELS
 from lora_core.tiny import MODULE_TYPES, PERMUTATION, TASKS, parameter_count, read_config

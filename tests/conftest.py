@@ -15,16 +15,18 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 @pytest.fixture(scope="session")
 def app_url():
     """Start the app as a user would, wait for its health check, and stop it afterwards."""
-    from helpers import start_streamlit
+    from helpers import server_log_path, start_streamlit
 
-    log = ROOT / "tests" / ".streamlit-test.log"
+    log = server_log_path()
     proc, url = start_streamlit(os.environ.get("LORA_TEST_ENTRY", "app.py"), log, timeout_s=60)
     yield url
     proc.terminate()
     proc.wait(timeout=10)
+    text = log.read_text(errors="replace")
     # a real browser's messages must all pass lora_app.server.widget_guard: a refusal here means the guard is wrong
-    refused = [line for line in log.read_text(errors="replace").splitlines() if "refused a widget message" in line]
+    refused = [line for line in text.splitlines() if "refused a widget message" in line]
     assert not refused, "the guard refused messages of a real browser:\n" + "\n".join(refused[:5])
+    log.unlink(missing_ok=True)  # kept where a test failed on it
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,14 @@ import re
 
 import numpy as np
 
+def server_log_path():
+    """The test server's log: one per pytest process (xdist workers and concurrent runs each have their own)."""
+    import os
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent / f".streamlit-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}.log"
+
+
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 

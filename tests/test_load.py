@@ -32,6 +32,8 @@ import psutil
 import pytest
 import torch
 
+from helpers import server_log_path
+
 ROOT = Path(__file__).resolve().parents[1]
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
@@ -442,7 +444,7 @@ def percentile(values: list[float], p: float) -> float:
 def classroom(browser, url: str, n_sessions: int, rounds: int, contexts: int, wait_s: float = 150) -> dict:
     """The whole scenario; returns the measurements. Raises AssertionError on any wrong or failed tab."""
     proc = server_process(url)
-    log = ROOT / "tests" / ".streamlit-test.log"
+    log = server_log_path()
     log_start = log.stat().st_size if log.exists() else 0
     sessions = make_sessions(n_sessions)
     errors: list[str] = []

@@ -38,21 +38,21 @@ def chart(where, fig, key: str, **kwargs):
                                  "width": EXPORT_WIDTH, "height": (spec.height if spec else fig.layout.height) or 500,
                                  "scale": EXPORT_SCALE},
     }
-    return where.plotly_chart(_Prebuilt.of(spec) if spec else fig, key=key, config=config, **kwargs)
+    return where.plotly_chart(Prebuilt.of(spec) if spec else fig, key=key, config=config, **kwargs)
 
 
 
-class _Prebuilt(go.Figure):
+class Prebuilt(go.Figure):
     """What st.plotly_chart takes for a go.Figure (it calls only ``to_dict``), from a FigureSpec: no go.Figure is built."""
 
     @classmethod
-    def of(cls, spec: FigureSpec) -> "_Prebuilt":
+    def of(cls, spec: FigureSpec) -> "Prebuilt":
         obj = object.__new__(cls)  # plotly's own __init__ is the cost this skips
         object.__setattr__(obj, "_spec", spec)
         return obj
 
     def __init__(self, *args, **kwargs):  # pragma: no cover - only made through of()
-        raise TypeError("use _Prebuilt.of(spec)")
+        raise TypeError("use Prebuilt.of(spec)")
 
     def to_dict(self) -> dict:
         return object.__getattribute__(self, "_spec").to_dict()
