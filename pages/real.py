@@ -13,7 +13,8 @@ from lora_app.server import navigation
 from lora_app.widgets import url_state
 from lora_app.widgets import sections
 from lora_app.widgets import notices
-from lora_app.widgets.follow_run import clear_stop, follow, session, stopped_note, take_stop
+from lora_app.server.sessions import session_id
+from lora_app.widgets.follow_run import clear_stop, follow, stopped_note, take_stop
 from lora_app.compute import real as compute
 from lora_app.config.real import (
     LAYER_CHOICES, LORA_KEYS, LR_CHOICES, RANK_MAX, STEP_CHOICES, SWEEP_CHOICES, TARGETS, WIDGET_KEYS, ALPHA_MAX, ALPHA_MIN,
@@ -139,7 +140,7 @@ def fine_tune() -> None:
     if row.button("Train", key="real_train", type="primary", icon=":material/play_arrow:", disabled=running):
         clear_stop("real_stop")
         try:
-            jobs.submit(pair, session())
+            jobs.submit(pair, session_id())
         except jobs.Busy as e:
             st.error(str(e))
             return
@@ -218,7 +219,7 @@ def experiment(settings: tuple, button: str, key: str, draw_table) -> None:
                       help=f"{len(missing)} of {len(settings)} runs still to train; finished ones are kept."):
             clear_stop(f"{key}_stop")
             try:
-                jobs.submit(settings, session())
+                jobs.submit(settings, session_id())
                 st.rerun()
             except jobs.Busy as e:
                 st.error(str(e))

@@ -5,7 +5,7 @@ import logging
 import threading
 import time
 
-from . import env, run_gate
+from . import env, run_gate, sessions
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,25 +43,8 @@ FULL_TEXT = ("This server is full: {n} students are already on it. Try again in 
              "or ask your teacher for another link.")
 
 
-def _session_info():
-    """This session's id and Streamlit's record of it (its client: the websocket), or (None, None)."""
-    from streamlit.runtime import Runtime
-    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
-
-    ctx = get_script_run_ctx()
-    if ctx is None or not Runtime.exists():
-        return None, None
-    mgr = _session_manager()
-    return ctx.session_id, mgr.get_active_session_info(ctx.session_id) if mgr is not None else None
 
 
-def _session_manager():
-    """Streamlit's websocket session manager, or None where there is none (AppTest runs a script with a mock)."""
-    from streamlit.runtime import Runtime
-    from streamlit.runtime.websocket_session_manager import WebsocketSessionManager
-
-    mgr = getattr(Runtime.instance(), "_session_mgr", None) if Runtime.exists() else None
-    return mgr if isinstance(mgr, WebsocketSessionManager) else None
 
 
 def unread(info) -> int:
@@ -93,9 +76,9 @@ def pace(session_state) -> None:
     """
     import streamlit as st
 
-    if _session_manager() is None:
+    if sessions.session_manager() is None:
         return  # no server's sessions (AppTest): nothing to share
-    _, info = _session_info()
+    _, info = sessions.session_info()
     if info is not None and unread(info) >= BACKLOG_MAX:
         _LOGGER.warning("a session with %d unread messages was not run", unread(info))
         st.stop()
@@ -137,7 +120,7 @@ def _cut_off(session_id: str) -> None:
     _LOGGER.warning("closed a session that sent more than %.0f rerun messages a second", FLOOD_RATE)
     with _ARRIVAL_LOCK:  # a flooder opens another session at once: new sessions queue longer for a while
         _ARRIVALS[0] -= CUT_PENALTY
-    mgr = _session_manager()
+    mgr = sessions.session_manager()
     info = mgr.get_active_session_info(session_id) if mgr is not None else None
     ws = getattr(getattr(info, "client", None), "_websocket", None)
     if ws is not None:
@@ -200,10 +183,6 @@ def install_rerun_limit() -> None:
     AppSession.handle_backmsg = handle_backmsg
 
 
-def active_sessions() -> int:
-    """How many sessions have a socket open on this server now."""
-    mgr = _session_manager()
-    return len(mgr.list_active_sessions()) if mgr is not None else 0
 
 
 def reserve(bucket: list, now: float, rate: float, burst: int, max_wait: float) -> float | None:
@@ -238,9 +217,9 @@ def admit(session_state, limit: int | None = None) -> None:
     import streamlit as st
 
     limit = MAX_SESSIONS if limit is None else limit
-    if limit <= 0 or session_state.get(ADMITTED_KEY) or _session_manager() is None:
+    if limit <= 0 or session_state.get(ADMITTED_KEY) or sessions.session_manager() is None:
         return  # no cap, already in, or no server's sessions (AppTest)
-    n = active_sessions()
+    n = sessions.active_sessions()
     if n > limit:
         st.warning(FULL_TEXT.format(n=n - 1))
         st.button("Try again", key="_full_retry")

@@ -99,7 +99,8 @@ class _Runs:
     def draw(self, label: str, draw) -> None:
         """Draw ``draw(tag)``: at once when every run is there, under the row when some are missing, or live."""
         from ..compute import jobs
-        from ..widgets.follow_run import clear_stop, follow, session
+        from ..widgets.follow_run import clear_stop, follow
+        from ..server.sessions import session_id
 
         if not self.missing:
             draw("final")
@@ -113,7 +114,7 @@ class _Runs:
                                             "press anywhere is instant."):
             clear_stop(self.stop_key)
             try:
-                jobs.submit(self.settings, session())
+                jobs.submit(self.settings, session_id())
             except jobs.Busy as e:
                 st.error(str(e))
             else:

@@ -10,15 +10,12 @@ import streamlit as st
 
 from ..compute import jobs
 from ..server import run_gate
+from ..server.sessions import session_id
 from ..compute.real import run_label
 
 POLL_S = 0.3  # how often a page following a run redraws it
 
 
-def session() -> str:
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-    ctx = get_script_run_ctx()
-    return ctx.session_id if ctx is not None else "no-session"
 
 
 def follow(job: jobs.Job, draw, label: str, stop_key: str, stop_where=None) -> jobs.Snapshot:
@@ -28,7 +25,7 @@ def follow(job: jobs.Job, draw, label: str, stop_key: str, stop_where=None) -> j
     hands the click to :func:`take_stop` before anything is drawn. ``stop_where`` is the container for the
     Stop button (beside the button that started the run, so nothing on the page moves).
     """
-    jobs.watch(job, session())
+    jobs.watch(job, session_id())
     (stop_where or st).button("Stop", key=stop_key, icon=":material/stop:", help="Stop this run after its current step")
     bar = st.empty()
     body = st.empty()
@@ -58,7 +55,7 @@ def take_stop(key: str, job: jobs.Job | None) -> None:
     if job is None or not st.session_state.get(key):
         return
     snap = job.snapshot()
-    job.release(session())
+    job.release(session_id())
     with run_gate.released():  # the worker finishes its step; other runs go meanwhile
         job.wait(2.0)
     st.session_state[f"_{key}_stopped"] = (job.settings, job.snapshot() if job.finished_event.is_set() else snap)
