@@ -32,28 +32,7 @@ from helpers import run_async  # noqa: E402
 from lora_app.server import load_shedding
 
 
-# --- the buckets, without a server --------------------------------------------------------------------
-
-def test_take_token_allows_a_burst_then_the_rate():
-    bucket, now, waits = [5.0, 0.0], 0.0, []
-    for _ in range(5):
-        waits.append(load_shedding.take_token(bucket, now, rate=2, burst=5, max_wait=10))
-    assert waits == [0] * 5
-    # the sixth start at the same instant waits 1/rate, and the refill during that wait is not counted twice
-    assert load_shedding.take_token(bucket, now, rate=2, burst=5, max_wait=10) == pytest.approx(0.5)
-    assert load_shedding.take_token(bucket, 0.5, rate=2, burst=5, max_wait=10) == pytest.approx(0.5)
-    # a long pause refills only up to the burst
-    assert [load_shedding.take_token(bucket, 100.0 + i * 1e-6, rate=2, burst=5, max_wait=10) for i in range(6)][-1] > 0
-
-
-def test_reserve_queues_new_sessions_and_refuses_past_the_longest_wait():
-    bucket = [2.0, 0.0]
-    waits = [load_shedding.reserve(bucket, 0.0, rate=4, burst=2, max_wait=1.0) for _ in range(8)]
-    assert waits[:2] == [0, 0]
-    assert waits[2:6] == pytest.approx([0.25, 0.5, 0.75, 1.0])  # each queues behind the ones before it
-    assert waits[6:] == [None, None]                               # a longer wait: told to try again
-    assert load_shedding.reserve(bucket, 10.0, rate=4, burst=2, max_wait=1.0) == 0
-
+# --- a replaced rerun, without a server --------------------------------------------------------------------
 
 def test_a_replaced_rerun_keeps_its_button_presses():
     older, newer = BackMsg(), BackMsg()
@@ -63,7 +42,7 @@ def test_a_replaced_rerun_keeps_its_button_presses():
     old_value.double_array_value.data[:] = [3.0]
     new_value = newer.rerun_script.widget_states.widgets.add(id="$$ID-b-n")
     new_value.double_array_value.data[:] = [4.0]
-    load_shedding._carry_triggers(older, newer)
+    load_shedding.carry_triggers(older, newer)
     got = {w.id: w for w in newer.rerun_script.widget_states.widgets}
     assert set(got) == {"$$ID-a-train", "$$ID-b-n"}
     assert got["$$ID-a-train"].trigger_value and list(got["$$ID-b-n"].double_array_value.data) == [4.0]

@@ -6,6 +6,7 @@ import threading
 import time
 
 from . import env, run_gate, sessions
+from .token_bucket import TokenBucket
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ MAX_SESSIONS = env.number("LORA_MAX_SESSIONS", 300, integer=True)  # docs/bench_
 ARRIVAL_BURST = 10
 ARRIVAL_RATE = env.number("LORA_ARRIVAL_RATE", 3.0)
 ARRIVAL_MAX_WAIT_S = 60.0  # a whole class of 150 opening at once still gets in, later; beyond, "try again"
-_ARRIVALS = [float(ARRIVAL_BURST), 0.0]
+_ARRIVALS = TokenBucket(ARRIVAL_RATE, ARRIVAL_BURST, now=0.0)
 _ARRIVAL_LOCK = threading.Lock()
 BUSY_TEXT = "Many students are opening this page at once. Try again in a minute."
 FULL_TEXT = ("This server is full: {n} students are already on it. Try again in a minute, "
@@ -53,15 +54,6 @@ def unread(info) -> int:
     return queue.qsize() if queue is not None else 0
 
 
-def take_token(bucket: list, now: float, rate: float = None, burst: int = PACE_BURST,
-               max_wait: float = PACE_MAX_SLEEP_S) -> float:
-    """Spend one start from ``bucket`` ([tokens, last time]); the seconds to wait first (0: none, at most ``max_wait``)."""
-    rate = PACE_RATE if rate is None else rate
-    tokens = min(burst, bucket[0] + (now - bucket[1]) * rate)
-    wait = 0.0 if tokens >= 1 else min(max_wait, (1 - tokens) / rate)
-    bucket[1] = now + wait
-    bucket[0] = tokens + wait * rate - 1
-    return wait
 
 
 def pace(session_state) -> None:
@@ -87,8 +79,8 @@ def pace(session_state) -> None:
     bucket = session_state.get(PACE_KEY)
     now = time.monotonic()
     if bucket is None:
-        bucket = session_state[PACE_KEY] = [float(PACE_BURST), now]
-    wait = take_token(bucket, now)
+        bucket = session_state[PACE_KEY] = TokenBucket(PACE_RATE, PACE_BURST, now)
+    wait = bucket.take(now, PACE_MAX_SLEEP_S)
     if wait:
         run_gate.sleep(wait)  # the sleep gives its slot to the next run in line
 
@@ -105,7 +97,7 @@ FLOOD_RATE = 60.0
 CUT_PENALTY = 3.0  # new-session turns a cut-off costs (see admit): a flooder that reconnects is slowed, server-wide
 
 
-def _carry_triggers(older, newer) -> None:
+def carry_triggers(older, newer) -> None:
     """Button presses of a rerun message that is replaced: the browser sends a press once, so keep it."""
     have = {w.id for w in newer.rerun_script.widget_states.widgets}
     for w in older.rerun_script.widget_states.widgets:
@@ -119,7 +111,7 @@ def _cut_off(session_id: str) -> None:
 
     _LOGGER.warning("closed a session that sent more than %.0f rerun messages a second", FLOOD_RATE)
     with _ARRIVAL_LOCK:  # a flooder opens another session at once: new sessions queue longer for a while
-        _ARRIVALS[0] -= CUT_PENALTY
+        _ARRIVALS.tokens -= CUT_PENALTY
     mgr = sessions.session_manager()
     info = mgr.get_active_session_info(session_id) if mgr is not None else None
     ws = getattr(getattr(info, "client", None), "_websocket", None)
@@ -147,36 +139,30 @@ def install_rerun_limit() -> None:
         state = self._lora_reruns
         msg, state["pending"] = state["pending"], None
         if msg is not None:
-            take_token(state["bucket"], time.monotonic(), RERUN_RATE, RERUN_BURST)
+            state["bucket"].take(time.monotonic(), PACE_MAX_SLEEP_S)
             original(self, msg)
 
     def handle_backmsg(self, msg):
         if msg.WhichOneof("type") != "rerun_script" or msg.rerun_script.fragment_id:
             return original(self, msg)
         now = time.monotonic()
-        state = self.__dict__.setdefault("_lora_reruns", {"bucket": [float(RERUN_BURST), now], "pending": None,
-                                                            "flood": [float(FLOOD_BURST), now], "cut": False})
+        state = self.__dict__.setdefault("_lora_reruns", {"bucket": TokenBucket(RERUN_RATE, RERUN_BURST, now), "pending": None,
+                                                            "flood": TokenBucket(FLOOD_RATE, FLOOD_BURST, now), "cut": False})
         if state["cut"]:
             return None
-        flood = state["flood"]
-        flood[0] = min(FLOOD_BURST, flood[0] + (now - flood[1]) * FLOOD_RATE) - 1
-        flood[1] = now
-        if flood[0] < 0:
+        if state["flood"].overdrawn(now):
             state["cut"], state["pending"] = True, None
             _cut_off(self.id)
             return None
         if state["pending"] is not None:
-            _carry_triggers(state["pending"], msg)
+            carry_triggers(state["pending"], msg)
             state["pending"] = msg
             return None
-        bucket = list(state["bucket"])
-        if take_token(bucket, time.monotonic(), RERUN_RATE, RERUN_BURST) == 0:
-            state["bucket"] = bucket
+        if state["bucket"].take_now(time.monotonic()):
             return original(self, msg)
         state["pending"] = msg
-        tokens = min(RERUN_BURST, state["bucket"][0] + (time.monotonic() - state["bucket"][1]) * RERUN_RATE)
         import asyncio
-        asyncio.get_running_loop().call_later(max(0.0, (1 - tokens) / RERUN_RATE), flush, self)
+        asyncio.get_running_loop().call_later(state["bucket"].wait_for_next(time.monotonic()), flush, self)
         return None
 
     handle_backmsg._lora_guard = True
@@ -185,18 +171,6 @@ def install_rerun_limit() -> None:
 
 
 
-def reserve(bucket: list, now: float, rate: float, burst: int, max_wait: float) -> float | None:
-    """Reserve one start from a shared ``bucket`` ([tokens, last time]): the seconds to wait, or None past ``max_wait``.
-
-    Tokens may go below zero: each reservation queues behind those already made.
-    """
-    tokens = min(burst, bucket[0] + (now - bucket[1]) * rate)
-    bucket[:] = [tokens, now]
-    wait = 0.0 if tokens >= 1 else (1 - tokens) / rate
-    if wait > max_wait:
-        return None
-    bucket[0] = tokens - 1
-    return wait
 
 
 def arriving(session_state) -> bool:
@@ -226,7 +200,7 @@ def admit(session_state, limit: int | None = None) -> None:
         st.stop()
     if ARRIVAL_RATE > 0:
         with _ARRIVAL_LOCK:
-            wait = reserve(_ARRIVALS, time.monotonic(), ARRIVAL_RATE, ARRIVAL_BURST, ARRIVAL_MAX_WAIT_S)
+            wait = _ARRIVALS.reserve(time.monotonic(), ARRIVAL_MAX_WAIT_S)
         if wait is None:
             st.warning(BUSY_TEXT)
             st.button("Try again", key="_full_retry")
