@@ -1,4 +1,23 @@
-"""Load shedding: one session must not take the server from the others."""
+"""Load shedding: one session must not take the server from the others.
+
+The defect: Streamlit runs every session's script in a thread of one process, and nothing in
+Streamlit 1.67 stops one session from costing the others:
+- rerun as fast as it can (a slider "moving" every millisecond): with ``runner.fastReruns`` Streamlit
+  stops the running script and starts a new script thread for every message. :func:`install_rerun_limit`
+  coalesces a session's reruns to a few a second on the event loop, and closes a session that keeps
+  flooding; :func:`pace` is a backstop at the top of each run;
+- open hundreds of sessions: each one's first run is a full page, and each holds its widget tree and
+  its unread messages in memory. :func:`admit` caps the sessions and spaces new sessions' first runs;
+  :func:`pace` does not run a session whose browser has not read what it was sent.
+
+Measured with ``bench/bad_load.py`` (500 never-reading websockets, a reconnecting rerun flood, 8
+students' p95 alone, under and after): numbers in docs/bench_bad_load.md. Every rate is one
+:class:`~lora_app.server.token_bucket.TokenBucket`.
+
+Pinned to streamlit 1.67.0 (requirements.txt): ``AppSession.handle_backmsg`` is wrapped, and the
+session manager is read through :mod:`lora_app.server.sessions`. ``tests/test_bad_load.py`` (marker
+``badload``, run by .ci/run) fails if a flood or a crowd of sockets again slows the class beyond 2×.
+"""
 from __future__ import annotations
 
 import logging
@@ -9,20 +28,6 @@ from . import env, run_gate, sessions
 from .token_bucket import TokenBucket
 
 _LOGGER = logging.getLogger(__name__)
-
-# --- bad load: one session must not take the server from the others -----------------------------------
-#
-# Streamlit runs every session's script in a thread of one process. What a misbehaving client can do
-# then costs the others:
-# - rerun as fast as it can (a slider "moving" every millisecond): with runner.fastReruns Streamlit stops
-#   the running script and starts a new script thread for every message. :func:`install_rerun_limit`
-#   coalesces a session's reruns to a few a second on the event loop, and closes a session that keeps
-#   flooding; :func:`pace` is a backstop at the top of each run;
-# - open hundreds of sessions: each one's first run is a full page, and each holds its widget tree and
-#   its unread messages in memory. :func:`admit` caps the sessions and spaces new sessions' first runs;
-#   :func:`pace` does not run a session whose browser has not read what it was sent.
-# bench/bad_load.py measures both, tests/test_bad_load.py checks them, docs/bench_bad_load.md has the numbers.
-
 
 PACE_KEY = "_pace_bucket"
 ADMITTED_KEY = "_admitted"
