@@ -1,7 +1,8 @@
 """Which session a run belongs to, and Streamlit's record of the server's sessions (its websockets).
 
 Pinned to streamlit 1.67.0: ``Runtime._session_mgr`` and ``WebsocketSessionManager`` are private.
-tests/test_bad_load.py and tests/test_jobs.py fail if these stop answering.
+tests/test_bad_load.py (a real server's sessions, capped and paced) and tests/test_app_real.py (the session that
+follows a run) fail if these stop answering.
 """
 from __future__ import annotations
 
