@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import gc
 
-from . import cache_locks, load_shedding, run_gate, widget_gc, widget_guard
-
 _FROZEN = False
 
 
@@ -52,6 +50,8 @@ def _freeze_collector() -> None:
 
 def install(session_state) -> None:
     """Call first in every run of app.py: pace this run, then install the patches (once per process)."""
+    from . import cache_locks, load_shedding, run_gate, widget_gc, widget_guard  # here: importing the package stays light
+
     load_shedding.pace(session_state)
     load_shedding.install_rerun_limit()
     widget_guard.install()
@@ -63,4 +63,6 @@ def install(session_state) -> None:
 
 def admit(session_state) -> None:
     """Call right after ``st.set_page_config``: beyond ``LORA_MAX_SESSIONS`` sessions, new ones are told the server is full."""
+    from . import load_shedding
+
     load_shedding.admit(session_state)
