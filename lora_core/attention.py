@@ -13,8 +13,9 @@ from typing import Iterable, Mapping, NamedTuple
 
 import torch
 
+from .checks import positive_int
 from .lora import SEED_A, SEED_B, SEED_W, lora_forward
-from .scale import _positive_int, check_targets
+from .scale import check_targets
 
 PROJECTIONS = ("q", "k", "v", "o")
 WEIGHT_PRESETS = ("seed", "random")
@@ -87,7 +88,7 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, causal
 
 def _check_attention_shapes(X: torch.Tensor, W_Q: torch.Tensor, W_K: torch.Tensor, W_V: torch.Tensor,
                             W_O: torch.Tensor, heads: int) -> int:
-    heads = _positive_int("heads", heads)
+    heads = positive_int("heads", heads)
     for name, W in (("X", X), ("W_Q", W_Q), ("W_K", W_K), ("W_V", W_V), ("W_O", W_O)):
         if W.dim() != 2:
             raise ValueError(f"{name} must be a matrix, got shape {tuple(W.shape)}")
@@ -141,8 +142,8 @@ def lora_param_table(d_model: int, d_ff: int, r: int, targets: Iterable[str], vo
     Rows: W_Q, W_K, W_V, W_O (d×d), FFN W_1 (d×d_ff) and W_2 (d_ff×d) — both adapted by the "ffn"
     target — and the token embedding (vocab×d), which LoRA never trains here.
     """
-    d, f, r, vocab = (_positive_int(n, v) for n, v in (("d_model", d_model), ("d_ff", d_ff),
-                                                        ("rank r", r), ("vocab", vocab)))
+    d, f, r, vocab = (positive_int(n, v) for n, v in (("d_model", d_model), ("d_ff", d_ff),
+                                                       ("rank r", r), ("vocab", vocab)))
     chosen = check_targets(targets)
     layout = [("W_Q", "q", d, d), ("W_K", "k", d, d), ("W_V", "v", d, d), ("W_O", "o", d, d),
               ("FFN W_1", "ffn", d, f), ("FFN W_2", "ffn", f, d), ("Embedding", None, vocab, d)]
@@ -184,11 +185,11 @@ def make_attention_weights(d_model: int, seed: int, *, r: int = 2, heads: int = 
     """
     if preset not in WEIGHT_PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(WEIGHT_PRESETS)}")
-    d_model, r, heads = (_positive_int(n, v) for n, v in (("d_model", d_model), ("rank r", r),
-                                                          ("heads", heads)))
+    d_model, r, heads = (positive_int(n, v) for n, v in (("d_model", d_model), ("rank r", r),
+                                                         ("heads", heads)))
     if d_head is None:
         d_head = 3 if preset == "seed" else max(1, d_model // heads)
-    d_head = _positive_int("d_head", d_head)
+    d_head = positive_int("d_head", d_head)
     width = heads * d_head
     if max(d_model, width) > _MAX_WIDTH:
         raise ValueError(f"d_model and heads·d_head must be at most {_MAX_WIDTH}")

@@ -19,10 +19,18 @@ from typing import Callable, Iterator, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from .checks import is_whole
 from .device import torch_threads
 from .lora import init_peft_default, lora_scaling
 from .tiny import (
-    ADAPT_TASKS, ATTENTION_MODULES, TASKS, TinyConfig, TinyTransformer, held_out_set, task_targets, train_batch,
+    ADAPT_TASKS,
+    ATTENTION_MODULES,
+    TASKS,
+    TinyConfig,
+    TinyTransformer,
+    held_out_set,
+    task_targets,
+    train_batch,
 )
 from .training import adamw_step
 
@@ -88,9 +96,9 @@ def check_settings(cfg: TinyConfig, s: FinetuneSettings) -> None:
         raise ValueError(f"task {s.task!r} is not an adaptation task; choose from {', '.join(ADAPT_TASKS)}")
     if not (isinstance(s.lr, (int, float)) and math.isfinite(s.lr) and 0 < s.lr <= 1):
         raise ValueError(f"the learning rate must be a finite number in (0, 1], got {s.lr!r}")
-    if isinstance(s.steps, bool) or int(s.steps) != s.steps or not 1 <= s.steps <= MAX_FT_STEPS:
+    if not is_whole(s.steps, 1, MAX_FT_STEPS):
         raise ValueError(f"steps must be a whole number in 1…{MAX_FT_STEPS}, got {s.steps!r}")
-    if isinstance(s.seed, bool) or int(s.seed) != s.seed or not 0 <= s.seed < 2**31:
+    if not is_whole(s.seed, 0, 2**31 - 1):
         raise ValueError(f"the seed must be a whole number in 0…{2**31 - 1}, got {s.seed!r}")
     if s.full:
         return
@@ -99,10 +107,10 @@ def check_settings(cfg: TinyConfig, s: FinetuneSettings) -> None:
         raise ValueError(f"{unknown[0]!r} is not a target; choose from {', '.join(TARGET_TYPES)}")
     if not s.targets:
         raise ValueError("no target is ticked: choose at least one of Q, K, V, O and the FFN, or full fine-tuning")
-    bad = [i for i in s.layers if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < cfg.layers]
+    bad = [i for i in s.layers if not is_whole(i, 0, cfg.layers - 1, exact=True)]
     if bad:
         raise ValueError(f"layer {bad[0]!r} does not exist; the model has layers 0…{cfg.layers - 1}")
-    if isinstance(s.r, bool) or int(s.r) != s.r or s.r < 1:
+    if not is_whole(s.r, 1):
         raise ValueError(f"the rank r must be a whole number of at least 1, got {s.r!r}")
     widest = min(min(cfg.module_shape(m)) for t in s.targets for m in TARGET_TYPES[t])
     if s.r > widest:

@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import torch
 
+from .checks import positive_int
+
 # the blog post's example, exactly as printed there
 SEED_X = [
     [0.1, 0.3, 0.5, 0.2, 0.0],
@@ -68,14 +70,14 @@ def seed_example(dtype: torch.dtype = torch.float64, device: torch.device | str 
 
 def lora_scaling(alpha: float, r: int, rslora: bool = False) -> float:
     """s = α/r, or α/√r with rank-stabilised LoRA (PEFT's ``use_rslora``)."""
-    if isinstance(r, bool) or int(r) != r or r < 1:
-        raise ValueError(f"rank r must be a positive integer, got {r!r}")
+    positive_int("rank r", r)
     if not math.isfinite(alpha):
         raise ValueError(f"alpha must be finite, got {alpha!r}")
     return alpha / math.sqrt(r) if rslora else alpha / r
 
 
-def _check_shapes(W: torch.Tensor, A: torch.Tensor, B: torch.Tensor) -> None:
+def check_lora_shapes(W: torch.Tensor, A: torch.Tensor, B: torch.Tensor) -> None:
+    """ValueError unless W is d×k, A d×r and B r×k."""
     d, k = W.shape
     if A.shape[0] != d or B.shape[1] != k or A.shape[1] != B.shape[0]:
         raise ValueError(
@@ -91,20 +93,20 @@ def delta_weight(A: torch.Tensor, B: torch.Tensor, scaling: float = 1.0) -> torc
 
 def merge(W: torch.Tensor, A: torch.Tensor, B: torch.Tensor, scaling: float = 1.0) -> torch.Tensor:
     """W + s·A·B: one matrix, so inference costs nothing extra."""
-    _check_shapes(W, A, B)
+    check_lora_shapes(W, A, B)
     return W + delta_weight(A, B, scaling)
 
 
 def unmerge(W_merged: torch.Tensor, A: torch.Tensor, B: torch.Tensor, scaling: float = 1.0) -> torch.Tensor:
     """Undo :func:`merge`: W = merged − s·A·B."""
-    _check_shapes(W_merged, A, B)
+    check_lora_shapes(W_merged, A, B)
     return W_merged - delta_weight(A, B, scaling)
 
 
 def lora_forward(X: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                  scaling: float = 1.0) -> LoraForward:
     """Q = X·W + s·(X·A)·B, computed the way PEFT does: the low-rank path never forms ΔW."""
-    _check_shapes(W, A, B)
+    check_lora_shapes(W, A, B)
     if X.shape[1] != W.shape[0]:
         raise ValueError(f"X is {X.shape[0]}×{X.shape[1]} but W is {W.shape[0]}×{W.shape[1]}")
     base = X @ W                         # n×k
@@ -115,8 +117,7 @@ def lora_forward(X: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Ten
 def param_counts(d: int, k: int, r: int) -> ParamCounts:
     """Trainable numbers for one d×k matrix: full fine-tuning against LoRA at rank r."""
     for name, v in (("d", d), ("k", k), ("r", r)):
-        if int(v) != v or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        positive_int(name, v)
     return ParamCounts(full=d * k, lora=r * (d + k), break_even=d * k / (d + k))
 
 

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import torch
 
-from .scale import _positive_int
+from .checks import positive_int
 
 
 class BestRankR(NamedTuple):
@@ -76,7 +76,7 @@ def _relative(tail_sq: torch.Tensor, total_sq: torch.Tensor) -> torch.Tensor:
 def best_rank_r(M: torch.Tensor, r: int) -> BestRankR:
     """Truncated SVD: the closest rank-≤r matrix to M in Frobenius norm (Eckart–Young)."""
     _check_matrix(M)
-    r = _positive_int("rank r", r)
+    r = positive_int("rank r", r)
     if r > min(M.shape):
         raise ValueError(f"rank r = {r} exceeds min(d, k) = {min(M.shape)}")
     return best_rank_r_from_svd(M, *torch.linalg.svd(M, full_matrices=False), r)
@@ -84,7 +84,7 @@ def best_rank_r(M: torch.Tensor, r: int) -> BestRankR:
 
 def best_rank_r_from_svd(M: torch.Tensor, U: torch.Tensor, S: torch.Tensor, Vh: torch.Tensor, r: int) -> BestRankR:
     """:func:`best_rank_r` from M's SVD (``torch.linalg.svd(M, full_matrices=False)``), computed once for every r."""
-    r = _positive_int("rank r", r)
+    r = positive_int("rank r", r)
     if r > S.numel():
         raise ValueError(f"rank r = {r} exceeds min(d, k) = {S.numel()}")
     root = S[:r].sqrt()
@@ -115,7 +115,7 @@ def seeded_full_rank_update(d: int, k: int, seed: int, *, decay: float = 1.0,
     min(d, k). decay > 0 mimics a fine-tuning update whose energy sits in a few directions (the
     paper's low "intrinsic rank"); decay = 0 gives a flat spectrum that no low rank captures well.
     """
-    d, k = _positive_int("d", d), _positive_int("k", k)
+    d, k = positive_int("d", d), positive_int("k", k)
     if not math.isfinite(decay) or decay < 0:
         raise ValueError(f"decay must be a non-negative number, got {decay!r}")
     m = min(d, k)

@@ -30,6 +30,8 @@ from typing import Callable, Iterable, NamedTuple
 
 import torch
 
+from .checks import is_whole, positive_int
+
 TARGETS = ("q", "k", "v", "o", "ffn")
 FFN_KINDS = ("mlp", "swiglu")
 BENCH_MODES = ("full", "lora", "both")
@@ -175,13 +177,6 @@ class BenchmarkResult(NamedTuple):
 
 # --- validation -------------------------------------------------------------------------
 
-def _positive_int(name: str, v: object) -> int:
-    # bool is an int subclass; True must not pass as r = 1
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or v != v or int(v) != v or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
 def get_model(model: str) -> ModelSpec:
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
@@ -239,13 +234,13 @@ def adapted_matrices(model: str, targets: Iterable[str]) -> list[AdaptedMatrix]:
 
 def count_lora_params(model: str, targets: Iterable[str], r: int) -> int:
     """Trainable LoRA parameters: Σ over adapted matrices of r·(d_in + d_out); empty targets → 0."""
-    r = _positive_int("rank r", r)
+    r = positive_int("rank r", r)
     return sum(m.lora_params(r) for m in adapted_matrices(model, targets))
 
 
 def adapter_bytes(count: int, dtype_bytes: float) -> int:
     """Size of a saved adapter: parameters × bytes each (2 for fp16/bf16, 4 for fp32)."""
-    if isinstance(count, bool) or int(count) != count or count < 0:
+    if not is_whole(count, 0):
         raise ValueError(f"count must be a non-negative integer, got {count!r}")
     if not (isinstance(dtype_bytes, numbers.Real) and math.isfinite(dtype_bytes) and dtype_bytes > 0):
         raise ValueError(f"dtype_bytes must be a positive number, got {dtype_bytes!r}")
@@ -354,7 +349,7 @@ def benchmark_step(d: int = 1024, k: int = 1024, r: int = 8, *, n: int = 64, rep
     one untimed warm-up step, then ``repeats`` timed steps; ``seconds`` is their median.
     ``progress(i, total)`` is called after each timed step, i counting from 1 across both modes.
     """
-    d, k, r, n, repeats = (_positive_int(nm, v) for nm, v in
+    d, k, r, n, repeats = (positive_int(nm, v) for nm, v in
                            (("d", d), ("k", k), ("rank r", r), ("n", n), ("repeats", repeats)))
     if r > min(d, k):
         raise ValueError(f"rank r = {r} exceeds min(d, k) = {min(d, k)}")

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import attend
+from .checks import is_whole
 
 ASSETS = Path(__file__).with_name("assets")
 BASE_WEIGHTS = ASSETS / "tiny_sort.safetensors"
@@ -208,7 +209,7 @@ def read_config(path: Path | str = BASE_CONFIG) -> tuple[TinyConfig, dict]:
                              if extra else f"{Path(path).name}: architecture lacks {', '.join(missing)}")
     for key in names - {"base_task"}:
         v = arch[key]
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 4096:
+        if not is_whole(v, 1, 4096, exact=True):
             raise ModelFileError(f"{Path(path).name}: {key} = {v!r} is not a whole number in 1…4096")
     cfg = TinyConfig(**arch)
     if cfg.d_model % cfg.heads:

@@ -16,12 +16,20 @@ from typing import NamedTuple
 
 import torch
 
+from .checks import is_whole
 from .lora import param_counts
 from .training import (
-    _CHECK_EVERY, AdamWStage, Target, _adamw_core, _divergence_message, _grads, _train_grads, check_hyperparams,
-    lora_grads, mse_loss,
+    FINITE_CHECK_EVERY,
+    AdamWStage,
+    Target,
+    adamw_update,
+    check_hyperparams,
+    divergence_message,
+    grads_from_base,
+    lora_grads,
+    mse_loss,
+    train_grads,
 )
-
 
 # --- the trace ------------------------------------------------------------------------------
 
@@ -94,9 +102,9 @@ def checkpoint_before(states, A0, B0, step: int, every: int = 1) -> tuple[int, d
 def _train_step(X, base, T, state, t, scaling, hp):
     """One step of the training loop: the loss going in, and the state (STATE_FIELDS order) coming out."""
     A, B, mA, vA, mB, vB = state
-    g = _train_grads(X, base, A, B, T, scaling)
-    _, mA, vA, A = _adamw_core(A, g[3], mA, vA, t, *hp)
-    _, mB, vB, B = _adamw_core(B, g[4], mB, vB, t, *hp)
+    g = train_grads(X, base, A, B, T, scaling)
+    _, mA, vA, A = adamw_update(A, g[3], mA, vA, t, *hp)
+    _, mB, vB, B = adamw_update(B, g[4], mB, vB, t, *hp)
     return g[1], (A, B, mA, vA, mB, vB)
 
 
@@ -129,9 +137,9 @@ def replay_step(X: torch.Tensor, W: torch.Tensor, T: torch.Tensor, before: dict[
     beta1, beta2 = betas
     hp = (lr, beta1, beta2, eps, weight_decay)
     with torch.inference_mode():
-        g = _grads(X, W, X @ W, before["A"], before["B"], T, scaling)
-        dA, mA, vA, A = _adamw_core(before["A"], g.grad_A, before["exp_avg_A"], before["exp_avg_sq_A"], step, *hp)
-        dB, mB, vB, B = _adamw_core(before["B"], g.grad_B, before["exp_avg_B"], before["exp_avg_sq_B"], step, *hp)
+        g = grads_from_base(X, W, X @ W, before["A"], before["B"], T, scaling)
+        dA, mA, vA, A = adamw_update(before["A"], g.grad_A, before["exp_avg_A"], before["exp_avg_sq_A"], step, *hp)
+        dB, mB, vB, B = adamw_update(before["B"], g.grad_B, before["exp_avg_B"], before["exp_avg_sq_B"], step, *hp)
     c1, c2 = 1 - beta1 ** step, 1 - beta2 ** step
     fields = [g.q, g.grad_q, g.grad_A, g.grad_B, g.grad_X,
               dA, mA, vA, mA / c1, vA / c2, A - dA, A, dB, mB, vB, mB / c1, vB / c2, B - dB, B]
@@ -249,7 +257,7 @@ def adamw_trace(X: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Tens
     """
     check_hyperparams(lr, betas, eps, weight_decay, steps)
     every = checkpoint_every
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+    if not is_whole(every, 1, exact=True):
         raise ValueError(f"checkpoint_every must be a whole number ≥ 1, got {every!r}")
     T = target.T if isinstance(target, Target) else target
     lora_grads(X, W, A, B, T, scaling)  # validates every shape once, up front
@@ -271,7 +279,7 @@ def adamw_trace(X: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Tens
                 # what the divergence check needs of a step that is not kept: max and min carry NaN and ±inf
                 extremes.append(torch.stack([x.amax() for x in state] + [x.amin() for x in state]))
             # a non-finite loss stays non-finite (NaN spreads through every product), so stop early
-            if t % _CHECK_EVERY == 0 and not torch.isfinite(loss):
+            if t % FINITE_CHECK_EVERY == 0 and not torch.isfinite(loss):
                 break
         final_loss = mse_loss(base + scaling * ((X @ state[0]) @ state[1]), T)
     # stacking outside inference mode gives ordinary tensors, and one copy to the CPU per field
@@ -292,7 +300,7 @@ def adamw_trace(X: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Tens
     trace = Trace({k: v[:keep // every].cpu() for k, v in states.items()}, tuple(loss_before[:keep].tolist()),
                   float(loss_before[0]), float(loss_after[keep - 1]) if keep else float(loss_before[0]),
                   None if bad is None else keep + 1,
-                  None if bad is None else _divergence_message(keep + 1, ", ".join(bad[1])),
+                  None if bad is None else divergence_message(keep + 1, ", ".join(bad[1])),
                   param_counts(*W.shape, A.shape[1]).lora,
                   A.detach().to("cpu", copy=True), B.detach().to("cpu", copy=True),
                   {"X": X.detach(), "W": W.detach(), "T": T.detach()}, hyper, every)
@@ -306,7 +314,7 @@ def adamw_trace(X: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Tens
         trace = dataclasses.replace(
             trace, states={k: v[:keep // every] for k, v in trace.states.items()}, step_losses=trace.step_losses[:keep],
             final_loss=trace.step_losses[keep] if keep < len(trace.step_losses) else trace.final_loss,
-            diverged_at=keep + 1, message=_divergence_message(keep + 1, "Q or a gradient"), last_in=None)
+            diverged_at=keep + 1, message=divergence_message(keep + 1, "Q or a gradient"), last_in=None)
         if every != 1:
             A_end, B_end = _state_after(trace, keep)
             trace = dataclasses.replace(trace, end={"A": A_end.to("cpu", copy=True), "B": B_end.to("cpu", copy=True)})

@@ -11,10 +11,11 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .lora import _check_shapes
+from .checks import is_whole
+from .lora import check_lora_shapes
 
-MAX_STEPS = 2000        # a trace keeps every step's state, so its length is capped
-_CHECK_EVERY = 32       # how often the loop asks the device whether the loss is still finite
+MAX_STEPS = 2000         # a trace keeps every step's state, so its length is capped
+FINITE_CHECK_EVERY = 32  # how often the loop asks the device whether the loss is still finite
 
 
 # --- the task: reach T = X·(W + ΔW*) --------------------------------------------------------
@@ -28,7 +29,7 @@ def make_target(X: torch.Tensor, W: torch.Tensor, r_star: int = 1, seed: int = 0
                 scale: float = 0.2) -> Target:
     """A seeded rank-r* update ΔW* and the outputs T it would produce; entries of ΔW* have std ≈ scale."""
     d, k = W.shape
-    if isinstance(r_star, bool) or int(r_star) != r_star or not 1 <= r_star <= min(d, k):
+    if not is_whole(r_star, 1, min(d, k)):
         raise ValueError(f"r* = {r_star!r} must be an integer in 1…min(d, k) = {min(d, k)}")
     if not math.isfinite(scale) or scale <= 0:
         raise ValueError(f"scale must be positive and finite, got {scale!r}")
@@ -70,7 +71,8 @@ class Grads(NamedTuple):
     grad_X: torch.Tensor  # n×d, G·(W + s·A·B)ᵀ; W itself gets none, it is frozen
 
 
-def _grads(X, W, base, A, B, T, scaling) -> Grads:
+def grads_from_base(X, W, base, A, B, T, scaling) -> Grads:
+    """:func:`lora_grads` on checked shapes, given base = X·W."""
     # base = X·W never changes while W is frozen, so the trace computes it once
     XA = X @ A                                   # n×r, the adapter's bottleneck
     q = base + scaling * (XA @ B)                # n×k, same ops as lora_forward
@@ -84,8 +86,8 @@ def _grads(X, W, base, A, B, T, scaling) -> Grads:
     return Grads(q, loss, G, grad_A, grad_B, grad_X)
 
 
-def _train_grads(X, base, A, B, T, scaling):
-    """What a training step needs, by the same ops as :func:`_grads`: (q, loss, G, ∂L/∂A, ∂L/∂B)."""
+def train_grads(X, base, A, B, T, scaling):
+    """What a training step needs, by the same ops as :func:`grads_from_base`: (q, loss, G, ∂L/∂A, ∂L/∂B)."""
     XA = X @ A
     q = base + scaling * (XA @ B)
     loss = mse_loss(q, T)
@@ -97,11 +99,11 @@ def _train_grads(X, base, A, B, T, scaling):
 def lora_grads(X: torch.Tensor, W: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                T: torch.Tensor, scaling: float = 1.0) -> Grads:
     """Loss and gradients of Q = X·(W + s·A·B) against T, from the chain rule (no autograd)."""
-    _check_shapes(W, A, B)
+    check_lora_shapes(W, A, B)
     n, k = X.shape[0], W.shape[1]
     if X.shape[1] != W.shape[0] or T.shape != (n, k):
         raise ValueError(f"X is {tuple(X.shape)}, W {tuple(W.shape)}, T {tuple(T.shape)}; need n×d, d×k, n×k")
-    return _grads(X, W, X @ W, A, B, T, scaling)
+    return grads_from_base(X, W, X @ W, A, B, T, scaling)
 
 
 # --- AdamW, stage by stage ------------------------------------------------------------------
@@ -130,11 +132,11 @@ def check_hyperparams(lr: float, betas: Sequence[float], eps: float, weight_deca
         raise ValueError(f"eps must be positive and finite, got eps = {eps!r}")
     if not (math.isfinite(weight_decay) and weight_decay >= 0):
         raise ValueError(f"weight decay must be ≥ 0 and finite, got weight_decay = {weight_decay!r}")
-    if isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= MAX_STEPS:
+    if not is_whole(steps, 1, MAX_STEPS):
         raise ValueError(f"steps must be an integer in 1…{MAX_STEPS}, got steps = {steps!r}")
 
 
-def _adamw_core(theta, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay):
+def adamw_update(theta, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay):
     """torch's single-tensor AdamW, op for op, out of place: returns (decayed, m, v, new)."""
     decayed = theta * (1 - lr * weight_decay) if weight_decay != 0 else theta  # torch skips λ = 0 too
     m = torch.lerp(exp_avg, grad, 1 - beta1)
@@ -151,13 +153,14 @@ def adamw_step(theta: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor,
                weight_decay: float = 0.01) -> AdamWStage:
     """One AdamW step at t = ``step`` (1-based), every stage kept; inputs are not modified."""
     beta1, beta2 = betas
-    decayed, m, v, new = _adamw_core(theta, grad, exp_avg, exp_avg_sq, step,
+    decayed, m, v, new = adamw_update(theta, grad, exp_avg, exp_avg_sq, step,
                                      lr, beta1, beta2, eps, weight_decay)
     # m̂/(√v̂ + ε) is the textbook form; θ itself comes from torch's equivalent denom form above
     return AdamWStage(decayed, m, v, m / (1 - beta1 ** step), v / (1 - beta2 ** step), new - decayed, new)
 
 
-def _divergence_message(step: int, what: str) -> str:
+def divergence_message(step: int, what: str) -> str:
+    """What a trace says when ``what`` stopped being finite at ``step``."""
     kept = f"the trace stops at step {step - 1}, the last finite one" if step > 1 else "no step stayed finite"
     return f"training diverged at step {step}: {what} stopped being finite; {kept}. Try a smaller learning rate."
 
@@ -201,7 +204,7 @@ def full_finetune_trace(X: torch.Tensor, W: torch.Tensor, target: Target | torch
         diverged_at = None if math.isfinite(losses[0]) else 1
         for t in range(1, steps + 1 if diverged_at is None else 1):
             grad_W = X.T @ ((q - T) * (2.0 / q.numel()))   # d×k, Xᵀ·G
-            _, m_new, v_new, W_new = _adamw_core(W_t, grad_W, m, v, t, lr, beta1, beta2, eps, weight_decay)
+            _, m_new, v_new, W_new = adamw_update(W_t, grad_W, m, v, t, lr, beta1, beta2, eps, weight_decay)
             q_new = X @ W_new
             # one sync a step keeps only W's last finite value; a non-finite W shows here, as 0·inf is NaN
             loss = float(mse_loss(q_new, T))
@@ -210,6 +213,6 @@ def full_finetune_trace(X: torch.Tensor, W: torch.Tensor, target: Target | torch
                 break
             W_t, m, v, q = W_new, m_new, v_new, q_new
             losses.append(loss)
-    message = None if diverged_at is None else _divergence_message(diverged_at, "the loss")
+    message = None if diverged_at is None else divergence_message(diverged_at, "the loss")
     d, k = W.shape
     return FullFinetuneTrace(losses, W_t.to("cpu", copy=True), d * k, diverged_at, message)
