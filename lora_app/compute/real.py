@@ -12,15 +12,27 @@ import numpy as np
 import streamlit as st
 import torch
 
+from lora_core.adapter import adapters_zip_bytes
 from lora_core.device import torch_threads
 from lora_core.finetune import (
-    HELD_OUT, PLACEMENTS, RANKS, TARGET_LABELS, FinetuneRun, FinetuneSettings, budget_grid, energy_share, finetuned_model,
-    module_names, predict, rank_sweep, weight_updates,
+    HELD_OUT,
+    PLACEMENTS,
+    RANKS,
+    TARGET_LABELS,
+    FinetuneRun,
+    FinetuneSettings,
+    budget_grid,
+    energy_share,
+    finetuned_model,
+    module_names,
+    predict,
+    rank_sweep,
+    weight_updates,
 )
 from lora_core.tiny import ADAPT_TASKS, TASKS, held_out_set, layer_attention, parameter_count, task_targets, token_accuracy
 
-from . import jobs
 from ..config.real import RealConfig
+from . import jobs
 
 base_model = jobs.base_model
 
@@ -43,6 +55,20 @@ def run(settings: FinetuneSettings) -> FinetuneRun | None:
 def full_settings(settings: FinetuneSettings) -> FinetuneSettings:
     """The full fine-tuning baseline of a LoRA run: same task, learning rate, steps and seed."""
     return replace(settings, full=True)
+
+
+def pair_settings(settings: FinetuneSettings) -> tuple[FinetuneSettings, ...]:
+    """What Train runs: LoRA, then full fine-tuning as its baseline (full fine-tuning alone when that is chosen)."""
+    return (settings,) if settings.full else (settings, full_settings(settings))
+
+
+def pair_so_far(pair: tuple[FinetuneSettings, ...], live) -> tuple:
+    """The pair's curves as they stand: the first run (stored or, while it trains, ``live``), and full fine-tuning's
+    stored baseline beside it (None for full fine-tuning alone, or while it is missing)."""
+    first = run(pair[0])
+    if first is None and live is not None and live.settings == pair[0]:
+        first = live
+    return first, (None if len(pair) == 1 else run(pair[-1]))
 
 
 def grid_settings(cfg: RealConfig) -> tuple[FinetuneSettings, ...]:
@@ -72,6 +98,11 @@ class Grid(NamedTuple):
     finished: int
     total: int
 
+    @property
+    def labels(self) -> list[str]:
+        """Each row with its rank, as the grid's figure names it: "Q+V · r = 4"."""
+        return [f"{row} · r = {r}" if r else row for row, r in zip(self.rows, self.ranks)]
+
 
 def grid_table(cfg: RealConfig) -> Grid:
     settings = grid_settings(cfg)
@@ -79,14 +110,14 @@ def grid_table(cfg: RealConfig) -> Grid:
     acc = np.full((per_task, len(ADAPT_TASKS)), np.nan)
     rows, trainable, ranks = [], [], []
     cfg_model = base_model().cfg
-    for i, s in enumerate(settings[:per_task]):
+    for s in settings[:per_task]:
         rows.append("full fine-tuning" if s.full else placement_label(s.targets))
         ranks.append(0 if s.full else s.r)
         trainable.append(parameter_count(base_model()) if s.full else
                          s.r * sum(sum(cfg_model.module_shape(m.rsplit(".", 1)[1]))
                                    for m in module_names(cfg_model, s)))
     finished = 0
-    for j, task in enumerate(ADAPT_TASKS):
+    for j in range(len(ADAPT_TASKS)):
         for i, s in enumerate(settings[j * per_task:(j + 1) * per_task]):
             r = run(s)
             if r is not None:
@@ -187,6 +218,11 @@ def attention_maps(cfg: RealConfig, lora_run: FinetuneRun | None) -> tuple[list[
     return before, [w.cpu().double().numpy() for w in after]
 
 
+def attention_change(before: np.ndarray, after: np.ndarray) -> float:
+    """How far one head's map moved: the mean over its rows of the total-variation distance (half the L1)."""
+    return float(0.5 * np.abs(after - before).sum(-1).mean())
+
+
 @st.cache_data(max_entries=4, show_spinner=False)
 def base_accuracies(digest: str) -> dict[str, float]:
     """The base model's held-out token accuracy on every task, once per base model (keyed by its digest)."""
@@ -194,6 +230,20 @@ def base_accuracies(digest: str) -> dict[str, float]:
     held = held_out_set(base.cfg, HELD_OUT).to(base.embed.weight.device)
     with torch_threads(1):
         return {task: token_accuracy(base, held, task) for task in TASKS}
+
+
+def adapter_zip(lora_run: FinetuneRun) -> bytes:
+    """The run's adapters as a zipped PEFT folder."""
+    s = lora_run.settings
+    return adapters_zip_bytes(lora_run.adapters, r=s.r, alpha=s.alpha, rslora=s.rslora)
+
+
+def ffn_shapes() -> list[tuple[int, int]]:
+    return [base_model().cfg.module_shape(m) for m in ("up_proj", "down_proj")]
+
+
+def base_accuracy(task: str) -> float:
+    return base_accuracies(jobs.base_digest())[task]
 
 
 def task_description(task: str) -> str:

@@ -5,31 +5,29 @@ from typing import NamedTuple
 
 import streamlit as st
 
-
 from .. import figures
-from ..widgets import charts
 from ..config import ExploreConfig
-from ..config.real import DEFAULT_LORA, LORA_KEYS, WIDGET_KEYS, real_config
-from ..config.real import DEFAULTS as REAL_DEFAULTS
+from ..config.real import real_config
 from ..text import present as text
+from ..widgets import charts
+from ..widgets.real_settings import widget_values
 from .layout import SlideSpace
-
 
 BAR_REM = 1.0      # the progress bar under its status line (the line is measured as a caption)
 
-STATUS = "x" * 78  # as long as run_ui.follow's status line ("Training: run 3 of 20, Q+V · r = 4 on …")
+STATUS = "x" * 78  # as long as follow_run.follow's status line ("Training: run 3 of 20, Q+V · r = 4 on …")
 
 BUTTON_REM = 9.5   # the width of a button with its icon and the gap after it
 
-STOPPED = "x" * 150  # as long as run_ui.stopped_note's warning
+STOPPED = "x" * 150  # as long as follow_run's stopped note
+
+SLIDE_HELP = "Runs on this server's worker; finished runs are kept, so a second press anywhere is instant."
 
 
 
 def real_config_now():
     """The Real model page's current settings: the session's ``real_*`` widgets where set, else the page's defaults."""
-    defaults = {**REAL_DEFAULTS, **{key: t in DEFAULT_LORA for t, key in LORA_KEYS.items()}}
-    values = {key: st.session_state.get(key, defaults[key]) for key in WIDGET_KEYS}
-    return real_config(values, st.session_state.get("_real_last_good"))[0]
+    return real_config(widget_values(), st.session_state.get("_real_last_good"))[0]
 
 
 
@@ -56,78 +54,31 @@ def _height_at(sp: SlideSpace, md: str, width: float) -> float:
 
 
 
-class _Runs:
-    """The runs a slide draws, and the row above its figures that trains the missing ones.
+def _flow_height(sp: SlideSpace, flow) -> float:
+    """The height of what a train flow puts above the figures: the row, the progress bar, a stopped run's note."""
+    if not flow.missing:
+        return 0.0
+    h = max(2.5 * sp.rem, _height_at(sp, text.train_prompt(flow.missing), sp.width - 2 * BUTTON_REM * sp.rem)) + sp.rem
+    if flow.running:
+        h += sp.caption_height(STATUS) + BAR_REM * sp.rem + sp.rem
+    if flow.held is not None:
+        h += sp.text_height(STOPPED) + 2 * sp.rem + sp.rem  # the warning's padding
+    return h
 
-    The row holds the button (greyed while a run goes on) and, while one does, Stop beside it, as on the
-    Real model page; a progress bar goes under the row while the runs train. Nothing else on the slide moves.
-    """
 
-    def __init__(self, settings: tuple, key: str):
-        from ..compute import jobs
-        from ..compute import real as compute
-        from ..widgets.follow_run import stopped_note, take_stop
 
-        self.settings, self.key, self.stop_key = settings, key, f"{key}_stop"
-        job = jobs.job_for(settings)
-        take_stop(self.stop_key, job)  # a click on Stop: this session stops following the job
-        held = st.session_state.get(f"_{self.stop_key}_stopped")
-        self.held = held is not None and held[0] == settings
-        self._note = lambda: stopped_note(self.stop_key, settings)
-        self.missing = sum(compute.run(x) is None for x in settings)
-        job = jobs.job_for(settings) if self.missing else None
-        self.job = job if job is not None and not self.held else None
+def _reserve(sp: SlideSpace, flow) -> None:
+    if flow.missing:
+        sp.take(_flow_height(sp, flow) - sp.rem)
 
-    def prompt(self) -> str:
-        return text.train_prompt(self.missing)
 
-    def height(self, sp: SlideSpace) -> float:
-        """The height of what :meth:`draw` puts above the figures: the row, the progress bar, a stopped run's note."""
-        if not self.missing:
-            return 0.0
-        h = max(2.5 * sp.rem, _height_at(sp, self.prompt(), sp.width - 2 * BUTTON_REM * sp.rem)) + sp.rem
-        if self.job is not None:
-            h += sp.caption_height(STATUS) + BAR_REM * sp.rem + sp.rem
-        if self.held:
-            h += sp.text_height(STOPPED) + 2 * sp.rem + sp.rem  # the warning's padding
-        return h
 
-    def reserve(self, sp: SlideSpace) -> None:
-        if self.missing:
-            sp.take(self.height(sp) - sp.rem)
+def _train(flow, label: str, draw) -> None:
+    """The slide's train flow (the row above its figures, as on the Real model page), then ``draw(snapshot, tag)``."""
+    from ..widgets.follow_run import train_flow
 
-    def draw(self, label: str, draw) -> None:
-        """Draw ``draw(tag)``: at once when every run is there, under the row when some are missing, or live."""
-        from ..compute import jobs
-        from ..widgets.follow_run import clear_stop, follow
-        from ..server.sessions import session_id
-
-        if not self.missing:
-            draw("final")
-            return
-        if self.held:
-            self._note()
-        running = self.job is not None
-        row = st.container(horizontal=True, gap="small", vertical_alignment="center", key=f"{self.key}_row")
-        if row.button(label, key=self.key, type="primary", icon=":material/play_arrow:", disabled=running,
-                      width="content", help="Runs on this server's worker; finished runs are kept, so a second "
-                                            "press anywhere is instant."):
-            clear_stop(self.stop_key)
-            try:
-                jobs.submit(self.settings, session_id())
-            except jobs.Busy as e:
-                st.error(str(e))
-            else:
-                st.rerun()  # the next run follows the job
-        if not running:
-            row.markdown(self.prompt())
-            draw("final")
-            return
-        snap = follow(self.job, lambda snap, i: draw(i), "Training", self.stop_key, row)  # a clicker press ends it
-        if snap.state == "failed":
-            st.error(f"The run failed: {snap.error}")
-            return
-        st.rerun()  # the finished slide, with its sentence
+    if train_flow(flow, label, draw, help=SLIDE_HELP, prompt=text.train_prompt(flow.missing)) is not None:
+        draw(None, "final")
 
 
 
@@ -135,12 +86,12 @@ def real(ex: ExploreConfig, sp: SlideSpace) -> None:
     from lora_core.finetune import TARGET_LABELS
     from lora_core.tiny import TASKS
 
-    from ..compute import jobs
     from ..compute import real as compute
+    from ..widgets.follow_run import train_state
 
     cfg = real_config_now()
     s = cfg.settings
-    pair = (s,) if s.full else (s, compute.full_settings(s))
+    pair = compute.pair_settings(s)
     what = TASKS[s.task].split(" (")[0]
     if s.full:
         intro = text.REAL_FULL.format(task=s.task, what=what)
@@ -148,32 +99,25 @@ def real(ex: ExploreConfig, sp: SlideSpace) -> None:
         layers = "all layers" if not s.layers else f"layer {s.layers[0] + 1}"
         placement = " and ".join(TARGET_LABELS[t] for t in s.targets)
         intro = text.REAL.format(task=s.task, what=what, placement=f"{placement} ({layers}), r = {s.r}")
-    runs = _Runs(pair, "slide_real_train")
+    flow = train_state(pair, "slide_real_train")
     numbers = ""
-    if not runs.missing:
-        done = [compute.run(x) for x in pair]
-        lora_run, full_run = (None, done[0]) if s.full else done
+    if not flow.missing:
+        lora_run, full_run = (None, flow.runs[0]) if s.full else flow.runs
         numbers = text.real_sentence(
             s.steps, None if lora_run is None else (lora_run.accuracy, lora_run.trainable, lora_run.total),
             (full_run.accuracy, full_run.trainable))
-    _intro(sp, intro, (sp.text_height(numbers) + sp.rem if numbers else runs.height(sp)) + _curves_min_h(sp, sp.width)
-           + sp.caption_height(text.NO_SEQUENCE) + 2 * sp.rem)
+    _intro(sp, intro, (sp.text_height(numbers) + sp.rem if numbers else _flow_height(sp, flow))
+           + _curves_min_h(sp, sp.width) + sp.caption_height(text.NO_SEQUENCE) + 2 * sp.rem)
     if numbers:
         sp.markdown(numbers)
-    runs.reserve(sp)
+    _reserve(sp, flow)
     lay = _pair_layout(sp, cfg)
 
-    def draw(tag) -> None:
-        done = [compute.run(x) for x in pair]
-        first = done[0]
-        job = jobs.job_for(pair)
-        live = job.snapshot().live if job is not None and first is None else None
-        if live is not None and live.settings == pair[0]:
-            first = live  # the first run as it trains
-        second = None if s.full else done[1]
-        _draw_pair(sp, lay, cfg, first, second, done[0], tag)
+    def draw(snap, tag) -> None:  # the first run as it trains, full fine-tuning's beside it once stored
+        first, second = compute.pair_so_far(pair, None if snap is None else snap.live)
+        _draw_pair(sp, lay, cfg, first, second, compute.run(pair[0]), tag)
 
-    runs.draw("Train now", draw)
+    _train(flow, "Train now", draw)
 
 
 
@@ -195,13 +139,9 @@ def _intro(sp: SlideSpace, md: str, after: float) -> None:
 
 
 def _sequence_figure(cfg, run, sp: SlideSpace, width: float, height: int | None = None):
-    from ..compute import real as compute
+    from ..views import real as views
 
-    out = compute.outputs(cfg, run)
-    rows = {"base model": out.base} | ({"adapted model": out.adapted} if out.adapted is not None else {})
-    return figures.real.sequence_grid(rows, out.target, tokens=list(cfg.tokens),
-                                      target_label=f"right answer ({cfg.settings.task})", scale=sp.scale,
-                                      width=width, height=height)
+    return views.sequence_figure(cfg, run, scale=sp.scale, width=width, height=height)
 
 
 
@@ -223,7 +163,7 @@ def _pair_layout(sp: SlideSpace, cfg) -> _PairLayout:
     seq_min_w = max(probe.layout.margin.l + 8 * cell + 12, _title_room(probe))
     curves_min_w = 360 * sp.scale
 
-    curves_min_h = lambda width: _curves_min_h(sp, width)  # noqa: E731
+    curves_min_h = lambda width: _curves_min_h(sp, width)
     room = sp.left * 0.97 - sp.rem
     gap = 2 * sp.rem  # the row's gap, with slack: two figures that do not fit side by side would wrap
     if sp.width >= max(seq_min_w + curves_min_w + gap, 720):
@@ -253,15 +193,15 @@ def _pair_layout(sp: SlideSpace, cfg) -> _PairLayout:
 
 
 def _draw_pair(sp: SlideSpace, lay: _PairLayout, cfg, first, second, adapted_run, tag) -> None:
+    from ..views import real as views
+
     s = cfg.settings
     parts = []
     if lay.curves is not None:
         w, h = lay.curves
-        losses, steps, accs = ((), (), ()) if first is None else (first.losses, first.eval_steps, first.accuracies)
-        full = None if second is None else (second.losses, second.eval_steps, second.accuracies)
         names = ("full fine-tuning", "full fine-tuning") if s.full else ("LoRA", "full fine-tuning")
-        parts.append((figures.real.run_curves(losses, steps, accs, full=full, total_steps=s.steps, names=names,
-                                              width=w, height=h, scale=sp.scale), f"slide_real_curves_{tag}"))
+        parts.append((views.curves_figure(first, second, s.steps, names=names, width=w, height=h, scale=sp.scale),
+                      f"slide_real_curves_{tag}"))
     if lay.sequence is not None:
         w, h = lay.sequence
         parts.append((_sequence_figure(cfg, adapted_run, sp, w, h), f"slide_real_seq_{tag}"))
@@ -338,42 +278,43 @@ def real_grid(ex: ExploreConfig, sp: SlideSpace) -> None:
 
     from ..compute import real as compute
     from ..text import real as real_text
+    from ..widgets.follow_run import train_state
 
     cfg = real_config_now()
     g0 = compute.grid_table(cfg)
-    runs = _Runs(compute.grid_settings(cfg), "slide_grid_run")
+    flow = train_state(compute.grid_settings(cfg), "slide_grid_run")
     probe = figures.real.placement_grid(g0.rows, g0.tasks, g0.accuracy, g0.trainable, scale=sp.scale)
     m = probe.layout.margin
     min_h = int(m.t + m.b + len(g0.rows) * round(17 * sp.scale) * 1.25)  # each row a little taller than its number
     _intro(sp, text.REAL_GRID.format(budget=g0.trainable[0]),
-           runs.height(sp) + min_h + sp.caption_height(text.NO_GRID_SENTENCE) + 2 * sp.rem)
-    runs.reserve(sp)
+           _flow_height(sp, flow) + min_h + sp.caption_height(text.NO_GRID_SENTENCE) + 2 * sp.rem)
+    _reserve(sp, flow)
     # the sentence as long as it will be: measured ones where finished, distinct stand-ins elsewhere
     stand_in = 0.5 + 0.01 * np.arange(g0.accuracy.size).reshape(g0.accuracy.shape)
     words = real_text.grid_sentence(g0.rows, g0.tasks, np.where(np.isfinite(g0.accuracy), g0.accuracy, stand_in))
     lay = _figure_and_words(sp, int(probe.layout.height), lambda w: min_h, words, text.NO_GRID_SENTENCE,
                             min_w=_title_room(probe))
 
-    def draw(tag) -> None:
+    def draw(snap, tag) -> None:
         g = compute.grid_table(cfg)
-        labels = [f"{row} · r = {r}" if r else row for row, r in zip(g.rows, g.ranks)]
-        _draw_placed(lay, lambda w, h: figures.real.placement_grid(labels, g.tasks, g.accuracy, g.trainable, width=w,
+        _draw_placed(lay, lambda w, h: figures.real.placement_grid(g.labels, g.tasks, g.accuracy, g.trainable, width=w,
                                                                    height=h, scale=sp.scale),
                      f"slide_grid_{tag}", real_text.grid_sentence(g.rows, g.tasks, g.accuracy),
                      f"{g.finished} of {g.total} runs finished.", text.NO_GRID_SENTENCE)
 
-    runs.draw("Run the grid", draw)
+    _train(flow, "Run the grid", draw)
 
 
 
 def real_rank(ex: ExploreConfig, sp: SlideSpace) -> None:
     from ..compute import real as compute
     from ..text import real as real_text
+    from ..widgets.follow_run import train_state
 
     cfg = real_config_now()
     label = compute.placement_label(cfg.sweep)
     sw0 = compute.sweep_table(cfg)
-    runs = _Runs(compute.sweep_settings(cfg), "slide_rank_run")
+    flow = train_state(compute.sweep_settings(cfg), "slide_rank_run")
     # the longest the sentence gets: no rank comes within a point of full fine-tuning, and accuracy falls
     longest = {k: [0.5, 0.9] + [0.2] * (len(sw0.ranks) - 2) for k in sw0.accuracy}
     words = real_text.sweep_sentence(sw0.ranks, longest, {k: 1.0 for k in longest}, label)
@@ -383,15 +324,15 @@ def real_rank(ex: ExploreConfig, sp: SlideSpace) -> None:
         return int(m.t + m.b + 115 * sp.scale)
 
     _intro(sp, text.REAL_RANK.format(placement=label, ranks=", ".join(map(str, sw0.ranks))),
-           runs.height(sp) + min_h(sp.width) + sp.caption_height(text.NO_SWEEP_SENTENCE) + 2 * sp.rem)
-    runs.reserve(sp)
+           _flow_height(sp, flow) + min_h(sp.width) + sp.caption_height(text.NO_SWEEP_SENTENCE) + 2 * sp.rem)
+    _reserve(sp, flow)
     lay = _figure_and_words(sp, int(440 * sp.scale), min_h, words, text.NO_SWEEP_SENTENCE)
 
-    def draw(tag) -> None:
+    def draw(snap, tag) -> None:
         sw = compute.sweep_table(cfg)
         _draw_placed(lay, lambda w, h: figures.real.rank_curve(sw.ranks, sw.accuracy, full=sw.full or None, width=w,
                                                                height=h, scale=sp.scale),
                      f"slide_rank_{tag}", real_text.sweep_sentence(sw.ranks, sw.accuracy, sw.full, label),
                      f"{sw.finished} of {sw.total} runs finished.", text.NO_SWEEP_SENTENCE)
 
-    runs.draw("Run the sweep", draw)
+    _train(flow, "Run the sweep", draw)

@@ -39,11 +39,12 @@ server by their settings. When anyone in the class asks for the same settings ag
 shows at once.
 """
 
-def where_note(budget: int, ffn_r: int, ffn_count: int, ffn_shapes: str) -> str:
+def where_note(budget: int, ffn_r: int, ffn_count: int, ffn_shapes: list[tuple[int, int]]) -> str:
+    shapes = " and ".join("×".join(map(str, shape)) for shape in ffn_shapes)
     return f"""
 The LoRA paper's Table 5 asks which matrices to adapt when the number of trained values is fixed.
 The budget here is r = 8 on one attention matrix type, r = 4 on two, and r = 2 on all four, in both
-layers: {budget:,} numbers each time. The FFN's matrices are wider ({ffn_shapes}), so it gets the whole
+layers: {budget:,} numbers each time. The FFN's matrices are wider ({shapes}), so it gets the whole
 r whose count is nearest: r = {ffn_r}, {ffn_count:,} numbers. Each cell is the held-out token accuracy of
 one run. The runs use the Fine-tune tab's α, rsLoRA, learning rate, steps and seed.
 """
@@ -67,6 +68,10 @@ Each map shows, for one layer and head, how much each position (row) takes from 
 (column) on the sequence typed here. The maps on the left are the base model's. The maps on the
 right are the adapted model's, from the Fine-tune tab's run.
 """
+
+
+def runs_left(missing: int, total: int) -> str:
+    return f"{missing} of {total} runs still to train; finished ones are kept."
 
 
 def pct(x: float) -> str:
