@@ -47,17 +47,17 @@ def test_the_rank_slider_on_a_slide_changes_its_figures(at):
 
 
 def test_text_size_control_scales_the_slide_text(at):
-    css = lambda: " ".join(h.proto.body for h in at.get("html"))  # noqa: E731
+    css = lambda: " ".join(h.proto.body for h in at.get("html"))
     import re
-    root = lambda: float(re.search(r"html \{ font-size: ([\d.]+)px", css()).group(1))  # noqa: E731
+    root = lambda: float(re.search(r"html \{ font-size: ([\d.]+)px", css()).group(1))
     large = root()  # L on the 1280×800 a session has before its browser reports: 27 px × 800/1080
     assert large == pytest.approx(27 * 800 / 1080, abs=0.01)
     at.segmented_control(key="font").set_value("XL").run()
     assert root() == pytest.approx(33 * 800 / 1080, abs=0.01) and at.query_params["font"] in ("XL", ["XL"])
 
 
-@pytest.mark.parametrize("slide,shown,notice", [("99", len(SLIDES), f"outside 1…{len(SLIDES)}"), ("zero", 1, "not a slide number"),
-                                                ("-2", 1, "outside")])
+@pytest.mark.parametrize("slide,shown,notice", [("99", len(SLIDES), f"outside 1…{len(SLIDES)}"),
+                                                ("zero", 1, "not a slide number"), ("-2", 1, "outside")])
 def test_a_tampered_slide_number_is_clamped_with_a_notice(app_test, slide, shown, notice):
     app_test.run()
     app_test.query_params["slide"] = slide
