@@ -1,4 +1,4 @@
-"""LoRA at real model scale: trainable-parameter counts, memory, checkpoint size and a live step benchmark.
+"""LoRA at real model scale: trainable-parameter counts, memory and checkpoint size (timing is :mod:`lora_core.benchmark`).
 
 Every number here is computed from the model dimensions below, never quoted. The counting rule is the
 paper's: each adapted d_in→d_out matrix adds r·(d_in + d_out) trainable numbers (A is d_in×r, B r×d_out).
@@ -23,18 +23,14 @@ from __future__ import annotations
 
 import math
 import numbers
-import statistics
-import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable, NamedTuple
-
-import torch
+from typing import NamedTuple
 
 from .checks import is_whole, positive_int
 
 TARGETS = ("q", "k", "v", "o", "ffn")
 FFN_KINDS = ("mlp", "swiglu")
-BENCH_MODES = ("full", "lora", "both")
 
 
 def gpt_param_total(vocab: int, context: int, d: int, layers: int, ffn: int) -> int:
@@ -154,27 +150,6 @@ class TrainingMemory(NamedTuple):
         return self.full.total / self.lora.total
 
 
-class StepStats(NamedTuple):
-    mode: str                      # "full" or "lora"
-    seconds: float                 # median wall time of one step
-    step_seconds: tuple[float, ...]
-    trainable_params: int
-    param_bytes: int               # trainable parameters themselves
-    state_bytes: int               # their .grad + AdamW exp_avg + exp_avg_sq, from the tensors' nbytes
-    peak_bytes: int | None         # torch.cuda.max_memory_allocated on CUDA, else None
-
-
-class BenchmarkResult(NamedTuple):
-    full: StepStats | None
-    lora: StepStats | None
-
-    @property
-    def speedup(self) -> float | None:
-        if self.full is None or self.lora is None:
-            return None
-        return self.full.seconds / self.lora.seconds
-
-
 # --- validation -------------------------------------------------------------------------
 
 def get_model(model: str) -> ModelSpec:
@@ -247,6 +222,17 @@ def adapter_bytes(count: int, dtype_bytes: float) -> int:
     return math.ceil(count * dtype_bytes)
 
 
+UNITS = ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB"))
+
+
+def human_bytes(n: float) -> str:
+    """Decimal units, as checkpoint sizes and the paper are quoted: 37,748,736 bytes → "37.7 MB"."""
+    for size, unit in UNITS:
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} bytes"
+
+
 def _breakdown(total: int, trainable: int, weight_bytes: float, state_bytes: float) -> MemoryBreakdown:
     # mixed precision keeps an fp32 master copy of what is trained when the model is stored below fp32
     master = 4 if weight_bytes < 4 else 0
@@ -282,88 +268,3 @@ def training_memory(model: str, targets: Iterable[str], r: int, *, weight_bytes:
         trainable_full=base,
         trainable_lora=lora,
     )
-
-
-# --- live micro-benchmark ---------------------------------------------------------------
-
-def _sync(device: torch.device) -> None:
-    # CUDA kernels run asynchronously; without this the timer would stop too early
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _trainable_state_bytes(params: list[torch.Tensor], opt: torch.optim.Optimizer) -> tuple[int, int]:
-    param_bytes = sum(p.nbytes for p in params)
-    state = sum(p.grad.nbytes for p in params if p.grad is not None)
-    for p in params:
-        s = opt.state.get(p, {})
-        state += sum(s[key].nbytes for key in ("exp_avg", "exp_avg_sq") if key in s)
-    return param_bytes, state
-
-
-def _run_mode(mode: str, d: int, k: int, r: int, n: int, repeats: int, device: torch.device,
-              dtype: torch.dtype, tick: Callable[[], None]) -> StepStats:
-    g = torch.Generator(device="cpu").manual_seed(0)
-    mk = lambda *shape: torch.randn(*shape, generator=g, dtype=dtype).to(device)  # noqa: E731
-    X, T = mk(n, d), mk(n, k)
-    W = (mk(d, k) / math.sqrt(d)).requires_grad_(mode == "full")
-    if mode == "full":
-        params = [W]
-        forward = lambda: X @ W  # noqa: E731
-    else:
-        A = (mk(d, r) / math.sqrt(d)).requires_grad_(True)
-        B = torch.zeros(r, k, dtype=dtype, device=device, requires_grad=True)
-        params = [A, B]
-        forward = lambda: X @ W + (X @ A) @ B  # noqa: E731  (PEFT's order: never forms A·B)
-    opt = torch.optim.AdamW(params, lr=1e-3)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=False)
-        torch.nn.functional.mse_loss(forward(), T).backward()
-        opt.step()
-
-    step()  # warm-up: AdamW allocates its states lazily, and the first kernels pay setup costs
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-        tick()
-    param_bytes, state_bytes = _trainable_state_bytes(params, opt)
-    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-    return StepStats(mode, statistics.median(times), tuple(times), sum(p.numel() for p in params),
-                     param_bytes, state_bytes, peak)
-
-
-def benchmark_step(d: int = 1024, k: int = 1024, r: int = 8, *, n: int = 64, repeats: int = 10,
-                   device: torch.device | str = "cpu", mode: str = "both",
-                   dtype: torch.dtype = torch.float32,
-                   progress: Callable[[int, int], None] | None = None) -> BenchmarkResult:
-    """Time one training step (forward, MSE backward, AdamW step) of a d×k linear layer on n rows.
-
-    ``mode`` is "full" (train W), "lora" (freeze W, train A d×r and B r×k) or "both". Each mode runs
-    one untimed warm-up step, then ``repeats`` timed steps; ``seconds`` is their median.
-    ``progress(i, total)`` is called after each timed step, i counting from 1 across both modes.
-    """
-    d, k, r, n, repeats = (positive_int(nm, v) for nm, v in
-                           (("d", d), ("k", k), ("rank r", r), ("n", n), ("repeats", repeats)))
-    if r > min(d, k):
-        raise ValueError(f"rank r = {r} exceeds min(d, k) = {min(d, k)}")
-    if mode not in BENCH_MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(BENCH_MODES)}")
-    device = torch.device(device)
-    modes = ("full", "lora") if mode == "both" else (mode,)
-    total, done = repeats * len(modes), 0
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
-
-    stats = {m: _run_mode(m, d, k, r, n, repeats, device, dtype, tick) for m in modes}
-    return BenchmarkResult(stats.get("full"), stats.get("lora"))

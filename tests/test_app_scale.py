@@ -8,8 +8,7 @@ from helpers import decode, figures
 from lora_app.compute.scale import PaperCheck, verdict_text
 from lora_app import text
 from lora_app.config.scale import PAPER, PAPER_FIGURES, R_CHOICES, PaperFigure
-from lora_core.scale import MODELS, TARGETS
-from lora_app.figures.scale import human_bytes
+from lora_core.scale import MODELS, TARGETS, human_bytes
 
 PAGE = "pages/scale.py"
 

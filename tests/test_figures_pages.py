@@ -10,7 +10,7 @@ from helpers import decode
 from lora_app.figures import DIVERGING, FONT, ROLE_COLOURS
 from lora_app.figures.attention import attention_map
 from lora_app.figures.rank import error_curve, param_count_curve, singular_value_bars
-from lora_app.figures.scale import PART_LABELS, benchmark_figure, human_bytes, memory_bars
+from lora_app.figures.scale import PART_LABELS, benchmark_figure, memory_bars
 
 
 def spec(fig) -> dict:
@@ -122,12 +122,6 @@ def test_param_count_curve_crosses_at_the_break_even_rank():
 
 
 # --- scale --------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("n,text", [(37_748_736, "37.7 MB"), (349_208_518_656, "349 GB"), (2.79e12, "2.79 TB"),
-                                    (393_216, "393 kB"), (512, "512 bytes")])
-def test_human_bytes_uses_decimal_units_like_the_paper(n, text):
-    assert human_bytes(n) == text
-
 
 def test_memory_bars_stack_every_part_and_label_the_totals():
     full = {"weights": 2e9, "gradients": 2e9, "master_weights": 4e9, "optimizer_states": 8e9}

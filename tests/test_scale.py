@@ -14,9 +14,9 @@ from lora_core.scale import (
     TARGETS,
     adapted_matrices,
     adapter_bytes,
-    benchmark_step,
     count_lora_params,
     gpt_param_total,
+    human_bytes,
     training_memory,
 )
 
@@ -286,6 +286,12 @@ def test_count_validation(args, match):
         count_lora_params(*args)
 
 
+@pytest.mark.parametrize("n,text", [(37_748_736, "37.7 MB"), (349_208_518_656, "349 GB"), (2.79e12, "2.79 TB"),
+                                    (393_216, "393 kB"), (512, "512 bytes")])
+def test_human_bytes_uses_decimal_units_like_the_paper(n, text):
+    assert human_bytes(n) == text
+
+
 def test_adapter_bytes_validation():
     assert adapter_bytes(0, 4) == 0
     assert adapter_bytes(10, 0.5) == 5
@@ -320,43 +326,3 @@ def test_training_memory_validation():
         training_memory("gpt2", ["q"], 8, weight_bytes=0)
     with pytest.raises(ValueError, match="unknown model"):
         training_memory("nope", ["q"], 8)
-
-
-# --- live benchmark ---------------------------------------------------------------------
-
-def test_benchmark_measures_states_from_tensors():
-    calls = []
-    res = benchmark_step(64, 32, 4, n=8, repeats=3, progress=lambda i, total: calls.append((i, total)))
-    assert calls == [(i, 6) for i in range(1, 7)]
-    full, lora = res.full, res.lora
-    assert full.trainable_params == 64 * 32 and lora.trainable_params == 4 * (64 + 32)
-    # float32: grad + exp_avg + exp_avg_sq, 4 bytes each
-    assert full.state_bytes == 3 * 4 * 64 * 32 and full.param_bytes == 4 * 64 * 32
-    assert lora.state_bytes == 3 * 4 * 4 * (64 + 32)
-    assert len(full.step_seconds) == 3 and full.seconds > 0 and lora.seconds > 0
-    assert full.peak_bytes is None and res.speedup == full.seconds / lora.seconds
-
-
-def test_benchmark_single_mode_and_validation():
-    res = benchmark_step(16, 16, 2, n=4, repeats=1, mode="lora")
-    assert res.full is None and res.lora.mode == "lora" and res.speedup is None
-    with pytest.raises(ValueError, match="mode"):
-        benchmark_step(16, 16, 2, repeats=1, mode="fast")
-    with pytest.raises(ValueError, match="exceeds"):
-        benchmark_step(16, 8, 9, repeats=1)
-    with pytest.raises(ValueError, match="repeats"):
-        benchmark_step(16, 16, 2, repeats=0)
-
-
-@pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_benchmark_cuda_peak_memory():
-    res = benchmark_step(512, 512, 8, n=16, repeats=2, device="cuda")
-    assert res.full.peak_bytes >= res.full.param_bytes + res.full.state_bytes
-    assert res.lora.peak_bytes < res.full.peak_bytes
-
-
-def test_default_benchmark_is_quick():
-    res = benchmark_step(repeats=2)
-    assert res.full.trainable_params == 1024 * 1024 and res.lora.trainable_params == 8 * 2048
-    assert math.isfinite(res.full.seconds)

@@ -6,15 +6,15 @@ from typing import Callable, NamedTuple
 import pandas as pd
 import streamlit as st
 
+from lora_core.benchmark import BenchmarkResult, benchmark_step
 from lora_core.scale import (
-    MODELS, AdaptedMatrix, BenchmarkResult, ModelSpec, TrainingMemory, adapted_matrices, adapter_bytes,
-    benchmark_step, count_lora_params, training_memory,
+    MODELS, AdaptedMatrix, ModelSpec, TrainingMemory, adapted_matrices, adapter_bytes, count_lora_params, human_bytes,
+    training_memory,
 )
 
 from ..config.scale import (
     COPIES, PAPER, PAPER_FIGURES, THROUGHPUT, WEIGHT_BYTES, BenchConfig, PaperFigure, ScaleConfig,
 )
-from ..figures.scale import human_bytes
 from .explore import device_choice
 
 

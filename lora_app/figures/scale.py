@@ -5,6 +5,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from lora_core.scale import human_bytes
+
 from .base import FONT, HIGHLIGHT, ROLE_COLOURS, lean_template
 from .sizes import legend_below, text_width
 
@@ -14,15 +16,6 @@ PART_COLOURS = {"weights": ROLE_COLOURS["frozen"], "gradients": "#fdae6b", "mast
                 "optimizer_states": "#3182bd"}
 PART_LABELS = {"weights": "weights (fp16)", "gradients": "gradients (fp16)",
                "master_weights": "fp32 master copy", "optimizer_states": "AdamW exp_avg + exp_avg_sq (fp32)"}
-UNITS = ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB"))
-
-
-def human_bytes(n: float) -> str:
-    """Decimal units, as checkpoint sizes and the paper are quoted: 37,748,736 bytes → "37.7 MB"."""
-    for size, unit in UNITS:
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n:.0f} bytes"
 
 
 def _style(fig: go.Figure, title: str, height: int, *, bottom: int = 50, legend_y: float = -0.25, scale: float = 1.0,
