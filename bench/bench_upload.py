@@ -26,7 +26,7 @@ import bz2, lzma, zipfile, zlib, torch, safetensors.torch
 import lora_core
 path, bomb = sys.argv[1], sys.argv[2]
 if path == "-":
-    import lora_core.adapter as adapter
+    import lora_core as adapter  # the working tree: the writer and lora_core.upload's reader
 else:
     spec = importlib.util.spec_from_file_location("lora_core._adapter_before", path)
     adapter = importlib.util.module_from_spec(spec)

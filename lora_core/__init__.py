@@ -17,7 +17,8 @@ from .lora import (
     unmerge,
 )
 
-from .adapter import MAX_ADAPTER_BYTES, LoadedAdapter, adapter_zip_bytes, export_peft_adapter, load_peft_adapter_zip
+from .adapter import adapter_zip_bytes, export_peft_adapter
+from .upload import MAX_ADAPTER_BYTES, LoadedAdapter, load_peft_adapter_zip
 from .trace import STATE_FIELDS, StepRecord, Trace, adamw_trace, replay_step, state_before
 from .training import (
     MAX_STEPS, AdamWStage, FullFinetuneTrace, Grads, Target, adamw_step, check_hyperparams, full_finetune_trace,

@@ -39,6 +39,13 @@ def shown(value, limit: int = ECHO_LIMIT) -> str:
     return f"{head[: limit - 1]}… ({length:,} characters)"
 
 
+def shown_list(values, most: int = 3) -> str:
+    """Values a user sent (file names, keys), each :func:`shown`, at most ``most`` of them and a count of the rest."""
+    values = list(values)
+    rest = len(values) - most
+    return ", ".join(shown(v) for v in values[:most]) + (f" and {rest:,} more" if rest > 0 else "")
+
+
 def _bounded_str(value, limit: int) -> str:
     try:
         text = str(value)

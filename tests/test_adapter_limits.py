@@ -27,7 +27,8 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from lora_core.adapter import CONFIG_NAME, WEIGHTS_NAME, adapter_zip_bytes, load_peft_adapter_zip
+from lora_core.adapter import CONFIG_NAME, WEIGHTS_NAME, adapter_zip_bytes
+from lora_core.upload import load_peft_adapter_zip
 
 ROOT = Path(__file__).resolve().parents[1]
 BIG = 1024                      # the largest d and k the app offers (lora_core.MAX_DIM), so the loosest caps
@@ -246,7 +247,8 @@ BOMBS = {
 _CHILD = r"""
 import json, resource, sys, time
 import bz2, lzma, zipfile, zlib, torch, safetensors.torch
-from lora_core.adapter import load_peft_adapter_zip, adapter_zip_bytes
+from lora_core.adapter import adapter_zip_bytes
+from lora_core.upload import load_peft_adapter_zip
 def hwm_kb():
     with open("/proc/self/status") as f:
         return int(next(l for l in f if l.startswith("VmHWM:")).split()[1])
@@ -328,7 +330,7 @@ def _factors(d, k, r, dtype, seed=0):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_the_largest_adapter_loads_even_stored_uncompressed(dtype):
     """d = k = r = 1024, the largest the app offers, in float32 and in float64 (the widest accepted dtype)."""
-    from lora_core.adapter import MAX_ADAPTER_BYTES
+    from lora_core.upload import MAX_ADAPTER_BYTES
     A, B = _factors(BIG, BIG, BIG, dtype)
     with zipfile.ZipFile(io.BytesIO(adapter_zip_bytes(A, B, r=BIG, alpha=16.0, dtype=dtype))) as zf:
         files = {n: zf.read(n) for n in zf.namelist()}
@@ -489,7 +491,7 @@ def test_weights_up_to_the_limit_load(value, dtype):
 
 def test_value_limit_is_the_cell_limit():
     from lora_app.config.explore import CELL_LIMIT
-    from lora_core.adapter import VALUE_LIMIT
+    from lora_core.upload import VALUE_LIMIT
     assert VALUE_LIMIT == CELL_LIMIT == 1e6
 
 
@@ -497,9 +499,7 @@ def test_value_limit_is_the_cell_limit():
 
 def test_caps_fit_the_largest_adapter_and_the_upload_limit_matches():
     from lora_core import MAX_DIM
-    from lora_core.adapter import (
-        CONFIG_MAX_BYTES, HEADER_MAX_BYTES, MAX_ADAPTER_BYTES, weights_max_bytes,
-    )
+    from lora_core.upload import CONFIG_MAX_BYTES, HEADER_MAX_BYTES, MAX_ADAPTER_BYTES, weights_max_bytes
     assert weights_max_bytes(MAX_DIM, MAX_DIM) == 8 + HEADER_MAX_BYTES + 8 * MAX_DIM * (2 * MAX_DIM)
     assert weights_max_bytes(6, 5, 2) == 8 + HEADER_MAX_BYTES + 8 * 2 * 11
     assert CONFIG_MAX_BYTES + weights_max_bytes(MAX_DIM, MAX_DIM) < MAX_ADAPTER_BYTES <= 17 * 2**20
@@ -563,7 +563,7 @@ def test_upload_messages_show_the_file_name_literally_and_bounded(name):
 
 def test_an_upload_over_the_limit_is_refused_before_it_is_read():
     from lora_app.widgets import adapter_files
-    from lora_core.adapter import MAX_ADAPTER_BYTES
+    from lora_core.upload import MAX_ADAPTER_BYTES
 
     class Huge:
         name, size = "big.zip", MAX_ADAPTER_BYTES + 1

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from lora_core import MAX_N, PRESETS, lora_scaling
-from lora_core.adapter import VALUE_LIMIT
+from lora_core.upload import VALUE_LIMIT
 
 from ..echo import echo, quoted  # noqa: F401  (re-exported: every page's config quotes URL values with it)
 

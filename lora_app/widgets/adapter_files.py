@@ -6,7 +6,7 @@ import streamlit as st
 import torch
 
 from lora_core import MAX_ADAPTER_BYTES, LoadedAdapter, adapter_zip_bytes, load_peft_adapter_zip
-from lora_core.adapter import VALUE_LIMIT
+from lora_core.upload import VALUE_LIMIT
 
 from ..config import ALPHA_MAX, ALPHA_MIN, ALPHA_STEP, ExploreConfig
 from ..echo import echo, plain
