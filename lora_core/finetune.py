@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from .checks import is_whole
 from .device import torch_threads
 from .lora import init_peft_default, lora_scaling
+from .rank import sigma_energy_share
 from .tiny import (
     ADAPT_TASKS,
     ATTENTION_MODULES,
@@ -368,6 +369,4 @@ def rank_sweep(base: FinetuneSettings) -> list[FinetuneSettings]:
 
 def energy_share(delta: torch.Tensor, r: int) -> float:
     """The share of ‖ΔW‖² (the sum of σᵢ²) in the top r singular directions."""
-    sigma = torch.linalg.svdvals(delta.double())
-    total = float((sigma ** 2).sum())
-    return float((sigma[:r] ** 2).sum()) / total if total > 0 else 0.0
+    return sigma_energy_share(torch.linalg.svdvals(delta.double()).tolist(), r)

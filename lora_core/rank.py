@@ -66,6 +66,16 @@ def effective_rank(M: torch.Tensor, tol: float | None = None) -> int:
     return int((sigma > tol).sum())
 
 
+def sigma_energy_share(sigma, r: int) -> float:
+    """The share of Σσᵢ² held by the r largest of the singular values ``sigma`` (in any order; 0 when all are 0).
+
+    By Eckart–Young it is 1 − (the best rank-r relative error)²: what a rank-r LoRA can reach of ΔW.
+    """
+    sq = sorted((float(s) ** 2 for s in sigma), reverse=True)
+    total = math.fsum(sq)
+    return math.fsum(sq[:max(r, 0)]) / total if total > 0 else 0.0
+
+
 def _relative(tail_sq: torch.Tensor, total_sq: torch.Tensor) -> torch.Tensor:
     # a zero matrix is approximated exactly at every rank
     if float(total_sq) == 0.0:

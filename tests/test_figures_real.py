@@ -10,6 +10,7 @@ from hypothesis import strategies as hst
 from lora_app import figures
 from lora_app.figures import real
 from lora_app.figures.base import contrast
+from lora_core.rank import sigma_energy_share
 
 WHITE, BLACK = (255, 255, 255), (0, 0, 0)
 PLACEMENTS = ["Q · r=8", "K · r=8", "Q+V · r=4", "FFN · r=3", "full fine-tuning"]
@@ -168,15 +169,16 @@ def test_rank_curve_empty_and_scaled():
 # --- update_spectrum -----------------------------------------------------------------------------------
 
 def test_energy_share_matches_numpy_and_finetune():
+    """The spectrum's shares come from the core's σ share, the one finetune.energy_share computes from ΔW."""
     rng = np.random.default_rng(0)
     M = rng.normal(size=(32, 16))
     sigma = np.linalg.svd(M, compute_uv=False)
     from lora_core.finetune import energy_share
     for r in (1, 4, 16):
         oracle = float(np.sum(sigma[:r] ** 2) / np.linalg.norm(M, "fro") ** 2)
-        assert real.energy_share(sigma, r) == pytest.approx(oracle)
-        assert real.energy_share(sigma[::-1], r) == pytest.approx(energy_share(torch.tensor(M), r))
-    assert real.energy_share(np.zeros(4), 2) == 0.0
+        assert sigma_energy_share(sigma, r) == pytest.approx(oracle)
+        assert sigma_energy_share(sigma[::-1], r) == pytest.approx(energy_share(torch.tensor(M), r))
+    assert sigma_energy_share(np.zeros(4), 2) == 0.0
 
 
 def test_update_spectrum_keeps_true_sigmas_and_clips_only_for_display():
@@ -191,7 +193,7 @@ def test_update_spectrum_keeps_true_sigmas_and_clips_only_for_display():
     assert "axis floor" in lo.text[4] and "axis floor" not in lo.text[3]
     assert fig.layout.yaxis.type == "log"
     shares = fig.layout.meta["energy_share"]
-    assert shares["LoRA"] == pytest.approx(real.energy_share(lora, 4))
+    assert shares["LoRA"] == pytest.approx(sigma_energy_share(lora, 4))
     assert shares["full fine-tuning"] == pytest.approx(np.sum(full[:4] ** 2) / np.sum(full ** 2))
     assert real.percent(shares["full fine-tuning"]) in fig.layout.title.subtitle.text
     shade = fig.layout.shapes[0]

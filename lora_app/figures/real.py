@@ -11,6 +11,8 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
+from lora_core.rank import sigma_energy_share
+
 from .attention import AXIS_TITLES
 from .base import FONT, HIGHLIGHT, _hex, _luminance, fast_figure
 from .heatmap import matrix_heatmap
@@ -239,13 +241,6 @@ def _log2_range(ranks: list[int]) -> list[float]:
 
 # --- 4. the spectrum of ΔW ---------------------------------------------------------------------
 
-def energy_share(sigma, r: int) -> float:
-    """The share of Σσᵢ² in the r largest singular values (0 when every σ is 0)."""
-    s = np.sort(np.abs(_floats(sigma)))[::-1]
-    total = float(np.sum(s ** 2))
-    return float(np.sum(s[:max(r, 0)] ** 2)) / total if total > 0 else 0.0
-
-
 def update_spectrum(full_sigma, lora_sigma, r: int, title: str, *, height: int = 300, width: float = 500,
                     scale: float = 1.0) -> go.Figure:
     """The singular values of ΔW, largest first, for full fine-tuning's update and LoRA's.
@@ -265,7 +260,7 @@ def update_spectrum(full_sigma, lora_sigma, r: int, title: str, *, height: int =
     log = biggest > 0 and (small or positive.max() / positive.min() > 10 ** LOG_DECADES)
     traces, shares = [], {}
     for name, colour, s in sigmas:
-        shares[name] = energy_share(s, r)
+        shares[name] = sigma_energy_share(s, r)
         shown = np.maximum(s, floor) if log else s
         notes = [f"σ{i} = {v:.3g}" + (" (≈ 0: drawn at the axis floor)" if log and v < floor else "")
                  for i, v in enumerate(s, 1)]
