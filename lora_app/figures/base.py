@@ -66,7 +66,8 @@ def value_format(M: np.ndarray, decimals: int | None = None) -> str:
 ROLE_SWATCH = "■"
 
 
-def _subtitle(role, b: int, can_print: bool) -> str | None:
+def role_subtitle(role, b: int, can_print: bool) -> str | None:
+    """A matrix figure's subtitle: its role's swatch, and how its numbers are shown when not one per cell."""
     parts = []
     if role:
         parts.append(f"<span style='color:{ROLE_COLOURS[role]}'>{ROLE_SWATCH}</span> <b>{ROLE_LABELS[role]}</b>")
@@ -80,16 +81,19 @@ def _subtitle(role, b: int, can_print: bool) -> str | None:
 def cell_text_colours(values: np.ndarray, zmax: float) -> list[str]:
     """Black or white for each cell's number, whichever contrasts more with that cell's colour."""
     t = np.clip((np.asarray(values, dtype=float) / (zmax or 1.0) + 1) / 2, 0, 1)
-    lum = _luminance(scale_colours(t))
-    # the contrast with black is (L + 0.05) / 0.05, with white 1.05 / (L + 0.05)
-    return np.where((lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05), "#000000", "#ffffff").tolist()
+    return text_colour_on(scale_colours(t)).tolist()
+
+
+def colours_at(colourscale, t) -> np.ndarray:
+    """The colours of a plotly colourscale at each ``t`` in [0, 1] (0–255 RGB rows), interpolated as plotly does."""
+    stops = [p for p, _ in colourscale]
+    t = np.clip(np.asarray(t, dtype=float), 0, 1)
+    return np.stack([np.interp(t, stops, [hex_rgb(c)[i] for _, c in colourscale]) for i in range(3)], axis=-1)
 
 
 def scale_colours(t) -> np.ndarray:
-    """The colours of the diverging scale at each ``t`` in [0, 1] (0–255 RGB rows), interpolated as plotly does."""
-    stops = [p for p, _ in DIVERGING]
-    return np.stack([np.interp(np.asarray(t, dtype=float), stops, [_hex(c)[i] for _, c in DIVERGING])
-                     for i in range(3)], axis=-1)
+    """The colours of the diverging scale at each ``t`` in [0, 1] (0–255 RGB rows)."""
+    return colours_at(DIVERGING, t)
 
 
 def scale_colour(t: float) -> tuple[float, float, float]:
@@ -98,18 +102,26 @@ def scale_colour(t: float) -> tuple[float, float, float]:
 
 def contrast(rgb1, rgb2) -> float:
     """The WCAG 2.1 contrast ratio of two sRGB colours (0–255 channels)."""
-    hi, lo = sorted((float(_luminance(rgb1)), float(_luminance(rgb2))), reverse=True)
+    hi, lo = sorted((float(luminance(rgb1)), float(luminance(rgb2))), reverse=True)
     return (hi + 0.05) / (lo + 0.05)
 
 
-def _luminance(rgb) -> np.ndarray:
+def text_colour_on(rgb) -> np.ndarray:
+    """Black or white, whichever contrasts more with each colour (rows of 0–255 RGB)."""
+    lum = luminance(rgb)
+    # the contrast with black is (L + 0.05) / 0.05, with white 1.05 / (L + 0.05)
+    return np.where((lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05), "#000000", "#ffffff")
+
+
+def luminance(rgb) -> np.ndarray:
     """WCAG 2.1 relative luminance of 0–255 sRGB colours (the last axis holds R, G, B)."""
     c = np.asarray(rgb, dtype=float) / 255
     linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
     return linear @ np.array([0.2126, 0.7152, 0.0722])
 
 
-def _hex(colour: str) -> tuple[int, int, int]:
+def hex_rgb(colour: str) -> tuple[int, int, int]:
+    """"#rrggbb" as (r, g, b), 0–255."""
     return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
 
 
@@ -242,7 +254,8 @@ def _lean(name: str) -> dict:
             "data": {k: v for k, v in full.get("data", {}).items() if k in _TEMPLATE_TRACES}}
 
 
-def _text_size(shape) -> int:
+def cell_font_size(shape) -> int:
+    """The font size (px at scale 1) of a matrix's per-cell numbers: smaller as its larger side grows."""
     side = max(shape)
     return 17 if side <= 6 else 14 if side <= 12 else 11 if side <= 20 else 9
 

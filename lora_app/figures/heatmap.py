@@ -8,12 +8,32 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .base import (
-    DIVERGING, HIGHLIGHT, FONT, ROLE_COLOURS, TEXT_MAX_SIDE, FigureSpec, _subtitle, _text_size, block_means,
-    cell_text_colours, shape_label, symmetric_range, value_format,
+    DIVERGING,
+    FONT,
+    HIGHLIGHT,
+    ROLE_COLOURS,
+    TEXT_MAX_SIDE,
+    FigureSpec,
+    block_means,
+    cell_font_size,
+    cell_text_colours,
+    role_subtitle,
+    shape_label,
+    symmetric_range,
+    value_format,
 )
 from .sizes import (
-    MIN_FIGURE_PX, _finite, _title_width, fit_numbers, format_value, heatmap_frame, natural_cell, roomy_cell, text_width,
+    MIN_FIGURE_PX,
+    finite_values,
+    fit_numbers,
+    format_value,
+    heatmap_frame,
+    natural_cell,
+    roomy_cell,
+    text_width,
+    title_width,
 )
+
 
 def matrix_heatmap(M: np.ndarray, title: str, *, zmax: float | None = None, role: str | None = None,
                    decimals: int | None = None, show_scale: bool = False, text_size: int | None = None,
@@ -52,15 +72,15 @@ def matrix_heatmap_spec(M: np.ndarray, title: str, *, zmax: float | None = None,
     n_rows, n_cols = shown.shape
     can_print = b == 1 and max(M.shape) <= TEXT_MAX_SIDE
     # masked attention scores are NaN: drawn blank, left out of formats and ranges
-    F = _finite(M) if (can_print or zmax is None) else M
+    F = finite_values(M) if (can_print or zmax is None) else M
     zmax = symmetric_range(F) if zmax is None else zmax
     base_fmt = value_format(F, decimals) if can_print else ".3f"
-    base_font = round((text_size or _text_size(M.shape)) * scale)
+    base_font = round((text_size or cell_font_size(M.shape)) * scale)
     px = cell_px or (natural_cell(M, decimals, text_size, scale) if can_print else roomy_cell(M.shape, text_size, scale))
     numbers = fit_numbers(F, base_fmt, px, base_font, scale) if can_print else None
     x = np.arange(n_cols) * b + 1
     y = np.arange(n_rows) * b + 1
-    sub = _subtitle(role, b, can_print)
+    sub = role_subtitle(role, b, can_print)
     frame = heatmap_frame(M, title, sub, show_scale, scale, axis_titles)
     row_labels, col_labels = _labels(row_labels, M.shape[0], b), _labels(col_labels, M.shape[1], b)
     if row_labels is not None:  # room on the left for the widest label instead of the widest row number
@@ -69,11 +89,11 @@ def matrix_heatmap_spec(M: np.ndarray, title: str, *, zmax: float | None = None,
     plot_w = frame.left + n_cols * px + frame.right
     # a title wider than its matrix may put the shape on the second line (when its row says so), so
     # thin matrices stay thin in a crowded row
-    one_line = not break_title or _title_width(f"{title} {shape_label(M)}", None, frame.title_font) <= plot_w
+    one_line = not break_title or title_width(f"{title} {shape_label(M)}", None, frame.title_font) <= plot_w
     full_title = f"{title} {shape_label(M)}" if one_line else title
     if not one_line:
         sub = " · ".join(part for part in (shape_label(M), sub) if part)
-    width = max(plot_w, _title_width(full_title, sub, frame.title_font), MIN_FIGURE_PX)
+    width = max(plot_w, title_width(full_title, sub, frame.title_font), MIN_FIGURE_PX)
     height = frame.top + n_rows * px + frame.bottom
     note = None
     if can_print and numbers is None:

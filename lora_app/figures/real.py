@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from lora_core.rank import sigma_energy_share
 
 from .attention import AXIS_TITLES
-from .base import FONT, HIGHLIGHT, _hex, _luminance, fast_figure
+from .base import FONT, HIGHLIGHT, colours_at, fast_figure, text_colour_on
 from .heatmap import matrix_heatmap
 from .sizes import CELL_PAD, legend_below, natural_cell, text_width
 from .training import FULL_COLOUR, LORA_COLOUR
@@ -114,16 +114,8 @@ def run_curves(losses, eval_steps, accuracies, *, full: tuple | None = None,
 # --- 2. which layers to adapt, at one budget --------------------------------------------------
 
 def sequential_colours(t) -> np.ndarray:
-    """The colours of :data:`SEQUENTIAL` at each ``t`` in [0, 1] (0–255 RGB rows), interpolated as plotly does."""
-    stops = [p for p, _ in SEQUENTIAL]
-    t = np.clip(np.asarray(t, dtype=float), 0, 1)
-    return np.stack([np.interp(t, stops, [_hex(c)[i] for _, c in SEQUENTIAL]) for i in range(3)], axis=-1)
-
-
-def text_colour_on(rgb) -> np.ndarray:
-    """Black or white, whichever contrasts more with each colour (rows of 0–255 RGB)."""
-    lum = _luminance(rgb)
-    return np.where((lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05), "#000000", "#ffffff")
+    """The colours of :data:`SEQUENTIAL` at each ``t`` in [0, 1] (0–255 RGB rows)."""
+    return colours_at(SEQUENTIAL, t)
 
 
 def best_cells(accuracy: np.ndarray) -> list[tuple[int, int]]:

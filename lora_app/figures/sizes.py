@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .base import DISPLAY_MAX_SIDE, FONT, TEXT_MAX_SIDE, _subtitle, _text_size, shape_label, value_format
+from .base import DISPLAY_MAX_SIDE, FONT, TEXT_MAX_SIDE, cell_font_size, role_subtitle, shape_label, value_format
 
 NUMBER_FONT_MIN = 11  # px at scale 1: a smaller printed number is not worth reading; hover instead
 CELL_PAD = 8          # px of a cell left around its number
@@ -73,8 +73,8 @@ def fit_numbers(M: np.ndarray, fmt: str, cell_px: int, font: int, scale: float =
 
 def natural_cell(M: np.ndarray, decimals: int | None = None, text_size: int | None = None, scale: float = 1.0) -> int:
     """The cell side at which ``M``'s numbers print at their full size (the size pages prefer)."""
-    font = round((text_size or _text_size(M.shape)) * scale)
-    M = _finite(M)
+    font = round((text_size or cell_font_size(M.shape)) * scale)
+    M = finite_values(M)
     fmt = value_format(M, decimals)
     widest = max(text_width(format_value(v, fmt), font) for v in (M.min(), M.max(), *_widest(M))) if M.size else font
     return int(max(round(46 * scale), widest + CELL_PAD + 6))
@@ -86,7 +86,7 @@ def roomy_cell(shape, text_size: int | None = None, scale: float = 1.0) -> int:
     It depends on the shape only, not on the numbers, so a row keeps its cell size (and the browser
     keeps its figures) while r changes the numbers of A_Q and B_Q.
     """
-    font = round((text_size or _text_size(shape)) * scale)
+    font = round((text_size or cell_font_size(shape)) * scale)
     return int(max(round(46 * scale), text_width("−0.000", font) + CELL_PAD + 6))
 
 
@@ -109,10 +109,11 @@ def heatmap_frame(M: np.ndarray, title: str, subtitle: str | None, show_scale: b
     right = int(12 + 8 + text_width("−0.0000", tick) + 12) if show_scale else 10
     # narrowest the figure can be: the title alone on its line, the shape moved down to the subtitle's
     sub = " · ".join(part for part in (shape_label(np.asarray(M)), subtitle) if part)
-    return Frame(left, right, top, bottom, max(_title_width(title, sub, title_font), MIN_FIGURE_PX), tick, title_font)
+    return Frame(left, right, top, bottom, max(title_width(title, sub, title_font), MIN_FIGURE_PX), tick, title_font)
 
 
-def _title_width(title: str, subtitle: str | None, title_font: int) -> int:
+def title_width(title: str, subtitle: str | None, title_font: int) -> int:
+    """px a figure needs for its title and, below it, its subtitle at three quarters of the title's size."""
     return int(max(text_width(title, title_font), text_width(subtitle or "", 0.75 * title_font)) * 1.08 + 10)
 
 
@@ -136,10 +137,10 @@ def row_layout(items, width: float, height: float | None = None, scale: float = 
     for M, title, kw in items:
         rows, cols, b = display_shape(np.shape(M))
         can_print = b == 1 and max(np.shape(M)) <= TEXT_MAX_SIDE
-        sub = _subtitle(kw.get("role"), b, can_print)
+        sub = role_subtitle(kw.get("role"), b, can_print)
         frame = heatmap_frame(M, title, sub, kw.get("show_scale", False), scale, kw.get("axis_titles"))
         roomy = roomy_cell(np.shape(M), kw.get("text_size"), scale)
-        one_line = max(_title_width(f"{title} {shape_label(np.shape(M))}", sub, frame.title_font), MIN_FIGURE_PX)
+        one_line = max(title_width(f"{title} {shape_label(np.shape(M))}", sub, frame.title_font), MIN_FIGURE_PX)
         specs[True].append((rows, cols, frame, roomy))
         specs[False].append((rows, cols, frame._replace(min_width=one_line), roomy))
     cap = cell_max or max(s[3] for s in specs[False])
@@ -195,7 +196,8 @@ def _fewer_decimals(fmt: str):
             yield f".{fewer}{m.group(2)}{m.group(3)}"
 
 
-def _finite(M: np.ndarray) -> np.ndarray:
+def finite_values(M: np.ndarray) -> np.ndarray:
+    """M's finite entries as a flat float array (one 0 when it has none), for sizing its printed numbers."""
     F = np.asarray(M, dtype=float)
     F = F[np.isfinite(F)]
     return F if F.size else np.zeros(1)
