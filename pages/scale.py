@@ -8,7 +8,7 @@ from lora_app.widgets import charts
 from lora_app.widgets import url_state
 from lora_app.widgets import screen
 from lora_app.widgets import notices
-from lora_app.compute.explore import device_choice
+from lora_app.compute.device import device_choice
 from lora_app.compute.scale import (
     claims_table, matrices_table, measure_step, paper_checks, paper_notes, paper_table, scale_numbers,
 )

@@ -1,5 +1,10 @@
-"""Cached calls into the core, one module per page. Keys are frozen configs, never tensors."""
-from .explore import ColourRanges, DeviceChoice, ExploreArrays, colour_ranges, device_choice, explore_arrays  # noqa: F401
-from .training import TrainingRun, max_steps_for, numbers_per_step, training_run  # noqa: F401
-from . import attention, rank, scale  # noqa: F401,E402  (the Attention, Rank and Scale pages)
-from . import real  # noqa: F401,E402  (the Real model page)
+"""Cached calls into the core, one module per page (device: the app-wide device). Keys are frozen configs, never tensors."""
+from . import attention, rank, real, scale  # the Attention, Rank, Real model and Scale pages
+from .device import DeviceChoice, device_choice
+from .explore import ColourRanges, ExploreArrays, colour_ranges, explore_arrays
+from .training import TrainingRun, max_steps_for, numbers_per_step, training_run
+
+__all__ = [
+    "ColourRanges", "DeviceChoice", "ExploreArrays", "TrainingRun", "attention", "colour_ranges", "device_choice",
+    "explore_arrays", "max_steps_for", "numbers_per_step", "rank", "real", "scale", "training_run",
+]

@@ -15,7 +15,9 @@ from lora_core.attention import PROJECTIONS, AttentionTrace, attention_forward, 
 from lora_core.scale import MODELS
 
 from ..config.attention import FFN_RATIO, AttentionConfig
-from .explore import RANGE_SCAN_MAX_RANK, _np, device_choice, explore_arrays
+from .device import device_choice
+from .device import to_numpy as _np
+from .explore import RANGE_SCAN_MAX_RANK, explore_arrays
 
 VOCAB = MODELS["gpt2"].vocab  # the embedding row of the table uses GPT-2's vocabulary of 50,257 tokens
 

@@ -1,4 +1,4 @@
-"""Cached calls into the core. Keys are frozen configs, never tensors; results are numpy arrays for display."""
+"""The Explore page's cached calls into the core. Keys are frozen configs, never tensors; results are numpy arrays."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,30 +6,11 @@ from typing import NamedTuple
 
 import numpy as np
 import streamlit as st
-import torch
 
-from lora_core import (
-    ParamCounts, build_example, default_dtype, delta_weight, describe_device, lora_forward, merge,
-    param_counts, pick_device,
-)
+from lora_core import ParamCounts, build_example, default_dtype, delta_weight, lora_forward, merge, param_counts
 
 from ..config import ExploreConfig
-
-
-class DeviceChoice(NamedTuple):
-    device: torch.device
-    label: str
-    problem: str | None  # why the requested device was not used, if it was not
-
-
-@st.cache_resource(max_entries=1, show_spinner=False)
-def device_choice() -> DeviceChoice:
-    # cache_resource is shared by all sessions: this tuple is immutable, so that is safe
-    try:
-        device = pick_device()
-        return DeviceChoice(device, describe_device(device), None)
-    except ValueError as err:
-        return DeviceChoice(torch.device("cpu"), "CPU", str(err))
+from .device import device_choice, to_numpy
 
 
 class ExploreArrays(NamedTuple):
@@ -46,10 +27,6 @@ class ExploreArrays(NamedTuple):
     counts: ParamCounts
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().to("cpu", torch.float64).numpy()
-
-
 @st.cache_data(max_entries=128, max_size="256MB", show_spinner=False)
 def explore_arrays(cfg: ExploreConfig) -> ExploreArrays:
     device = device_choice().device
@@ -58,8 +35,8 @@ def explore_arrays(cfg: ExploreConfig) -> ExploreArrays:
     s = cfg.scaling
     fwd = lora_forward(ex.X, ex.W, ex.A, ex.B, scaling=s)
     return ExploreArrays(
-        *(_np(t) for t in ex), _np(delta_weight(ex.A, ex.B, s)), _np(merge(ex.W, ex.A, ex.B, s)),
-        _np(fwd.base), _np(fwd.q), _np(fwd.delta), s, param_counts(cfg.d, cfg.k, cfg.r),
+        *(to_numpy(t) for t in ex), to_numpy(delta_weight(ex.A, ex.B, s)), to_numpy(merge(ex.W, ex.A, ex.B, s)),
+        to_numpy(fwd.base), to_numpy(fwd.q), to_numpy(fwd.delta), s, param_counts(cfg.d, cfg.k, cfg.r),
     )
 
 

@@ -17,7 +17,8 @@ from lora_core.rank import best_rank_r_from_svd, rank_error_curve, seeded_full_r
 
 from ..config.explore import ExploreConfig
 from ..config.rank import RankConfig
-from .explore import RANGE_SCAN_MAX_RANK, _np, explore_arrays
+from .device import to_numpy as _np
+from .explore import RANGE_SCAN_MAX_RANK, explore_arrays
 
 
 class DeltaSpectrum(NamedTuple):

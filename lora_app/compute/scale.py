@@ -15,7 +15,7 @@ from lora_core.scale import (
 from ..config.scale import (
     COPIES, PAPER, PAPER_FIGURES, THROUGHPUT, WEIGHT_BYTES, BenchConfig, PaperFigure, ScaleConfig,
 )
-from .explore import device_choice
+from .device import device_choice
 
 
 class ScaleNumbers(NamedTuple):

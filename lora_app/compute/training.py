@@ -26,7 +26,7 @@ from lora_core import (
 from lora_core.trace import checkpoint_before, replay_state
 
 from ..config import MAX_TRAIN_STEPS, TrainingConfig
-from .explore import device_choice
+from .device import device_choice
 
 STORED_NUMBERS_CAP = 4_000_000  # a run's stored states (checkpoints): about 32 MB of float64 per cached run
 TRAIN_SECONDS = 1.0  # the longest a run (LoRA and full fine-tuning) may take on the project's 2-core machine
