@@ -9,6 +9,7 @@ import re
 import time
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from helpers import wait_idle
 
@@ -23,6 +24,14 @@ LIVE_POINTS = """() => {
   return lora ? lora._length : 0;
 }"""
 
+# true once the live curve has been drawn with three different lengths (each one noted in window.loraLiveSeen)
+GROWN = f"""() => {{
+  const n = ({LIVE_POINTS})();
+  const seen = (window.loraLiveSeen ||= []);
+  if (n > 0 && !seen.includes(n)) seen.push(n);
+  return seen.length >= 3;
+}}"""
+
 
 def test_the_curve_grows_during_a_run_and_stop_stops_it(page, app_url):
     # 2,000 steps at a seed no other test uses: about 8 s of training, long enough to watch and stop
@@ -31,13 +40,12 @@ def test_the_curve_grows_during_a_run_and_stop_stops_it(page, app_url):
     wait_idle(page)
     page.get_by_role("button", name="Train").click()
     page.wait_for_selector("[data-testid='stProgress']", timeout=20_000)
-    counts = []
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and len(set(c for c in counts if c > 0)) < 3:
-        counts.append(page.evaluate(LIVE_POINTS))
-        page.wait_for_timeout(400)
-    grown = sorted(set(c for c in counts if c > 0))
-    assert len(grown) >= 3, f"the live curve did not grow during the run: {counts}"
+    try:  # the browser notes each length the live curve is drawn with, until it has seen three
+        page.wait_for_function(GROWN, polling=100, timeout=20_000)
+    except PlaywrightTimeout:
+        pass  # the assertion below says what it saw
+    grown = sorted(page.evaluate("() => window.loraLiveSeen || []"))
+    assert len(grown) >= 3, f"the live curve did not grow during the run: {grown}"
     assert grown[-1] < 2000, "the run finished before it could be watched"
     page.locator(".st-key-real_stop button").first.click()  # the page's Stop (Streamlit's header has one of its own)
     page.wait_for_selector("text=Stopped after", timeout=20_000)
@@ -46,7 +54,14 @@ def test_the_curve_grows_during_a_run_and_stop_stops_it(page, app_url):
     assert page.locator("[data-testid='stException']").count() == 0
     stopped_at = page.evaluate(LIVE_POINTS)
     assert 0 < stopped_at < 2000
-    page.wait_for_timeout(1500)  # nothing trains on: the same settings still offer Train, no result appeared
+    # nothing trains on: a new session with the same settings is offered Train, not a job in flight, and no
+    # result appeared here meanwhile
+    other = page.context.new_page()
+    other.goto(page.url)
+    other.get_by_text("to run these settings: LoRA first").wait_for(timeout=30_000)
+    wait_idle(other)
+    assert other.get_by_role("button", name="Train").is_enabled()
+    other.close()
     assert page.get_by_text("Held-out accuracy on").count() == 0
 
 
