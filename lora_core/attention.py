@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import zlib
-from typing import Iterable, Mapping, NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 import torch
 
@@ -203,6 +204,6 @@ def make_attention_weights(d_model: int, seed: int, *, r: int = 2, heads: int = 
         _with_corner(mats["W_Q"], SEED_W)
         _with_corner(lora["q"][0], SEED_A)
         _with_corner(lora["q"][1], SEED_B)
-    to = lambda t: t.to(device=device, dtype=dtype)  # noqa: E731
+    to = lambda t: t.to(device=device, dtype=dtype)
     return AttentionWeights(*(to(mats[f"W_{m}"]) for m in "QKVO"),
                             lora={p: (to(A), to(B)) for p, (A, B) in lora.items()})

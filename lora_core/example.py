@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator, NamedTuple
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +27,6 @@ from .rank import sigma_energy_share
 from .tiny import (
     ADAPT_TASKS,
     ATTENTION_MODULES,
-    TASKS,
     TinyConfig,
     TinyTransformer,
     held_out_set,
@@ -219,7 +219,6 @@ def _finetune(base, settings, on_step, eval_every, held_out) -> FinetuneRun:
 
     if settings.full:
         model = copy.deepcopy(base).requires_grad_(True)
-        names = [n for n, _ in model.named_parameters()]
         params = [p for _, p in model.named_parameters()]
         scaling = 1.0
 
@@ -228,7 +227,6 @@ def _finetune(base, settings, on_step, eval_every, held_out) -> FinetuneRun:
     else:
         model = base
         adapters = {n: (A.to(device), B.to(device)) for n, (A, B) in initial_adapters(cfg, settings, dtype).items()}
-        names = [f"{n}.{part}" for n in adapters for part in ("A", "B")]
         params = [t.clone().requires_grad_(True) for pair in adapters.values() for t in pair]
         scaling = settings.scaling
 

@@ -64,7 +64,7 @@ class ParamCounts(NamedTuple):
 
 def seed_example(dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> Example:
     """The seed's X (3×5), W_Q (5×3), A_Q (5×2) and B_Q (2×3); its equation has no scaling, so s = 1."""
-    as_t = lambda rows: torch.tensor(rows, dtype=dtype, device=device)  # noqa: E731
+    as_t = lambda rows: torch.tensor(rows, dtype=dtype, device=device)
     return Example(as_t(SEED_X), as_t(SEED_W), as_t(SEED_A), as_t(SEED_B))
 
 

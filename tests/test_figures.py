@@ -76,7 +76,8 @@ def test_equations_print_the_seed_matrices():
 
 @pytest.mark.parametrize("kwargs", [
     {}, {"role": "frozen"}, {"role": "trainable", "show_scale": True}, {"clickable": True, "cell": (1, 2)},
-    {"rows": (0,), "cols": (1,)}, {"decimals": 2, "text_size": 12, "cell_px": 40}, {"axis_titles": ("key", "query"), "scale": 1.5},
+    {"rows": (0,), "cols": (1,)}, {"decimals": 2, "text_size": 12, "cell_px": 40},
+    {"axis_titles": ("key", "query"), "scale": 1.5},
 ])
 def test_every_heatmap_passes_plotly_validation(kwargs):
     """The builders skip validation for speed, so check here that plotly accepts every property."""

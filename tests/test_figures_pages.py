@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import plotly.graph_objects as go
-import pytest
 
 from helpers import decode
 from lora_app.figures import DIVERGING, FONT, ROLE_COLOURS

@@ -8,8 +8,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lora_core import (
-    build_example, delta_weight, init_gaussian, init_peft_default, init_random, lora_forward,
-    lora_scaling, merge, param_counts, pick_device, seed_example, unmerge,
+    build_example,
+    delta_weight,
+    init_gaussian,
+    init_peft_default,
+    init_random,
+    lora_forward,
+    lora_scaling,
+    merge,
+    param_counts,
+    pick_device,
+    seed_example,
+    unmerge,
 )
 
 Q_BASE = [[0.13, 0.14, 0.28], [0.17, 0.35, 0.32], [0.29, 0.22, 0.36]]
@@ -74,7 +84,7 @@ def lora_problem(draw):
     n, d, k = draw(dims), draw(dims), draw(dims)
     r = draw(st.integers(1, min(d, k)))
     g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
-    mk = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
+    mk = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)
     return mk(n, d), mk(d, k), mk(d, r), mk(r, k), draw(st.floats(0.1, 8.0))
 
 

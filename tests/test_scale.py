@@ -4,8 +4,11 @@ from __future__ import annotations
 import math
 import warnings
 
+# the oracles are dev requirements: a missing one fails here, it never turns these tests into skips
+import peft
 import pytest
 import torch
+import transformers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,11 +22,6 @@ from lora_core.scale import (
     human_bytes,
     training_memory,
 )
-
-# the oracles are dev requirements: a missing one fails here, it never turns these tests into skips
-import peft  # noqa: E402
-import transformers  # noqa: E402
-
 
 # --- meta-device models, built by hand from the dimensions in REFERENCE.md ----------------
 

@@ -1,19 +1,34 @@
 """The Scale page's calls: counts and memory from formulas (cached), and the step benchmark (measured live)."""
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import pandas as pd
 import streamlit as st
 
 from lora_core.benchmark import BenchmarkResult, benchmark_step
 from lora_core.scale import (
-    MODELS, AdaptedMatrix, ModelSpec, TrainingMemory, adapted_matrices, adapter_bytes, count_lora_params, human_bytes,
+    MODELS,
+    AdaptedMatrix,
+    ModelSpec,
+    TrainingMemory,
+    adapted_matrices,
+    adapter_bytes,
+    count_lora_params,
+    human_bytes,
     training_memory,
 )
 
 from ..config.scale import (
-    COPIES, PAPER, PAPER_FIGURES, THROUGHPUT, WEIGHT_BYTES, BenchConfig, PaperFigure, ScaleConfig,
+    COPIES,
+    PAPER,
+    PAPER_FIGURES,
+    THROUGHPUT,
+    WEIGHT_BYTES,
+    BenchConfig,
+    PaperFigure,
+    ScaleConfig,
 )
 from .device import device_choice
 
@@ -173,5 +188,6 @@ def claims_table(res: BenchmarkResult, num: ScaleNumbers, model_label: str) -> p
          "LoRA": human_bytes(lora.state_bytes), "measured": f"{full.state_bytes / lora.state_bytes:.0f}× less"},
         {"the blog says": "Storage: few MB of delta", "full fine-tuning": f"{human_bytes(full.param_bytes)} (W, fp32)",
          "LoRA": f"{human_bytes(lora.param_bytes)} (A and B, fp32)",
-         "measured": f"{full.param_bytes / lora.param_bytes:.0f}× smaller; {model_label}: {human_bytes(num.adapter_fp16)} in fp16"},
+         "measured": f"{full.param_bytes / lora.param_bytes:.0f}× smaller; "
+                     f"{model_label}: {human_bytes(num.adapter_fp16)} in fp16"},
     ])

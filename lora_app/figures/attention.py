@@ -6,7 +6,6 @@ import plotly.graph_objects as go
 
 from .heatmap import matrix_heatmap
 
-
 # the longest that fits its side is shown
 AXIS_TITLES = (("key token j (attended to)", "key token j", "key j"), ("query token i", "query i", "i"))
 

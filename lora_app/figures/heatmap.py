@@ -85,7 +85,8 @@ def matrix_heatmap_spec(M: np.ndarray, title: str, *, zmax: float | None = None,
     row_labels, col_labels = _labels(row_labels, M.shape[0], b), _labels(col_labels, M.shape[1], b)
     if row_labels is not None:  # room on the left for the widest label instead of the widest row number
         numbered = text_width(str(n_rows * b), frame.tick_font)
-        frame = frame._replace(left=frame.left + int(max(0.0, max(text_width(t, frame.tick_font) for t in row_labels) - numbered)))
+        widest = max(text_width(t, frame.tick_font) for t in row_labels)
+        frame = frame._replace(left=frame.left + int(max(0.0, widest - numbered)))
     plot_w = frame.left + n_cols * px + frame.right
     # a title wider than its matrix may put the shape on the second line (when its row says so), so
     # thin matrices stay thin in a crowded row

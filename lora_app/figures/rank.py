@@ -14,8 +14,8 @@ BAR_TEXT_MAX = 16  # beyond this many bars, values are read by hovering
 
 
 def _layout(fig: go.Figure, title: str, height: int, **kwargs) -> go.Figure:
-    fig.update_layout(template=lean_template(), title=dict(text=title, x=0.02, xanchor="left", font=dict(size=17)), font=FONT, height=height,
-                      margin=dict(l=70, r=24, t=64, b=56), plot_bgcolor="rgba(0,0,0,0)",
+    fig.update_layout(template=lean_template(), title=dict(text=title, x=0.02, xanchor="left", font=dict(size=17)), font=FONT,
+                      height=height, margin=dict(l=70, r=24, t=64, b=56), plot_bgcolor="rgba(0,0,0,0)",
                       paper_bgcolor="rgba(0,0,0,0)", legend=dict(orientation="h", y=-0.22), **kwargs)
     fig.update_xaxes(showgrid=False, zeroline=False)
     fig.update_yaxes(gridcolor="#e5e7eb", zeroline=False)
@@ -84,8 +84,8 @@ def param_count_curve(ranks: np.ndarray, lora_counts: np.ndarray, full_count: in
     """LoRA's r·(d + k) against full fine-tuning's d·k; they cross at the break-even rank d·k/(d + k)."""
     ranks, lora_counts = np.asarray(ranks), np.asarray(lora_counts)
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=ranks, y=np.full(ranks.size, full_count), mode="lines", name=f"full fine-tuning: d·k = {full_count:,}",
-                             line=dict(color=FULL_COLOUR, width=3, dash="dot")))
+    fig.add_trace(go.Scatter(x=ranks, y=np.full(ranks.size, full_count), mode="lines",
+                             name=f"full fine-tuning: d·k = {full_count:,}", line=dict(color=FULL_COLOUR, width=3, dash="dot")))
     fig.add_trace(go.Scatter(x=ranks, y=lora_counts, mode="lines", name="LoRA: r·(d + k)",
                              line=dict(color=KEPT, width=3), hovertemplate="r = %{x}: %{y:,}<extra></extra>"))
     if 1 <= r <= ranks.size:

@@ -257,8 +257,10 @@ def update_spectrum(full_sigma, lora_sigma, r: int, title: str, *, height: int =
         notes = [f"σ{i} = {v:.3g}" + (" (≈ 0: drawn at the axis floor)" if log and v < floor else "")
                  for i, v in enumerate(s, 1)]
         traces.append(dict(type="scatter", x=np.arange(1, s.size + 1), y=shown, customdata=s, text=notes,
-                           mode="lines+markers", name=name, line=dict(color=colour, width=2, dash="dot" if colour == FULL_COLOUR else "solid"),
-                           marker=dict(color=colour, size=round(8 * scale), symbol="square" if colour == FULL_COLOUR else "circle"),
+                           mode="lines+markers", name=name,
+                           line=dict(color=colour, width=2, dash="dot" if colour == FULL_COLOUR else "solid"),
+                           marker=dict(color=colour, size=round(8 * scale),
+                                       symbol="square" if colour == FULL_COLOUR else "circle"),
                            hovertemplate=f"%{{text}}<extra>{name}</extra>"))
     n = max((s.size for _, _, s in sigmas), default=0)
     shapes = []
