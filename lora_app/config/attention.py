@@ -11,14 +11,22 @@ from dataclasses import dataclass
 from lora_core.attention import PROJECTIONS
 from lora_core.scale import TARGETS
 
-from ..echo import echo_list
-from .explore import ExploreConfig, _as_int, _format, quoted
+from ..echo import quoted
+from . import fields
+from .explore import ExploreConfig
+from .fields import BOOL, INT, NAMES, Field, format_value, names_param
 
 HEAD_CHOICES = (1, 2, 3, 4)
 MAX_WIDTH = 1024  # heads·k: the widest projection the attention core builds
 FFN_RATIO = 4     # the FFN's inner width is 4·d, as in GPT-2, BERT and the original transformer
 LORA_KEYS = {t: f"lora_{t}" for t in TARGETS}
-ATTENTION_DEFAULTS = {"lora": ("q", "v"), "heads": 1, "head": 1, "causal": False}
+FIELDS = (
+    Field("lora", NAMES, ("q", "v"), choices=TARGETS,
+          unreadable="is not a matrix LoRA can adapt here (choose from {choices}; embeddings stay frozen)"),
+    Field("heads", INT, 1, lo=1, hi=HEAD_CHOICES[-1]),
+    Field("head", INT, 1, lo=1, hi=HEAD_CHOICES[-1]),  # then at most heads: see sanitize_attention
+    Field("causal", BOOL, False),
+)
 WIDGET_KEYS = (*LORA_KEYS.values(), "heads", "head", "causal")
 
 
@@ -41,44 +49,18 @@ def max_heads(k: int) -> int:
 
 
 def lora_param(targets) -> str:
-    return ",".join(t for t in TARGETS if t in targets) or "none"
+    return names_param(t for t in TARGETS if t in targets)
 
 
 def sanitize_attention(raw: dict) -> tuple[dict, list[str]]:
     """The page's URL values as widget values (``lora_q`` … booleans), with a notice for each refusal."""
-    out, notices = {"heads": 1, "head": 1, "causal": False}, []
-    chosen = set(ATTENTION_DEFAULTS["lora"])
-    if "lora" in raw:
-        names = [t.strip().lower() for t in str(raw["lora"]).split(",") if t.strip()]
-        if names == ["none"]:
-            names = []
-        unknown = [t for t in names if t not in TARGETS]
-        chosen = {t for t in names if t in TARGETS}
-        if unknown:
-            notices.append(f"{quoted('lora', raw['lora'])}: {echo_list(unknown)} is not a matrix LoRA can adapt here "
-                           f"(choose from {', '.join(TARGETS)}; embeddings stay frozen); using "
-                           f"lora={lora_param(chosen)}.")
-    out.update({LORA_KEYS[t]: t in chosen for t in TARGETS})
-    for key, hi in (("heads", HEAD_CHOICES[-1]), ("head", HEAD_CHOICES[-1])):
-        if key not in raw:
-            continue
-        try:
-            value = _as_int(raw[key])
-            out[key] = min(max(value, 1), hi)
-            if out[key] != value:
-                notices.append(f"{quoted(key, raw[key])} is outside 1…{hi}; using {key}={out[key]}.")
-        except (TypeError, ValueError):
-            notices.append(f"{quoted(key, raw[key])} is not a whole number; using {key}=1.")
-    if out["head"] > out["heads"]:
-        notices.append(f"{quoted('head', raw['head'])} is beyond the {out['heads']} head(s); showing head 1.")
-        out["head"] = 1
-    if "causal" in raw:
-        value = str(raw["causal"]).strip().lower()
-        if value in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            out["causal"] = value in ("1", "true", "yes", "on")
-        else:
-            notices.append(f"{quoted('causal', raw['causal'])} is not 0 or 1; using causal=0.")
-    return out, notices
+    values, notices = fields.sanitize(raw, FIELDS[:3])
+    if values["head"] > values["heads"]:  # said before any notice about causal, the next field
+        notices.append(f"{quoted('head', raw['head'])} is beyond the {values['heads']} head(s); showing head 1.")
+        values["head"] = 1
+    causal, more = fields.sanitize(raw, FIELDS[3:])
+    lora = values.pop("lora")
+    return {**values, **causal, **{LORA_KEYS[t]: t in lora for t in TARGETS}}, notices + more
 
 
 def fit_to_example(values: dict, k: int) -> tuple[dict, list[str]]:
@@ -103,4 +85,4 @@ def attention_config(example: ExploreConfig, values: dict) -> AttentionConfig:
 
 def attention_url(cfg: AttentionConfig, head: int) -> dict[str, str]:
     return {"lora": lora_param(cfg.lora), "heads": str(cfg.heads), "head": str(head),
-            "causal": _format(cfg.causal)}
+            "causal": format_value(cfg.causal)}

@@ -12,16 +12,23 @@ from dataclasses import dataclass, field
 from lora_core import MAX_N, PRESETS, lora_scaling
 from lora_core.upload import VALUE_LIMIT
 
-from ..echo import echo, quoted  # noqa: F401  (re-exported: every page's config quotes URL values with it)
+from ..echo import echo, quoted
+from . import fields
+from .fields import BOOL, CHOICE, FLOAT, INT, NEAREST, SNAP, Field, format_value, snap
+
+# what lora_app.config offers of this module (quoted and snap: every page's config quotes and snaps with them)
+__all__ = ["ALPHA_MAX", "ALPHA_MIN", "ALPHA_STEP", "CELL_LIMIT", "CELL_TEXT_MAX", "DEFAULTS", "DIM_CHOICES",
+           "MATRIX_LABELS", "SEED_MAX", "URL_KEYS", "ExploreConfig", "echo", "parse_cell", "quoted", "sanitize", "snap"]
 
 DIM_CHOICES = (*range(1, 17), 20, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 ALPHA_MIN, ALPHA_MAX, ALPHA_STEP = 0.5, 64.0, 0.5
 SEED_MAX = 2**31 - 1
-CELL_LIMIT = VALUE_LIMIT  # an edited entry larger than this is refused (so is an adapter's weight): it only blows up the colour scale
+# an edited entry larger than this is refused (so is an adapter's weight): it only blows up the colour scale
+CELL_LIMIT = VALUE_LIMIT
 MATRIX_LABELS = {"X": "X", "W": "W_Q", "A": "A_Q", "B": "B_Q"}
 
-DEFAULTS = {"preset": "seed", "seed": 0, "n": 3, "d": 5, "k": 3, "r": 2, "alpha": 2.0, "rslora": False}
-URL_KEYS = tuple(DEFAULTS)
+N_CHOICES = tuple(range(1, MAX_N + 1))
+_format = format_value  # only for tests/test_app_training.py, until it imports fields.format_value
 
 
 @dataclass(frozen=True)
@@ -42,41 +49,22 @@ class ExploreConfig:
         return lora_scaling(self.alpha, self.r, self.rslora)
 
     def url_params(self) -> dict[str, str]:
-        return {key: _format(getattr(self, key)) for key in URL_KEYS}
+        return {key: format_value(getattr(self, key)) for key in URL_KEYS}
 
 
-def _format(v) -> str:
-    if isinstance(v, bool):
-        return "1" if v else "0"
-    if isinstance(v, float):
-        return f"{v:g}"
-    return str(v)
-
-
-def _as_int(raw) -> int:
-    if isinstance(raw, bool):
-        raise ValueError
-    if isinstance(raw, (int, float)):
-        if not math.isfinite(raw) or int(raw) != raw:
-            raise ValueError
-        return int(raw)
-    return int(str(raw).strip())
-
-
-def _as_float(raw) -> float:
-    value = float(str(raw).strip()) if isinstance(raw, str) else float(raw)
-    if not math.isfinite(value):
-        raise ValueError
-    return value
-
-
-def snap(value: float, lo: float, hi: float, step: float) -> float:
-    """The grid point of a slider (lo…hi in steps of step) nearest to value."""
-    return round(round((min(max(value, lo), hi) - lo) / step) * step + lo, 10)
-
-
-def _nearest(value: int, choices) -> int:
-    return min(choices, key=lambda c: (abs(c - value), c))
+# the sidebar's controls, in the order they are read: r's bound is min(d, k) of the d and k read before it
+FIELDS = (
+    Field("preset", CHOICE, "seed", choices=PRESETS, unreadable="is not a preset (choose {choices})"),
+    Field("seed", INT, 0, lo=0, hi=SEED_MAX),
+    *(Field(key, INT, default, choices=choices, fit=NEAREST, moved=f"is not an offered size ({choices[0]}…{choices[-1]})")
+      for key, default, choices in (("n", 3, N_CHOICES), ("d", 5, DIM_CHOICES), ("k", 3, DIM_CHOICES))),
+    Field("r", INT, 2, lo=1, hi=lambda v: min(v["d"], v["k"]), moved="is outside 1…min(d, k) = {hi}"),
+    Field("alpha", FLOAT, 2.0, lo=ALPHA_MIN, hi=ALPHA_MAX, step=ALPHA_STEP, fit=SNAP,
+          moved=f"is not a multiple of {ALPHA_STEP} in {ALPHA_MIN}…{ALPHA_MAX}"),
+    Field("rslora", BOOL, False),
+)
+DEFAULTS = fields.defaults(FIELDS)
+URL_KEYS = tuple(DEFAULTS)
 
 
 def sanitize(raw: dict) -> tuple[dict, list[str]]:
@@ -84,63 +72,7 @@ def sanitize(raw: dict) -> tuple[dict, list[str]]:
 
     Missing keys take their defaults silently; present but invalid ones are reported by name.
     """
-    out, notices = dict(DEFAULTS), []
-
-    def refuse(key, why):
-        notices.append(f"{quoted(key, raw[key])} {why}; using {key}={_format(out[key])}.")
-
-    if "preset" in raw:
-        value = str(raw["preset"]).strip().lower()
-        if value in PRESETS:
-            out["preset"] = value
-        else:
-            refuse("preset", f"is not a preset (choose {', '.join(PRESETS)})")
-    if "seed" in raw:
-        try:
-            seed = _as_int(raw["seed"])
-            out["seed"] = min(max(seed, 0), SEED_MAX)
-            if out["seed"] != seed:
-                refuse("seed", f"is outside 0…{SEED_MAX}")
-        except (TypeError, ValueError):
-            refuse("seed", "is not a whole number")
-    for key, choices in (("n", range(1, MAX_N + 1)), ("d", DIM_CHOICES), ("k", DIM_CHOICES)):
-        if key not in raw:
-            continue
-        try:
-            value = _as_int(raw[key])
-            out[key] = _nearest(value, choices)
-            if out[key] != value:
-                refuse(key, f"is not an offered size ({choices[0]}…{choices[-1]})")
-        except (TypeError, ValueError):
-            refuse(key, "is not a whole number")
-    r_max = min(out["d"], out["k"])
-    if "r" in raw:
-        try:
-            value = _as_int(raw["r"])
-            out["r"] = min(max(value, 1), r_max)
-            if out["r"] != value:
-                refuse("r", f"is outside 1…min(d, k) = {r_max}")
-        except (TypeError, ValueError):
-            refuse("r", "is not a whole number")
-    out["r"] = min(out["r"], r_max)  # the default rank 2 does not fit when d or k is 1
-    if "alpha" in raw:
-        try:
-            value = _as_float(raw["alpha"])
-            snapped = snap(value, ALPHA_MIN, ALPHA_MAX, ALPHA_STEP)
-            out["alpha"] = snapped
-            if snapped != value:
-                refuse("alpha", f"is not a multiple of {ALPHA_STEP} in {ALPHA_MIN}…{ALPHA_MAX}")
-        except (TypeError, ValueError, OverflowError):
-            refuse("alpha", "is not a finite number")
-    if "rslora" in raw:
-        value = str(raw["rslora"]).strip().lower()
-        if value in ("1", "true", "yes", "on"):
-            out["rslora"] = True
-        elif value in ("0", "false", "no", "off"):
-            out["rslora"] = False
-        else:
-            refuse("rslora", "is not 0 or 1")
-    return out, notices
+    return fields.sanitize(raw, FIELDS)
 
 
 CELL_TEXT_MAX = 32  # characters of a typed entry: "-1.2345678901234567e-300" is 24

@@ -131,8 +131,14 @@ def inside(field: Field, value, lo, hi) -> bool:
 
 
 def _why(template: str, field: Field, lo=None, hi=None) -> str:
+    if "{" not in template:
+        return template
     return template.format(lo=format_value(lo), hi=format_value(hi), step=format_value(field.step),
                            choices=", ".join(format_value(c) for c in field.choices))
+
+
+def _unreadable(field: Field) -> str:
+    return _why(field.unreadable or UNREADABLE.get(field.kind, ""), field)
 
 
 def _outside(field: Field, value, lo, hi) -> str:
@@ -156,7 +162,6 @@ def check(field: Field, raw, values: Mapping) -> tuple[object, str | None, bool]
     The value is KEPT when the sent one is refused; ``values`` holds the values read before this
     field (for bounds that depend on them).
     """
-    unreadable = _why(field.unreadable or UNREADABLE.get(field.kind, ""), field)
     if field.kind == TEXT:
         try:
             field.read(raw)
@@ -169,14 +174,14 @@ def check(field: Field, raw, values: Mapping) -> tuple[object, str | None, bool]
         known = [t for t in field.choices if t in names]
         if not unknown:
             return known, None, False
-        why = f"{echo_list(unknown)} {unreadable}"
+        why = f"{echo_list(unknown)} {_unreadable(field)}"
         return (KEPT, why, False) if field.fit == KNOWN_OR_DEFAULT and not known else (known, why, True)
     if field.kind == BOOL:
         word = str(raw).strip().lower()
-        return (BOOL_WORDS[word], None, False) if word in BOOL_WORDS else (KEPT, unreadable, False)
+        return (BOOL_WORDS[word], None, False) if word in BOOL_WORDS else (KEPT, _unreadable(field), False)
     if field.kind == CHOICE:
         value = field.normal(str(raw))
-        return (value, None, False) if value in field.choices else (KEPT, unreadable, False)
+        return (value, None, False) if value in field.choices else (KEPT, _unreadable(field), False)
     try:
         value = (field.read or (as_int if field.kind == INT else as_float))(raw)
         if field.fit == NEAREST_LOG and value <= 0:
@@ -184,7 +189,7 @@ def check(field: Field, raw, values: Mapping) -> tuple[object, str | None, bool]
     except Refused as e:
         return KEPT, str(e), False
     except (TypeError, ValueError, OverflowError):
-        return KEPT, unreadable, False
+        return KEPT, _unreadable(field), False
     return _fit(field, value, values)
 
 

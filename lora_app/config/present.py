@@ -1,7 +1,8 @@
 """The Present page's config: which slide, and how large the text is. URL: ``slide`` (1…len(SLIDES)), ``font``."""
 from __future__ import annotations
 
-from .explore import _as_int, quoted
+from . import fields
+from .fields import CHOICE, INT, Field
 
 SLIDES = (
     ("what", "What LoRA does"),
@@ -20,22 +21,12 @@ SLIDES = (
 )
 FONT_SIZES = {"S": 18, "M": 22, "L": 27, "XL": 33}  # px for body text; L reads from the back of a classroom
 WITH_CONTROLS = {"equation", "why", "matrices", "compare"}  # slides where r and the preset change the figures
-PRESENT_DEFAULTS = {"slide": 1, "font": "L"}
+FIELDS = (
+    Field("slide", INT, 1, lo=1, hi=len(SLIDES), unreadable="is not a slide number", echo="showing slide {value}"),
+    Field("font", CHOICE, "L", choices=tuple(FONT_SIZES), normal=str.upper, unreadable="is not a text size ({choices})",
+          echo="using {value}"),
+)
 
 
 def sanitize_present(raw: dict) -> tuple[dict, list[str]]:
-    out, notices = dict(PRESENT_DEFAULTS), []
-    if "slide" in raw:
-        try:
-            value = _as_int(raw["slide"])
-            out["slide"] = min(max(value, 1), len(SLIDES))
-            if out["slide"] != value:
-                notices.append(f"{quoted('slide', raw['slide'])} is outside 1…{len(SLIDES)}; showing slide {out['slide']}.")
-        except (TypeError, ValueError):
-            notices.append(f"{quoted('slide', raw['slide'])} is not a slide number; showing slide 1.")
-    if "font" in raw:
-        if str(raw["font"]).upper() in FONT_SIZES:
-            out["font"] = str(raw["font"]).upper()
-        else:
-            notices.append(f"{quoted('font', raw['font'])} is not a text size ({', '.join(FONT_SIZES)}); using L.")
-    return out, notices
+    return fields.sanitize(raw, FIELDS)

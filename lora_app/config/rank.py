@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .explore import ExploreConfig, _as_float, _format, quoted, snap
+from . import fields
+from .explore import ExploreConfig
+from .fields import FLOAT, SNAP, Field, format_value
 
 DECAY_MIN, DECAY_MAX, DECAY_STEP = 0.0, 3.0, 0.25
-RANK_DEFAULTS = {"decay": 1.0}
+FIELDS = (Field("decay", FLOAT, 1.0, lo=DECAY_MIN, hi=DECAY_MAX, step=DECAY_STEP, fit=SNAP),)
 EDITABLE_MAX_SIDE = 16  # a target larger than this is changed through its seed and decay, not cell by cell
 
 
@@ -23,23 +25,12 @@ class RankConfig:
     target_edits: tuple[tuple[int, int, float], ...] = ()  # (i, j, value), 0-based
 
     def url_params(self) -> dict[str, str]:
-        return {"decay": _format(self.decay)}
+        return {"decay": format_value(self.decay)}
 
 
 def sanitize_rank(raw: dict) -> tuple[dict, list[str]]:
     """The page's URL values, checked like :func:`sanitize`, with a notice for each refusal."""
-    out, notices = dict(RANK_DEFAULTS), []
-    if "decay" in raw:
-        try:
-            value = _as_float(raw["decay"])
-            snapped = snap(value, DECAY_MIN, DECAY_MAX, DECAY_STEP)
-            out["decay"] = snapped
-            if snapped != value:
-                notices.append(f"{quoted('decay', raw['decay'])} is not a multiple of {DECAY_STEP} in "
-                               f"{DECAY_MIN:g}…{DECAY_MAX:g}; using decay={snapped:g}.")
-        except (TypeError, ValueError, OverflowError):
-            notices.append(f"{quoted('decay', raw['decay'])} is not a finite number; using decay={out['decay']:g}.")
-    return out, notices
+    return fields.sanitize(raw, FIELDS)
 
 
 def target_edits(cells: dict, d: int, k: int) -> tuple[tuple[int, int, float], ...]:

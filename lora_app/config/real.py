@@ -10,15 +10,17 @@ Every value is checked here, on the server: the browser's widget limits are not 
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
+from functools import cache
 
 from lora_core.finetune import MAX_FT_STEPS, PLACEMENTS, TARGET_TYPES, FinetuneSettings, check_settings
 from lora_core.tiny import ADAPT_TASKS, MODULE_TYPES, TinyConfig
 
-from ..echo import echo_list
-from .explore import SEED_MAX, _as_float, _as_int, _format, quoted
+from ..echo import echo_list, quoted
+from . import fields
+from .explore import SEED_MAX
+from .fields import BOOL, CHOICE, FLOAT, INT, KNOWN_OR_DEFAULT, NAMES, NEAREST_LOG, TEXT, Field, format_value, names_param
 
 TARGETS = tuple(TARGET_TYPES)                 # q, k, v, o, ffn
 LORA_KEYS = {t: f"real_lora_{t}" for t in TARGETS}
@@ -27,8 +29,9 @@ STEP_CHOICES = (25, 50, 100, 200, 300, 500, 1000, MAX_FT_STEPS)
 ALPHA_MIN, ALPHA_MAX = 0.25, 256.0
 LAYER_CHOICES = ("all", "1", "2")
 SWEEP_CHOICES = tuple("+".join(p) for p in PLACEMENTS)
+TINY = TinyConfig()                           # the shipped model's shape
 # the narrowest side of any linear layer: a rank-r update of it needs r ≤ this, whichever matrices are adapted
-RANK_MAX = min(min(TinyConfig().module_shape(m)) for m in MODULE_TYPES)
+RANK_MAX = min(min(TINY.module_shape(m)) for m in MODULE_TYPES)
 TEXT_MAX = 64                                 # characters of a typed sequence
 DEFAULT_TEXT = "3 1 4 1 5 9 2 6"
 DEFAULTS = {"real_task": "reverse", "real_layers": "all", "real_r": 4, "real_alpha": 8.0, "real_rslora": False,
@@ -36,7 +39,6 @@ DEFAULTS = {"real_task": "reverse", "real_layers": "all", "real_r": 4, "real_alp
             "real_sweep": "q+v"}
 DEFAULT_LORA = ("q", "v")
 WIDGET_KEYS = (*LORA_KEYS.values(), *DEFAULTS)
-_BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
 @dataclass(frozen=True)
@@ -68,91 +70,42 @@ def parse_sequence(raw, length: int) -> tuple[int, ...]:
 
 
 def lora_param(targets) -> str:
-    return ",".join(t for t in TARGETS if t in targets) or "none"
+    return names_param(t for t in TARGETS if t in targets)
 
 
-def _nearest_log(value: float, choices) -> float:
-    return min(choices, key=lambda c: (abs(math.log(c) - math.log(value)), c))
+def _plus(text: str) -> str:
+    """A placement as the URL may write it: "Q V" reads as "q+v"."""
+    return text.strip().lower().replace(" ", "+")
 
 
-def sanitize_real(raw: dict, cfg: TinyConfig = TinyConfig()) -> tuple[dict, list[str]]:
+@cache
+def real_fields(seq_len: int) -> tuple[Field, ...]:
+    """The page's fields, in the order their notices are given (``DEFAULTS`` keeps the URL's order)."""
+    return (
+        Field("real_lora", NAMES, DEFAULT_LORA, choices=TARGETS, fit=KNOWN_OR_DEFAULT,
+              unreadable="is not a matrix of this model (choose from {choices})"),
+        *(Field(key, CHOICE, DEFAULTS[key], choices=choices, normal=_plus)
+          for key, choices in (("real_task", ADAPT_TASKS), ("real_layers", LAYER_CHOICES), ("real_sweep", SWEEP_CHOICES))),
+        Field("real_rslora", BOOL, DEFAULTS["real_rslora"]),
+        Field("real_full", BOOL, DEFAULTS["real_full"]),
+        Field("real_r", INT, DEFAULTS["real_r"], lo=1, hi=RANK_MAX,
+              above="is above the width of this model's matrices: each is {hi} wide on its narrow side, so its rank, "
+                    "and r, is at most {hi}"),
+        Field("real_seed", INT, DEFAULTS["real_seed"], lo=0, hi=SEED_MAX),
+        Field("real_alpha", FLOAT, DEFAULTS["real_alpha"], lo=ALPHA_MIN, hi=ALPHA_MAX),
+        *(Field(key, FLOAT, DEFAULTS[key], choices=choices, fit=NEAREST_LOG,
+                unreadable=f"is not a positive, finite {what}", echo_moved="using the nearest, {name}={value}")
+          for key, choices, what in (("real_lr", LR_CHOICES, "learning rate"), ("real_steps", STEP_CHOICES, "number of steps"))),
+        Field("real_text", TEXT, DEFAULTS["real_text"], read=lambda raw: parse_sequence(raw, seq_len),
+              echo="showing {value} instead"),
+    )
+
+
+def sanitize_real(raw: dict, cfg: TinyConfig = TINY) -> tuple[dict, list[str]]:
     """The page's URL values as widget values, with a notice for each value refused or moved."""
-    out = dict(DEFAULTS)
-    notices: list[str] = []
-    chosen = set(DEFAULT_LORA)
-    if "real_lora" in raw:
-        names = [t.strip().lower() for t in str(raw["real_lora"]).split(",") if t.strip()]
-        names = [] if names == ["none"] else names
-        unknown = [t for t in names if t not in TARGETS]
-        if unknown:
-            chosen = {t for t in names if t in TARGETS} or chosen
-            notices.append(f"{quoted('real_lora', raw['real_lora'])}: {echo_list(unknown)} is not a matrix of this "
-                           f"model (choose from {', '.join(TARGETS)}); using real_lora={lora_param(chosen)}.")
-        else:
-            chosen = set(names)
-    out.update({LORA_KEYS[t]: t in chosen for t in TARGETS})
-    for key, choices in (("real_task", ADAPT_TASKS), ("real_layers", LAYER_CHOICES), ("real_sweep", SWEEP_CHOICES)):
-        if key in raw:
-            value = str(raw[key]).strip().lower().replace(" ", "+")
-            if value in choices:
-                out[key] = value
-            else:
-                notices.append(f"{quoted(key, raw[key])} is not one of {', '.join(choices)}; using {key}={out[key]}.")
-    for key in ("real_rslora", "real_full"):
-        if key in raw:
-            value = str(raw[key]).strip().lower()
-            if value in _BOOLS:
-                out[key] = _BOOLS[value]
-            else:
-                notices.append(f"{quoted(key, raw[key])} is not 0 or 1; using {key}={_format(out[key])}.")
-    for key, lo, hi in (("real_r", 1, RANK_MAX), ("real_seed", 0, SEED_MAX)):
-        if key not in raw:
-            continue
-        try:
-            value = _as_int(raw[key])
-        except (TypeError, ValueError, OverflowError):
-            notices.append(f"{quoted(key, raw[key])} is not a whole number; using {key}={out[key]}.")
-            continue
-        if lo <= value <= hi:
-            out[key] = value
-        elif key == "real_r" and value > hi:
-            out[key] = hi
-            notices.append(f"{quoted(key, raw[key])} is above the width of this model's matrices: each is {hi} wide on "
-                           f"its narrow side, so its rank, and r, is at most {hi}; using real_r={hi}.")
-        else:
-            out[key] = min(max(value, lo), hi)
-            notices.append(f"{quoted(key, raw[key])} is outside {lo}…{hi}; using {key}={out[key]}.")
-    if "real_alpha" in raw:
-        try:
-            value = _as_float(raw["real_alpha"])
-            out["real_alpha"] = min(max(value, ALPHA_MIN), ALPHA_MAX)
-            if out["real_alpha"] != value:
-                notices.append(f"{quoted('real_alpha', raw['real_alpha'])} is outside {ALPHA_MIN:g}…{ALPHA_MAX:g}; "
-                               f"using real_alpha={out['real_alpha']:g}.")
-        except (TypeError, ValueError, OverflowError):
-            notices.append(f"{quoted('real_alpha', raw['real_alpha'])} is not a finite number; using real_alpha=8.")
-    for key, choices, what in (("real_lr", LR_CHOICES, "learning rate"), ("real_steps", STEP_CHOICES, "number of steps")):
-        if key not in raw:
-            continue
-        try:
-            value = _as_float(raw[key])
-            if value <= 0:
-                raise ValueError
-        except (TypeError, ValueError, OverflowError):
-            notices.append(f"{quoted(key, raw[key])} is not a positive, finite {what}; using {key}={_format(out[key])}.")
-            continue
-        near = _nearest_log(value, choices)
-        out[key] = int(near) if key == "real_steps" else near
-        if near != value:
-            notices.append(f"{quoted(key, raw[key])} is not one of the choices ({', '.join(f'{c:g}' for c in choices)}); "
-                           f"using the nearest, {key}={near:g}.")
-    if "real_text" in raw:
-        try:
-            parse_sequence(raw["real_text"], cfg.seq_len)
-            out["real_text"] = str(raw["real_text"])
-        except ValueError as e:
-            notices.append(f"{e}; showing {DEFAULT_TEXT} instead.")
-    return out, notices
+    values, notices = fields.sanitize(raw, real_fields(cfg.seq_len))
+    lora = values.pop("real_lora")
+    return {**values, **{LORA_KEYS[t]: t in lora for t in TARGETS}}, notices
 
 
 def targets_of(values: dict) -> tuple[str, ...]:
@@ -168,7 +121,7 @@ def settings_of(values: dict) -> FinetuneSettings:
                             full=bool(values["real_full"]))
 
 
-def real_config(values: dict, last_good: RealConfig | None, cfg: TinyConfig = TinyConfig()) -> tuple[RealConfig, list[str]]:
+def real_config(values: dict, last_good: RealConfig | None, cfg: TinyConfig = TINY) -> tuple[RealConfig, list[str]]:
     """The config of these widget values, or the last good one with the reasons these cannot run.
 
     Checked with the core's own :func:`check_settings`, so the page and the core refuse the same things.
@@ -200,5 +153,5 @@ def real_url(values: dict) -> dict[str, str]:
     url = {"real_lora": lora_param(targets_of(values))}
     for key in DEFAULTS:
         v = values[key]
-        url[key] = _format(v) if isinstance(v, bool) else (_shortest(v) if isinstance(v, float) else str(v))
+        url[key] = format_value(v) if isinstance(v, bool) else (_shortest(v) if isinstance(v, float) else str(v))
     return url

@@ -13,11 +13,10 @@ from typing import NamedTuple
 
 from lora_core.scale import MODELS, TARGETS
 
-from ..echo import echo_list
-from .explore import _as_int, quoted
+from . import fields
+from .fields import CHOICE, INT, NAMES, NEAREST, Field
 
 R_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-SCALE_DEFAULTS = {"model": "gpt3-175b", "targets": ["q", "v"], "scale_r": 4}
 WEIGHT_BYTES = 2  # weights held in fp16/bf16 with an fp32 master copy of what is trained, as the paper trains
 
 BENCH_SIZES = (256, 512, 1024, 2048, 4096, 8192)
@@ -155,34 +154,20 @@ def _targets(names) -> tuple[str, ...]:
     return tuple(t for t in TARGETS if t in set(names))
 
 
+FIELDS = (
+    Field("model", CHOICE, "gpt3-175b", choices=tuple(MODELS), unreadable="is not a model on this page (choose {choices})"),
+    Field("targets", NAMES, ("q", "v"), choices=TARGETS, unreadable="is not a target (choose from {choices})"),
+    Field("scale_r", INT, 4, choices=R_CHOICES, fit=NEAREST, moved="is not an offered rank ({choices})"),
+)
+# the benchmark's sizes, each snapped silently to its offered choices
+BENCH_FIELDS = tuple(Field(key, INT, BENCH_DEFAULTS[key], choices=choices, fit=NEAREST) for key, choices in (
+    ("bench_d", BENCH_SIZES), ("bench_k", BENCH_SIZES), ("bench_r", BENCH_RANKS), ("bench_n", BENCH_TOKENS),
+    ("bench_repeats", BENCH_REPEATS)))
+
+
 def sanitize_scale(raw: dict) -> tuple[dict, list[str]]:
     """The page's URL values, checked like :func:`sanitize`; unknown names are dropped with a notice."""
-    out, notices = {**SCALE_DEFAULTS, "targets": list(SCALE_DEFAULTS["targets"])}, []
-    if "model" in raw:
-        value = str(raw["model"]).strip().lower()
-        if value in MODELS:
-            out["model"] = value
-        else:
-            notices.append(f"{quoted('model', raw['model'])} is not a model on this page (choose {', '.join(MODELS)}); "
-                           f"using model={out['model']}.")
-    if "targets" in raw:
-        names = [t.strip().lower() for t in str(raw["targets"]).split(",") if t.strip()]
-        names = [] if names == ["none"] else names
-        unknown = [t for t in names if t not in TARGETS]
-        out["targets"] = list(_targets(names))
-        if unknown:
-            notices.append(f"{quoted('targets', raw['targets'])}: {echo_list(unknown)} is not a target (choose from "
-                           f"{', '.join(TARGETS)}); using targets={','.join(out['targets']) or 'none'}.")
-    if "scale_r" in raw:
-        try:
-            value = _as_int(raw["scale_r"])
-            out["scale_r"] = min(R_CHOICES, key=lambda c: (abs(c - value), c))
-            if out["scale_r"] != value:
-                notices.append(f"{quoted('scale_r', raw['scale_r'])} is not an offered rank ({', '.join(map(str, R_CHOICES))}); "
-                               f"using scale_r={out['scale_r']}.")
-        except (TypeError, ValueError):
-            notices.append(f"{quoted('scale_r', raw['scale_r'])} is not a whole number; using scale_r={out['scale_r']}.")
-    return out, notices
+    return fields.sanitize(raw, FIELDS)
 
 
 def scale_config(values: dict) -> ScaleConfig:
@@ -191,12 +176,5 @@ def scale_config(values: dict) -> ScaleConfig:
 
 def bench_config(values: dict) -> BenchConfig:
     """The benchmark's sizes from the session, each snapped to its offered choices (validated on the server)."""
-    picks = []
-    for key, choices in (("bench_d", BENCH_SIZES), ("bench_k", BENCH_SIZES), ("bench_r", BENCH_RANKS),
-                         ("bench_n", BENCH_TOKENS), ("bench_repeats", BENCH_REPEATS)):
-        try:
-            value = _as_int(values.get(key, BENCH_DEFAULTS[key]))
-        except (TypeError, ValueError):
-            value = BENCH_DEFAULTS[key]
-        picks.append(min(choices, key=lambda c: (abs(c - value), c)))
-    return BenchConfig(*picks)
+    sizes, _ = fields.sanitize(values, BENCH_FIELDS)
+    return BenchConfig(*sizes.values())

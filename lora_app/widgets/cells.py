@@ -7,8 +7,9 @@ import streamlit as st
 
 from ..config import (
     ExploreConfig,
-    _as_int, quoted,
+    quoted,
 )
+from ..config.fields import as_int
 
 
 
@@ -23,7 +24,7 @@ def picked_cell(cfg: ExploreConfig) -> tuple[int, int]:
     picked = []
     for key, size, last in (("cell_i", cfg.n, good[0]), ("cell_j", cfg.k, good[1])):
         try:
-            value = _as_int(ss.get(key, last))
+            value = as_int(ss.get(key, last))
         except (TypeError, ValueError, OverflowError):
             st.warning(f"{quoted(key, ss.get(key))} is not a whole number; keeping {key}={last}.",
                        icon=":material/warning:")

@@ -13,7 +13,8 @@ from lora_core import check_hyperparams
 
 from ..compute import max_steps_for
 from ..config import INITS, TRAINING_DEFAULTS, ExploreConfig, TrainingConfig
-from ..config.training import SETTING_LABELS, _format, check_setting
+from ..config.fields import format_value
+from ..config.training import SETTING_LABELS, check_setting
 from ..echo import quoted
 from ..text import training as text
 
@@ -40,7 +41,7 @@ def validate_settings(ex: ExploreConfig) -> list[str]:
             if raw is not value and type(raw) is not type(value):
                 ss[key] = value  # 3.0 for r* becomes 3, so the widget keeps its type
             continue
-        messages.append(f"{quoted(label, raw)} {why}; using the last good value, {quoted(label, _format(fallback))}.")
+        messages.append(f"{quoted(label, raw)} {why}; using the last good value, {quoted(label, format_value(fallback))}.")
         good[key] = ss[key] = fallback
     ss[GOOD_KEY] = good
     if ss.get("init") not in INITS:
