@@ -1,17 +1,27 @@
 """Server-side validation of the Attention, Rank and Scale pages' URL and widget values."""
-import numpy as np
 import pytest
 
 from lora_app.config import ExploreConfig
 from lora_app.config.attention import (
-    AttentionConfig, attention_config, attention_url, fit_to_example, max_heads, sanitize_attention,
+    AttentionConfig,
+    attention_config,
+    attention_url,
+    fit_to_example,
+    max_heads,
+    sanitize_attention,
 )
-from lora_core.scale import MODELS, TARGETS
 from lora_app.config.rank import RankConfig, sanitize_rank, target_edits
 from lora_app.config.scale import (
-    BENCH_DEFAULTS, PAPER_FIGURES, R_CHOICES, BenchConfig, ScaleConfig, bench_config, sanitize_scale, scale_config,
+    BENCH_DEFAULTS,
+    PAPER_FIGURES,
+    R_CHOICES,
+    BenchConfig,
+    ScaleConfig,
+    bench_config,
+    sanitize_scale,
+    scale_config,
 )
-
+from lora_core.scale import MODELS, TARGETS
 
 # --- attention ----------------------------------------------------------------------------
 

@@ -2,15 +2,31 @@
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from lora_app.config.real import (
-    ALPHA_MAX, ALPHA_MIN, DEFAULT_TEXT, DEFAULTS, LAYER_CHOICES, LORA_KEYS, LR_CHOICES, STEP_CHOICES, SWEEP_CHOICES,
-    TARGETS, TEXT_MAX, WIDGET_KEYS, RealConfig, parse_sequence, real_config, real_url, sanitize_real,
-)
 from lora_app.config.explore import SEED_MAX
+from lora_app.config.real import (
+    ALPHA_MAX,
+    ALPHA_MIN,
+    DEFAULT_TEXT,
+    DEFAULTS,
+    LAYER_CHOICES,
+    LORA_KEYS,
+    LR_CHOICES,
+    RANK_MAX,
+    STEP_CHOICES,
+    SWEEP_CHOICES,
+    TARGETS,
+    TEXT_MAX,
+    WIDGET_KEYS,
+    RealConfig,
+    parse_sequence,
+    real_config,
+    real_url,
+    sanitize_real,
+)
 from lora_core.finetune import FinetuneSettings, check_settings
-from lora_app.config.real import RANK_MAX
 from lora_core.tiny import ADAPT_TASKS, TinyConfig
 
 URL_KEYS = ("real_lora", *DEFAULTS)
