@@ -10,7 +10,7 @@ from helpers import all_figures, figures, heatmap_z, open_expander, open_view
 from lora_core import make_target, seed_example
 from test_lora import Q_LORA
 from lora_app.config import TRAINING_DEFAULTS
-from lora_app.config.explore import _format
+from lora_app.config.fields import format_value
 from lora_app.echo import quoted
 
 
@@ -111,7 +111,7 @@ def test_bad_hyperparameters_get_a_message_and_the_last_good_run_stays(at, key, 
     at.number_input(key=key).set_value(value).run()
     assert not at.exception
     label, why = words
-    want = f"{quoted(label, value)} {why}; using the last good value, {quoted(label, _format(TRAINING_DEFAULTS[key]))}."
+    want = f"{quoted(label, value)} {why}; using the last good value, {quoted(label, format_value(TRAINING_DEFAULTS[key]))}."
     assert [e.value for e in at.error] == [want]
     # the widget is back at its last good value, and the run on screen is the one it made: not retrained
     assert at.session_state[key] == compute_training.TrainingConfig.__dataclass_fields__[key].default
@@ -167,7 +167,7 @@ def _assert_last_good_run(at, key, label, url, calls, sent=None, exact=True):
     if exact:  # our check's message: the field, the value sent, the value used
         sent_as = {quoted(label, v) + " " for v in (sent, float(sent), int(sent) if math.isfinite(sent) else sent)}
         assert len(shown) == 1 and any(shown[0].startswith(q) for q in sent_as), shown  # the widget may send 3 as 3.0
-        assert shown[0].endswith(f"; using the last good value, {quoted(label, _format(GOOD[key]))}."), shown[0]
+        assert shown[0].endswith(f"; using the last good value, {quoted(label, format_value(GOOD[key]))}."), shown[0]
     else:  # refused before our check (lora_app.server.widget_guard): some message still names the field
         assert any(label in m or key in m for m in shown + [w.value for w in at.warning]), shown
     assert at.session_state[key] == GOOD[key] and at.number_input(key=key).value == GOOD[key]

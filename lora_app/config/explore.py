@@ -28,7 +28,6 @@ CELL_LIMIT = VALUE_LIMIT
 MATRIX_LABELS = {"X": "X", "W": "W_Q", "A": "A_Q", "B": "B_Q"}
 
 N_CHOICES = tuple(range(1, MAX_N + 1))
-_format = format_value  # only for tests/test_app_training.py, until it imports fields.format_value
 
 
 @dataclass(frozen=True)
