@@ -12,6 +12,16 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
+def pytest_configure(config):
+    # under pytest-xdist each worker is a process of its own: on a 2-core machine two workers with torch's
+    # default of one thread per core would each run 2 threads on 2 cores, and wait for each other
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 @pytest.fixture(scope="session")
 def app_url():
     """Start the app as a user would, wait for its health check, and stop it afterwards."""
@@ -38,6 +48,39 @@ def navigation_ready(browser, app_url):
     page.goto(f"{app_url}/")
     wait_idle(page)
     page.close()
+
+
+@pytest.fixture(scope="session")
+def browser(browser):
+    """pytest-playwright's browser, whose every page counts the server's runs from its websocket (helpers.track_runs).
+
+    Wrapped here, not in each test: the counting must start before a page's first navigation.
+    """
+    from helpers import track_runs
+
+    new_context, new_page = browser.new_context, browser.new_page
+
+    def context_counting(*args, **kwargs):
+        context = new_context(*args, **kwargs)
+        context.on("page", track_runs)
+        context_new_page = context.new_page
+
+        def page_counting(*a, **kw):
+            page = context_new_page(*a, **kw)
+            track_runs(page)  # does nothing if the "page" event came first
+            return page
+
+        context.new_page = page_counting
+        return context
+
+    def page_counting(*args, **kwargs):
+        page = new_page(*args, **kwargs)
+        track_runs(page)
+        return page
+
+    browser.new_context, browser.new_page = context_counting, page_counting
+    yield browser
+    browser.new_context, browser.new_page = new_context, new_page
 
 
 @pytest.fixture(scope="session")

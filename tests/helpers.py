@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 
+
 def server_log_path():
     """The test server's log: one per pytest process (xdist workers and concurrent runs each have their own)."""
     import os
@@ -100,16 +101,141 @@ def heatmap_z(spec: dict) -> np.ndarray:
     return decode(spec["data"][0]["z"]).astype(float)
 
 
+# The screen reporter (lora_app/widgets/screen.py) keeps its state in ``window.__lora``: ``keys`` counts the
+# stepper's and the slides' key presses (``n`` counted, ``sent`` sent, ``id`` this page's own) and ``ack`` is
+# what the server mounted it with last, ``[id, presses applied]``. The server can only send this page's id
+# back from a run that had the page's first report (its size and its key count), and it mounts the reporter
+# at the end of the page: so once ``ack`` carries the id, that run has drawn the whole page.
+ACKED = """() => { const l = window.__lora, k = l && l.keys;
+  return !!k && Array.isArray(l.ack) && l.ack[0] === k.id; }"""
+# every key press counted has been sent, and a run that applied them all has drawn the page and is over
+KEYS_APPLIED = """(idle) => { const l = window.__lora, k = l && l.keys;
+  return !!k && k.n === k.sent && Array.isArray(l.ack) && l.ack[0] === k.id && l.ack[1] >= k.sent
+    && document.documentElement.dataset.loraKeysPending !== '1' && !!document.querySelector(idle); }"""
+# what the browser draws after the script is idle: plotly's charts (a lazily loaded component), the web
+# fonts, and the equations screen.py fits to their boxes on the animation frame after a change
+DRAWN = """() => document.fonts.status === 'loaded'
+  && [...document.querySelectorAll("[data-testid='stPlotlyChart']")].every(c => c.querySelector('.main-svg'))"""
+TWO_FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
+
+
 def wait_idle(page, timeout=30_000):
-    """The app is idle, after the rerun that follows the browser's first report of its size (lora_app.widgets.screen)."""
-    try:
-        if not page.evaluate("() => !!document.documentElement.dataset.loraSettled"):
+    """The app is idle, after the run that took the browser's first report of its size (lora_app.widgets.screen).
+
+    A page without the app (a bare benchmark page) has no reporter: then only idle is waited for.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    if not page.evaluate("() => !!document.documentElement.dataset.loraSettled"):
+        try:
             page.wait_for_function("() => !!document.documentElement.dataset.loraScreen", timeout=10_000)
-            page.wait_for_timeout(250)  # the rerun the report asks for has started
+            reporter = True
+        except PlaywrightTimeout:  # no reporter on this page
+            reporter = False
+        if reporter:
+            page.wait_for_function(ACKED, timeout=timeout)  # the run with this page's size has drawn it
             page.evaluate("() => { document.documentElement.dataset.loraSettled = '1'; }")
-    except Exception:  # a page without the app (a bare benchmark page) has no reporter
-        pass
     page.wait_for_selector(IDLE, timeout=timeout)
+
+
+def wait_keys(page, timeout=30_000):
+    """Every key press the page counted has been applied by a run of the server, and that run is over."""
+    page.wait_for_function(KEYS_APPLIED, arg=IDLE, timeout=timeout)
+
+
+def wait_drawn(page, timeout=30_000):
+    """Idle, every chart drawn, the fonts loaded, and the equations fitted (two animation frames later)."""
+    page.wait_for_selector(IDLE, timeout=timeout)
+    page.wait_for_function(DRAWN, timeout=timeout)
+    page.evaluate(TWO_FRAMES)
+    page.wait_for_selector(IDLE, timeout=timeout)
+
+
+def track_runs(page) -> None:
+    """Count, from the page's websocket, the reruns it asks for and the runs the server starts and finishes.
+
+    conftest.py calls it for every page the browser opens, before its first navigation. ``wait_server``
+    then knows whether the server has run with everything the page sent: a resize, a click, a slider.
+    """
+    if getattr(page, "lora_runs", None) is not None:
+        return
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    runs = page.lora_runs = {"seq": 0, "asked": 0, "requests": 0, "started": 0, "finished": 0, "ws": None}
+
+    def sent(payload):
+        if isinstance(payload, (bytes, bytearray)) and BackMsg.FromString(payload).WhichOneof("type") == "rerun_script":
+            runs["seq"] += 1
+            runs["asked"], runs["requests"] = runs["seq"], runs["requests"] + 1
+
+    def received(payload):
+        if not isinstance(payload, (bytes, bytearray)):
+            return
+        msg = ForwardMsg.FromString(payload)
+        kind = msg.WhichOneof("type")
+        if kind == "script_finished" and msg.script_finished == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+            return  # stopped for a rerun: the run that follows is the one that counts
+        if kind in ("new_session", "script_finished"):
+            runs["seq"] += 1
+            runs["started" if kind == "new_session" else "finished"] = runs["seq"]
+
+    def opened(ws):
+        runs["ws"] = ws
+        ws.on("framesent", sent)
+        ws.on("framereceived", received)
+
+    page.on("websocket", opened)
+
+
+def reruns_asked(page) -> int:
+    """How many reruns the page has asked the server for (a mark for ``wait_server``)."""
+    runs = getattr(page, "lora_runs", None)
+    return runs["requests"] if runs else 0
+
+
+def wait_server(page, asked_after: int | None = None, timeout=30_000) -> None:
+    """Idle, and the server has run with everything the page sent: a run started after its last request is over.
+
+    With ``asked_after`` (from ``reruns_asked``), first wait for the page to ask for a rerun after that mark
+    (a slider moved, a value picked), so a request still on its way is not missed.
+    """
+    import time
+
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    runs = getattr(page, "lora_runs", None)
+    if runs is None:
+        raise RuntimeError("this page does not count its runs: open it through the browser fixture (conftest.py)")
+    deadline = time.monotonic() + timeout / 1e3
+
+    def caught_up():
+        return (asked_after is None or runs["requests"] > asked_after) and \
+            runs["started"] > runs["asked"] and runs["finished"] > runs["started"]
+
+    while not caught_up():
+        left = deadline - time.monotonic()
+        if left <= 0 or runs["ws"] is None:
+            raise AssertionError(f"the server never caught up with the page: {runs}")
+        # the next frame the page sends (its request is still to go) or receives: each updates the counts
+        event = "framesent" if asked_after is not None and runs["requests"] <= asked_after else "framereceived"
+        try:
+            runs["ws"].wait_for_event(event, timeout=left * 1e3)
+        except PlaywrightTimeout:
+            pass  # the deadline, above, says what never came
+    page.wait_for_selector(IDLE, timeout=timeout)
+
+
+def settle(page, timeout=30_000):
+    """The page as a person sees it once it has stopped moving: the server has run with this window's size
+    and with every key press, and the browser has drawn what it sent."""
+    size = page.viewport_size
+    page.wait_for_function("s => document.documentElement.dataset.loraScreen === s",
+                           arg=f"{size['width']}x{size['height']}", timeout=timeout)
+    wait_idle(page, timeout)
+    wait_server(page, timeout=timeout)
+    wait_keys(page, timeout)
+    wait_drawn(page, timeout)
 
 
 def chart_texts(page, title_start: str) -> list[str]:

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from helpers import wait_idle
+from helpers import settle
 from layout_checks import measure, problems
 from lora_app.config.present import SLIDES
 
@@ -19,17 +19,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("navigation_ready")]
 PROJECTORS = [(1024, 768), (1280, 720), (1280, 800), (1366, 768), (1920, 1080), (3840, 2160)]
 FONTS = ["S", "M", "L", "XL"]
 SLIDE_COUNT = len(SLIDES)
-
-
-def settle(page, timeout=30_000):
-    """Idle once the server has this window's size (the screen reporter's rerun), and the equations fitted."""
-    size = page.viewport_size
-    page.wait_for_function("s => document.documentElement.dataset.loraScreen === s", arg=f"{size['width']}x{size['height']}",
-                           timeout=timeout)
-    page.wait_for_timeout(300)
-    wait_idle(page, timeout)
-    page.wait_for_timeout(200)
-    wait_idle(page, timeout)
 
 
 def go_to_slide(page, n: int) -> None:

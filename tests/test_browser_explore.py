@@ -2,6 +2,7 @@
 import re
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from helpers import chart_texts, wait_chart_change, wait_idle
 
@@ -86,6 +87,12 @@ def test_clicking_a_cell_of_q_breaks_it_down(page, app_url):
     assert re.search(r"[?&]view=cell(&|$)", page.url)  # the click opened the breakdown
 
 
+# the cell numbers of the first chart whose title holds ``title`` (as chart_texts finds it) are no longer ``old``
+CELLS_CHANGED = """([title, old]) => { const c = [...document.querySelectorAll("[data-testid='stPlotlyChart']")]
+  .find(c => [...c.querySelectorAll('.gtitle')].some(t => t.textContent.includes(title)));
+  return !!c && [...c.querySelectorAll('g.textpoint text')].map(e => e.textContent).join() !== old; }"""
+
+
 def table_cell(page, row: int, col: int):
     """Where a table cell of the open editor is (row and col from 1): its centre, for a click."""
     grid = page.locator("[data-testid='stDataFrame']:visible").first
@@ -98,23 +105,31 @@ def table_cell(page, row: int, col: int):
 
 
 def type_in_cell(page, row: int, col: int, text: str, done, tries: int = 3) -> None:
-    """Click a cell of the open table and type into it, as a person would, until ``done()`` says it arrived.
+    """Click a cell of the open table and type into it, as a person would, until ``done(timeout)`` sees it arrive.
 
     The grid is a canvas that takes a moment to accept keys after it appears; a click that came too
-    early selects nothing, and the typing goes nowhere. Then it is clicked and typed again.
+    early selects nothing, and the typing goes nowhere. The click has landed once the grid's own
+    accessible table shows that cell selected and focused; a try whose typing never arrives is clicked
+    and typed again.
     """
     page.locator("[data-testid='stDataFrame']:visible canvas").first.wait_for()
+    cell = f"glide-cell-{col}-{row - 1}"  # the grid's accessible table: the index is column 0, rows from 0
     for _ in range(tries):
         wait_idle(page)
         page.mouse.click(*table_cell(page, row, col))
-        page.wait_for_timeout(300)
+        try:
+            page.wait_for_function("id => { const e = document.activeElement;"
+                                   " return !!e && e.id === id && e.getAttribute('aria-selected') === 'true'; }",
+                                   arg=cell, timeout=5_000)
+        except PlaywrightTimeout:
+            continue  # the click selected nothing: click again
         page.keyboard.type(text, delay=30)
         page.keyboard.press("Enter")
-        for _ in range(40):
-            page.wait_for_timeout(250)
-            if done():
-                return
-        page.keyboard.press("Escape")
+        try:
+            done(10_000)
+            return
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
     raise AssertionError(f"typing {text!r} into cell ({row}, {col}) never reached the page")
 
 
@@ -130,7 +145,8 @@ def test_a_number_typed_with_an_exponent_means_what_it_says(page, app_url, typed
     page.get_by_role("tab", name="W_Q").click()
     wait_idle(page)
     old = chart_texts(page, "W_Q")
-    type_in_cell(page, 2, 1, typed, done=lambda: chart_texts(page, "W_Q") != old)
+    type_in_cell(page, 2, 1, typed, done=lambda timeout: page.wait_for_function(
+        CELLS_CHANGED, arg=["W_Q", ",".join(old)], timeout=timeout))
     wait_idle(page)
     assert not page.locator("[data-testid='stAlertContentError']").count()
     assert chart_texts(page, "W_Q")[3] == on_heatmap  # row 2, column 1 of the 5×3 W_Q
@@ -142,7 +158,8 @@ def test_text_in_a_cell_is_refused_by_name_and_the_cell_keeps_its_value(page, ap
     wait_idle(page)
     page.get_by_role("tab", name="W_Q").click()
     wait_idle(page)
-    type_in_cell(page, 2, 1, "1e3e3", done=lambda: page.locator("[data-testid='stAlertContentError']").count() > 0)
+    type_in_cell(page, 2, 1, "1e3e3",
+                 done=lambda timeout: page.wait_for_selector("[data-testid='stAlertContentError']", timeout=timeout))
     wait_idle(page)
     page.wait_for_timeout(1500)  # the reruns that follow (the fresh table, the size report) keep the notice
     error = page.locator("[data-testid='stAlertContentError']").first.inner_text()

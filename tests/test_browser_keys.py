@@ -11,23 +11,21 @@ import re
 
 import pytest
 
-from helpers import wait_idle
+from helpers import reruns_asked, wait_idle, wait_keys, wait_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("navigation_ready")]
 
 GAPS_MS = [300, 100]
 
 
-def settle(page, quiet_ms: int = 1000, timeout: int = 30_000) -> None:
-    """Idle, and still idle after ``quiet_ms``: every queued press has been sent and its rerun is over."""
+def settle(page, asked_after: int | None = None, timeout: int = 30_000) -> None:
+    """Every key press has been sent and applied by a run of the server, and that run is over.
+
+    ``asked_after`` (helpers.reruns_asked before a button is pressed): the button's own rerun is over too.
+    """
     wait_idle(page, timeout)
-    for _ in range(30):
-        page.wait_for_timeout(quiet_ms)
-        if page.evaluate("s => !!document.querySelector(s)", "[data-testid='stApp'][data-test-script-state='notRunning']") \
-                and not page.evaluate("() => document.documentElement.dataset.loraKeysPending === '1'"):
-            return
-        wait_idle(page, timeout)
-    raise AssertionError("the app never settled")
+    wait_server(page, asked_after=asked_after, timeout=timeout)
+    wait_keys(page, timeout)
 
 
 def heading(page) -> str:
@@ -57,7 +55,7 @@ def open_training(page, app_url, query: str = "") -> None:
     page.goto(f"{app_url}/training?view=step{query}")
     wait_idle(page)
     page.wait_for_selector("h3:has-text('Step ')")
-    settle(page, 400)
+    settle(page)
     page.locator("h1").click()  # the page has the keys, not a widget
 
 
@@ -101,7 +99,7 @@ def test_p_pressed_four_times_ends_paused_and_five_times_plays(page, app_url, ga
     page.wait_for_function("() => /Play/.test(document.querySelector('.st-key-play button')?.innerText)", timeout=15_000)
     settle(page)
     stopped_at = step_and_stage(page)[0]
-    page.wait_for_timeout(1500)
+    page.wait_for_timeout(1500)  # a window, not a wait: more than two play intervals, and it does not play
     assert step_and_stage(page)[0] == stopped_at
 
 
@@ -126,18 +124,21 @@ def test_a_single_press_and_a_focused_button_move_exactly_once(page, app_url):
     assert step_and_stage(page) == (2, "①")
     step_button = page.get_by_role("button", name=re.compile(r"^\S*\s*Step"))
     step_button.focus()
+    asked = reruns_asked(page)
     page.keyboard.press("Enter")
-    settle(page)
+    settle(page, asked)
     assert step_and_stage(page) == (3, "①")
     page.keyboard.press("n")  # N with the button focused: one step
     settle(page)
     assert step_and_stage(page) == (4, "①")
+    asked = reruns_asked(page)
     page.get_by_role("button", name=re.compile("Next")).click()  # the mouse still works
-    settle(page)
+    settle(page, asked)
     assert step_and_stage(page) == (4, "②")
     page.get_by_role("button", name=re.compile("Next")).focus()
+    asked = reruns_asked(page)
     page.keyboard.press(" ")
-    settle(page)
+    settle(page, asked)
     assert step_and_stage(page) == (4, "③")
 
 
@@ -160,7 +161,7 @@ def test_five_slide_keys_move_five_slides(page, app_url, gap_ms, key, back):
     page.set_viewport_size({"width": 1280, "height": 800})
     page.goto(f"{app_url}/present?slide=1")
     wait_idle(page)
-    settle(page, 400)
+    settle(page)
     page.locator("h1").click()
     press(page, key, 5, gap_ms)
     settle(page)
@@ -177,6 +178,6 @@ def test_a_notice_stays_through_the_reruns_of_the_page_opening(page, app_url, pa
     page.goto(f"{app_url}{path}")
     wait_idle(page)
     settle(page)
-    page.wait_for_timeout(1500)
+    page.wait_for_timeout(1500)  # a window, not a wait: a rerun that came now must keep the notice too
     assert page.locator("[data-testid='stAlertContentWarning']").count() >= 1
     assert "abc" in page.locator("[data-testid='stAlertContentWarning']").first.inner_text()

@@ -1,7 +1,7 @@
 """Links that reopen a view: change controls in one tab, open its URL in a fresh tab, see the same figures."""
 import pytest
 
-from helpers import wait_idle
+from helpers import reruns_asked, wait_idle, wait_server
 
 pytestmark = pytest.mark.browser
 
@@ -24,8 +24,9 @@ def slider(page, label):
 def press(page, locator, key, times=1):
     locator.focus()
     for _ in range(times):
+        asked = reruns_asked(page)
         page.keyboard.press(key)
-        wait_idle(page)
+        wait_server(page, asked_after=asked)  # the slider's rerun is over
 
 
 def reopen(browser, url) -> list[str]:

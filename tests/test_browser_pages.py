@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from helpers import chart_texts, wait_chart_change, wait_idle
+from helpers import chart_texts, reruns_asked, wait_chart_change, wait_idle, wait_server
 
 pytestmark = pytest.mark.browser
 
@@ -85,9 +85,9 @@ def test_a_long_measurement_shows_progress_and_cancel_stops_it(page, app_url):
     for label in ("d (rows of W)", "timed steps"):  # the largest layer and the most steps: tens of seconds
         slider = page.locator("[data-testid='stSlider']").filter(has_text=label).locator("input[type='range']")
         slider.focus()
+        asked = reruns_asked(page)
         page.keyboard.press("End")
-        page.wait_for_timeout(300)
-        wait_idle(page)
+        wait_server(page, asked_after=asked)  # the slider's rerun is over
     page.get_by_role("button", name="Measure").click()
     page.get_by_text(re.compile(r"timed step \d+ of 100")).wait_for(timeout=30_000)
     page.get_by_role("button", name="Cancel").click()
