@@ -35,13 +35,16 @@ JS = r"""
     const range = document.createRange();
     range.selectNodeContents(el);
     for (const r of range.getClientRects()) {
-      if (r.width > 0.5 && r.height > 0.5) items.push({el, b: {x: r.left, y: r.top, w: r.width, h: r.height}, what: el.textContent.slice(0, 40)});
+      if (r.width > 0.5 && r.height > 0.5) {
+        items.push({el, b: {x: r.left, y: r.top, w: r.width, h: r.height}, what: el.textContent.slice(0, 40)});
+      }
     }
   }
   const charts = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')];
   for (const c of charts) {
     const svgBox = box(c.querySelector('.main-svg') || c);
-    const texts = c.querySelectorAll('.gtitle, .gtitle-subtitle, .xtick text, .ytick text, .textpoint text, .legendtext, .annotation-text, .cbaxis text, .g-xtitle text, .g-ytitle text');
+    const texts = c.querySelectorAll('.gtitle, .gtitle-subtitle, .xtick text, .ytick text, .textpoint text, .legendtext, ' +
+                                     '.annotation-text, .cbaxis text, .g-xtitle text, .g-ytitle text');
     for (const t of texts) {
       const b = box(t); if (!(b.w > 0 && b.h > 0)) continue;
       items.push({el: t, b, what: t.textContent.slice(0, 40)});
@@ -61,7 +64,8 @@ JS = r"""
       }
     }
   }
-  // pairs of text boxes that intersect (more than 2 px each way: line boxes include their leading), other than an element and its own parts
+  // pairs of text boxes that intersect (more than 2 px each way: line boxes include their leading), other than
+  // an element and its own parts
   for (let i = 0; i < items.length; i++) for (let j = i + 1; j < items.length; j++) {
     const a = items[i], b = items[j];
     if (a.el === b.el || a.el.contains(b.el) || b.el.contains(a.el)) continue;
@@ -71,11 +75,13 @@ JS = r"""
   }
   // equations: never wider than their box (screen.py typesets a wide one smaller)
   out.equations = [...document.querySelectorAll('[data-testid="stMain"] .katex-display')].filter(d => {
-    const k = d.querySelector(':scope > .katex'); return k && k.getBoundingClientRect().width > d.getBoundingClientRect().width + 1;
+    const k = d.querySelector(':scope > .katex');
+    return k && k.getBoundingClientRect().width > d.getBoundingClientRect().width + 1;
   }).map(d => d.textContent.slice(0, 40));
   // figure rows: one cell size for every matrix in a row
   for (const row of document.querySelectorAll('[class*="st-key-row_"]')) {
-    const sizes = [...row.querySelectorAll('[data-testid="stPlotlyChart"]')].map(c => c.dataset.cell && JSON.parse(c.dataset.cell)).filter(Boolean);
+    const sizes = [...row.querySelectorAll('[data-testid="stPlotlyChart"]')]
+      .map(c => c.dataset.cell && JSON.parse(c.dataset.cell)).filter(Boolean);
     if (sizes.length > 1) out.rows.push(sizes.map(s => [Math.round(s[0] * 10) / 10, Math.round(s[1] * 10) / 10]));
   }
   return out;

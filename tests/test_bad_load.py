@@ -29,8 +29,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
 
 from helpers import run_async  # noqa: E402
-from lora_app.server import load_shedding
-
+from lora_app.server import load_shedding  # noqa: E402
 
 # --- a replaced rerun, without a server --------------------------------------------------------------------
 

@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from helpers import run_async  # noqa: E402
 from replicas import NGINX_CONF, Replicas, find_nginx, loopback_conf  # noqa: E402
+
+from helpers import run_async  # noqa: E402
 
 pytestmark = [pytest.mark.replicas,
               pytest.mark.skipif(find_nginx() is None, reason="needs Debian's nginx: apt-get install nginx")]
@@ -71,7 +72,7 @@ def proxy_session_class(cookie: str):
                 self.ws = await websockets.connect(
                     url, subprotocols=["streamlit"], max_size=2 ** 27, compression=None, open_timeout=self.timeout,
                     ping_interval=None, close_timeout=2, additional_headers={"Cookie": f"{COOKIE}={cookie}"})
-            except (OSError, asyncio.TimeoutError, websockets.InvalidHandshake) as exc:
+            except (TimeoutError, OSError, websockets.InvalidHandshake) as exc:
                 raise SessionError(f"cannot connect to {url}: {exc}") from exc
             self.handshake_replica = served_by({k.lower(): v for k, v in self.ws.response.headers.raw_items()})
             self._reader = asyncio.create_task(self._read())
