@@ -39,11 +39,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-import psutil  # noqa: E402
-from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
-
-from class_load import make_student, pct, run_student  # noqa: E402
-from stclient import Session  # noqa: E402
+import psutil
+from class_load import make_student, pct
+from stclient import Session
+from streamlit.proto.BackMsg_pb2 import BackMsg
 
 SERVER_CORE, CLIENT_CORE = 0, 1
 PORTS = range(8950, 9000)

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lora_app import figures  # noqa: E402
-from lora_core import seed_example  # noqa: E402
+from lora_app import figures
+from lora_core import seed_example
 
 
 def median_ms(action, repeats=50) -> float:

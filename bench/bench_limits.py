@@ -28,8 +28,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("LORA_DEVICE", "cpu")
 
-from helpers import keep_navigation_mode  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from streamlit.testing.v1 import AppTest
+
+from helpers import keep_navigation_mode
 
 PAGES = ("explore", "training", "attention", "rank", "scale", "present")
 
@@ -182,8 +183,8 @@ def main() -> None:
     for page in args.pages.split(","):
         rows += bench_page(page, args.warm, args.cold, set(filter(None, args.profile.split(";"))))
     slow = [r for r in rows if max(r[2], r[3]) > 2.0]
-    print(f"\n{len(rows)} parts, {len(slow)} over 2 s" + "".join(f"\n  {p}: {l} (cold {c:.2f} s, warm {w:.2f} s)"
-                                                          for p, l, c, w, _ in slow))
+    print(f"\n{len(rows)} parts, {len(slow)} over 2 s" + "".join(f"\n  {p}: {label} (cold {c:.2f} s, warm {w:.2f} s)"
+                                                          for p, label, c, w, _ in slow))
 
 
 if __name__ == "__main__":

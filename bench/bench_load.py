@@ -15,9 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from helpers import start_streamlit  # noqa: E402
-from test_load import IDLE, classroom, summary_lines  # noqa: E402
+from conftest import CHROMIUM, CHROMIUM_ARGS
+from test_load import IDLE, classroom, summary_lines
+
+from helpers import start_streamlit
 
 
 def start_server() -> tuple[subprocess.Popen, str]:

@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("LORA_DEVICE", "cpu")
 
-from helpers import keep_navigation_mode  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from streamlit.testing.v1 import AppTest
+
+from helpers import keep_navigation_mode
 
 REPEATS = 15
 

@@ -49,12 +49,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests")]
 os.environ.setdefault("LORA_DEVICE", "cpu")
 
-import torch  # noqa: E402
+import bench_browser as bb
+import torch
 
-import bench_browser as bb  # noqa: E402  (also puts tests/ on the path)
-from helpers import start_streamlit  # noqa: E402
-from lora_core.finetune import FinetuneSettings, budget_grid, finetune, rank_sweep  # noqa: E402
-from lora_core.tiny import ADAPT_TASKS, load_base_model  # noqa: E402
+from helpers import start_streamlit
+from lora_core.finetune import FinetuneSettings, budget_grid, finetune, rank_sweep
+from lora_core.tiny import ADAPT_TASKS, load_base_model
 
 DOC = ROOT / "docs" / "bench_real.md"
 SINGLE_TARGET_S = 10.0
@@ -239,7 +239,7 @@ def start_grid(browser, server: Server):
         ctx.close()
         raise SystemExit(f"no \"Run the grid\" button (Streamlit key {GRID_BUTTON!r}) at {GRID_PATH} within "
                          f"{PAGE_WAIT_MS / 1000:.0f} s: is pages/real.py in this checkout and registered in app.py? "
-                         "Run with --skip-browser for the core numbers alone.")
+                         "Run with --skip-browser for the core numbers alone.") from None
     button.first.click()
     deadline = time.perf_counter() + 60
     while server.saved() == 0 and not _busy(server):

@@ -50,10 +50,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
-import psutil  # noqa: E402
-
-from class_load import make_student  # noqa: E402
-from stclient import Session  # noqa: E402
+import psutil
+from class_load import make_student
+from stclient import Session
 
 # `python -c LAUNCHER run app.py ...` is `streamlit run app.py ...` with per-run timing (and cProfile).
 LAUNCHER = r"""

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lora_core.lora import seed_example  # noqa: E402
-from lora_core import adamw_trace, make_target  # noqa: E402
+from lora_core import adamw_trace, make_target
+from lora_core.lora import seed_example
 
 STEPS = 500
 REPEATS = 7

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from test_adapter_limits import BIG, BOMBS  # noqa: E402
+from test_adapter_limits import BIG, BOMBS
 
 _CHILD = r"""
 import importlib.util, json, sys, time

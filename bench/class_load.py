@@ -39,10 +39,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
-import numpy as np  # noqa: E402
-import psutil  # noqa: E402
-
-from stclient import Session, SessionError  # noqa: E402
+import numpy as np
+import psutil
+from stclient import Session, SessionError
 
 SERVER_CORE, CLIENT_CORE = 0, 1
 

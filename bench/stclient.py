@@ -230,7 +230,7 @@ class Session:
 
     @classmethod
     async def open(cls, base_url: str, page_path: str = "/", query: str = "", *, screen: dict | None = SCREEN,
-                   timeout: float = 60.0) -> "Session":
+                   timeout: float = 60.0) -> Session:
         """Connect, run the page once as a first visit does, and (by default) report a window size.
 
         ``screen`` emulates the app's screen reporter (``lora_app/widgets/screen.py``): after the first run the
@@ -259,7 +259,7 @@ class Session:
                 websockets.connect(url, subprotocols=["streamlit"], max_size=self._max_size, compression=None,
                                    open_timeout=self.timeout, ping_interval=None, close_timeout=2),
                 self.timeout)
-        except (OSError, asyncio.TimeoutError, websockets.InvalidHandshake) as exc:
+        except (TimeoutError, OSError, websockets.InvalidHandshake) as exc:
             raise SessionError(f"cannot connect to {url}: {type(exc).__name__}: {exc}") from exc
         self._reader = asyncio.create_task(self._read(), name="stclient-read")
 
@@ -269,7 +269,7 @@ class Session:
         if self._reader is not None:
             try:
                 await asyncio.wait_for(self._reader, 5)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 self._reader.cancel()
 
     # --- sending ---------------------------------------------------------------------------------
@@ -329,7 +329,7 @@ class Session:
         try:
             await self.ws.send(msg.SerializeToString())
             status = await asyncio.wait_for(asyncio.shield(self._waiter), self.timeout)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise SessionError(f"no script_finished within {self.timeout} s") from exc
         except websockets.ConnectionClosed as exc:
             raise SessionError(f"the socket closed: {exc}") from exc

@@ -169,7 +169,7 @@ class Replicas:
 
     # --- all of it -----------------------------------------------------------------------------
 
-    def start(self) -> "Replicas":
+    def start(self) -> Replicas:
         os.chmod(self.folder, 0o755)   # nginx's workers (nobody, when started as root) reach its temp paths
         try:
             for i in range(len(self.procs)):       # all start together, then each is waited for
@@ -206,7 +206,7 @@ class Replicas:
         if self._own_folder:
             shutil.rmtree(self.folder, ignore_errors=True)
 
-    def __enter__(self) -> "Replicas":
+    def __enter__(self) -> Replicas:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -17,9 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lora_app.compute.real import full_settings, grid_settings, sweep_settings  # noqa: E402
-from lora_app.config.real import DEFAULTS, LORA_KEYS, DEFAULT_LORA, real_config  # noqa: E402
 from lora_app.compute import jobs
+from lora_app.compute.real import full_settings, grid_settings, sweep_settings
+from lora_app.config.real import DEFAULT_LORA, DEFAULTS, LORA_KEYS, real_config
 
 
 def main() -> None:

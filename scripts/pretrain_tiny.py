@@ -22,7 +22,16 @@ import torch.nn.functional as F
 from safetensors.torch import save
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lora_core.tiny import BASE_CONFIG, BASE_WEIGHTS, TinyConfig, TinyTransformer, held_out_set, task_targets, token_accuracy, train_batch  # noqa: E402
+from lora_core.tiny import (
+    BASE_CONFIG,
+    BASE_WEIGHTS,
+    TinyConfig,
+    TinyTransformer,
+    held_out_set,
+    task_targets,
+    token_accuracy,
+    train_batch,
+)
 
 SEED, STEPS, BATCH, LR, WARMUP = 0, 4000, 128, 3e-3, 200
 

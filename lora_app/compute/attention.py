@@ -47,7 +47,7 @@ def _sdpa_error(X: torch.Tensor, W: dict, lora: dict, scaling: float, heads: int
                 trace: AttentionTrace) -> float:
     # an independent path: merge W + s·A·B first, then let torch's fused kernel do the attention
     eff = {p: W[p] + (scaling * lora[p][0] @ lora[p][1] if p in lora else 0) for p in PROJECTIONS}
-    to4 = lambda M: split_heads(M, heads).unsqueeze(0)  # noqa: E731  (1, h, n, w)
+    to4 = lambda M: split_heads(M, heads).unsqueeze(0)
     ctx = merge_heads(F.scaled_dot_product_attention(to4(X @ eff["q"]), to4(X @ eff["k"]), to4(X @ eff["v"]),
                                                      is_causal=causal).squeeze(0))
     return max(float((ctx - trace.context).abs().max()), float((ctx @ eff["o"] - trace.out).abs().max()))
@@ -82,7 +82,7 @@ def attention_arrays(cfg: AttentionConfig) -> AttentionArrays:
     if cfg.example.preset in ("peft", "gaussian"):
         for p in PROJECTIONS:  # PEFT's inits start every B at zero: the adapters change nothing yet
             lora[p][1].zero_()
-    to = lambda t: t.to(device=device, dtype=dtype)  # noqa: E731
+    to = lambda t: t.to(device=device, dtype=dtype)
     X = to(torch.from_numpy(ex.X))
     W = {p: to(w) for p, w in W.items()}
     lora = {p: (to(A), to(B)) for p, (A, B) in lora.items() if p in cfg.projections}
@@ -124,7 +124,7 @@ class AttentionRanges(NamedTuple):
 
 
 def _ranges(res: AttentionArrays, heads: int) -> AttentionRanges:
-    biggest = lambda *ms: max(float(np.abs(m).max()) for m in ms) or 1.0  # noqa: E731
+    biggest = lambda *ms: max(float(np.abs(m).max()) for m in ms) or 1.0
     tr, dk = res.adapted, res.d_head
     return AttentionRanges(tuple(biggest(*(head_columns(M, h, dk) for M in (tr.q, tr.k, tr.v))) for h in range(heads)),
                            biggest(res.plain.out, tr.out, tr.out - res.plain.out))

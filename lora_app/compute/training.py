@@ -20,8 +20,19 @@ import streamlit as st
 import torch
 
 from lora_core import (
-    STATE_FIELDS, adamw_trace, build_example, replay_step, state_before, default_dtype, full_finetune_trace, init_gaussian, init_peft_default,
-    lora_forward, lora_scaling, make_target, rank_r_floor,
+    STATE_FIELDS,
+    adamw_trace,
+    build_example,
+    default_dtype,
+    full_finetune_trace,
+    init_gaussian,
+    init_peft_default,
+    lora_forward,
+    lora_scaling,
+    make_target,
+    rank_r_floor,
+    replay_step,
+    state_before,
 )
 from lora_core.trace import checkpoint_before, replay_state
 
@@ -116,7 +127,7 @@ class TrainingRun(NamedTuple):
             return self.q_final
         return self._replayed(t).q_after if self.every != 1 else self.at("q", t + 1)
 
-    def _replayed(self, t: int) -> "Replayed":
+    def _replayed(self, t: int) -> Replayed:
         return _replayed(self, self.config, t)
 
 

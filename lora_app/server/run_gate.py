@@ -163,7 +163,8 @@ def _waits_later(session_state=None) -> bool:
 
 def _run_script(self, rerun_data):
     """Streamlit's run of a page (its callbacks, the script and the clean-up after it), inside a slot."""
-    GATE.enter(later=_waits_later(self._session_state))  # held or not, the run goes on: a slot that did not come in time is not worth a stuck page
+    # held or not, the run goes on: a slot that did not come in time is not worth a stuck page
+    GATE.enter(later=_waits_later(self._session_state))
     try:
         return _ORIGINAL(self, rerun_data)
     finally:

@@ -6,14 +6,12 @@ import re
 
 import streamlit as st
 
-
 from .. import figures
-from ..text.explore import PRESET_LABELS
-from ..widgets import charts
 from ..config import ExploreConfig
 from ..config.present import FONT_SIZES
+from ..text.explore import PRESET_LABELS
+from ..widgets import charts
 from ..widgets.screen import PAD_REM, Screen
-
 
 LINE = 1.35        # line height of slide text, in em
 

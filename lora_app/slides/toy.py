@@ -1,23 +1,22 @@
-"""The toy example's slides: what LoRA is, its equation, the matrices, Q with and without it, one training step, where it goes, why it matters."""
+"""The toy example's slides: what LoRA is, its equation, the matrices, Q with and without it,
+one training step, where it goes, why it matters."""
 from __future__ import annotations
-
 
 import streamlit as st
 
 from lora_core import param_counts
 
 from .. import figures
-from ..text import latex
-from ..widgets import charts
 from ..compute import explore_arrays, max_steps_for, training_run
 from ..compute.attention import attention_arrays, param_table
 from ..compute.scale import scale_numbers
 from ..config import ExploreConfig, TrainingConfig
 from ..config.attention import AttentionConfig
 from ..config.scale import ScaleConfig
+from ..text import latex
 from ..text import present as text
+from ..widgets import charts
 from .layout import MIN_CHART, SlideSpace, eq_height
-
 
 MATTERS_MODEL, MATTERS_R = "llama-2-7b", 8
 
@@ -44,7 +43,8 @@ def equation(ex: ExploreConfig, sp: SlideSpace) -> None:
     if latex.fits_equation(res.X, res.W, res.A, res.B):
         rows_delta, rows_fwd = res.W.shape[0], max(res.X.shape[0], res.W.shape[0])
         # the largest LaTeX size at which both equations fit what is left
-        for size, cmd in ((1.2, r"\large "), (1.0, ""), (0.9, r"\small "), (0.8, r"\footnotesize "), (0.7, r"\scriptsize ")):
+        # the pair the loop stops at is used after it
+        for size, cmd in ((1.2, r"\large "), (1.0, ""), (0.9, r"\small "), (0.8, r"\footnotesize "), (0.7, r"\scriptsize ")):  # noqa: B007 - see above
             if eq_height(rows_delta, size, sp.rem) + eq_height(rows_fwd, size, sp.rem) + 2 * sp.rem <= sp.left:
                 break
         both = eq_height(rows_delta, size, sp.rem) + eq_height(rows_fwd, size, sp.rem) + 2 * sp.rem <= sp.left

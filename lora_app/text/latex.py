@@ -44,7 +44,7 @@ def forward_equation(X: np.ndarray, W_merged: np.ndarray, Q: np.ndarray) -> str:
 
 
 def _dot(u: np.ndarray, v: np.ndarray, dec: int) -> str:
-    wrap = lambda x: num(x, dec) if x >= 0 else f"({num(x, dec)})"  # noqa: E731
+    wrap = lambda x: num(x, dec) if x >= 0 else f"({num(x, dec)})"
     terms = [rf"{wrap(a)}\cdot{wrap(b)}" for a, b in zip(u, v)]
     if len(terms) > TERMS_SHOWN:
         terms = terms[: TERMS_SHOWN - 1] + [r"\cdots", terms[-1]]
@@ -59,13 +59,13 @@ def cell_breakdown(X: np.ndarray, W: np.ndarray, A: np.ndarray, B: np.ndarray, s
     base, lora_part = float(x @ w), float(s * (u @ B[:, j]))
     dec_in = display_decimals(X, W, A, B)
     dec_out = max(display_decimals(np.array([base, lora_part, *u]), max_decimals=4), dec_in)
-    I, J = i + 1, j + 1
+    row, col = i + 1, j + 1  # as the page numbers them, from 1
     u_entries = ", ".join(num(v, dec_out) for v in u)
     return [
-        rf"X_{{{I},:}}\cdot W_{{:,{J}}} = {_dot(x, w, dec_in)} = {num(base, dec_out)}",
-        rf"X_{{{I},:}}\,A_Q = [\,{u_entries}\,] \quad (1\times{len(u)}\text{{: the rank-}}r\text{{ bottleneck}})",
-        rf"s\,(X_{{{I},:}}A_Q)\cdot B_{{:,{J}}} = {scale_text(s)}\cdot({_dot(u, B[:, j], dec_out)}) = {num(lora_part, dec_out)}",
-        rf"Q_{{{I},{J}}} = {num(base, dec_out)} + {num(lora_part, dec_out)} = {num(base + lora_part, dec_out)}",
+        rf"X_{{{row},:}}\cdot W_{{:,{col}}} = {_dot(x, w, dec_in)} = {num(base, dec_out)}",
+        rf"X_{{{row},:}}\,A_Q = [\,{u_entries}\,] \quad (1\times{len(u)}\text{{: the rank-}}r\text{{ bottleneck}})",
+        rf"s\,(X_{{{row},:}}A_Q)\cdot B_{{:,{col}}} = {scale_text(s)}\cdot({_dot(u, B[:, j], dec_out)}) = {num(lora_part, dec_out)}",
+        rf"Q_{{{row},{col}}} = {num(base, dec_out)} + {num(lora_part, dec_out)} = {num(base + lora_part, dec_out)}",
     ]
 
 

@@ -5,12 +5,11 @@ import numpy as np
 import streamlit as st
 
 from .. import figures
-from ..text import latex
-from ..widgets import charts
 from ..compute import TrainingRun
 from ..config import TrainingConfig
+from ..text import latex
 from ..text import training as text
-
+from ..widgets import charts
 
 
 def _row(items, key: str) -> None:
@@ -74,7 +73,7 @@ def _backward(run, cfg, t):
 def _adamw(run, cfg, t):
     rec = run.step(t)  # one replay of step t for all twelve
     for p in ("A", "B"):
-        f = lambda name: getattr(rec, f"{name}_{p}")  # noqa: E731
+        f = lambda name: getattr(rec, f"{name}_{p}")
         z_m = figures.symmetric_range(f("exp_avg"), f("m_hat"))
         z_v = figures.symmetric_range(f("exp_avg_sq"), f("v_hat"))
         small = {}
