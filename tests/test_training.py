@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import math
-
-import numpy as np
 import time
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -27,8 +26,8 @@ from lora_core.training import (
     mse_loss,
     rank_r_floor,
 )
+from tolerances import assert_close, assert_each_close, nudge, rel_tol, ulps_apart
 
-TOL = {torch.float32: dict(rtol=1e-6, atol=1e-9), torch.float64: dict(rtol=1e-12, atol=1e-15)}
 HYPERPARAMS = [
     dict(lr=0.01),  # torch's other defaults
     dict(lr=0.05, weight_decay=0.0),
@@ -38,7 +37,7 @@ HYPERPARAMS = [
 
 def _random_example(n, d, k, r, seed, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
-    mk = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype)  # noqa: E731
+    mk = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype)
     return mk(n, d), mk(d, k), mk(d, r) * 0.3, mk(r, k) * 0.3, mk(n, k)
 
 
@@ -62,13 +61,28 @@ def _torch_lora_run(X, W, A, B, T, steps, scaling=1.0, lr=1e-3, betas=(0.9, 0.99
     return out
 
 
-def _assert_trace_matches(trace, ref, dtype):
+def _assert_trace_matches(trace, ref):
+    """Bit for bit: the trace runs the same operations as autograd and torch's single-tensor AdamW, in the same
+    order and on the same kernels, so no rounding can differ and no tolerance is owed."""
     assert len(trace) == len(ref)
     for rec, want in zip(trace, ref):
-        assert math.isclose(rec.loss, want["loss"], rel_tol=TOL[dtype]["rtol"], abs_tol=TOL[dtype]["atol"]), rec.step
+        assert rec.loss == want["loss"], rec.step
         for name in ("A", "B", "grad_A", "grad_B", "exp_avg_A", "exp_avg_B", "exp_avg_sq_A", "exp_avg_sq_B"):
-            torch.testing.assert_close(getattr(rec, name), want[name], **TOL[dtype],
+            torch.testing.assert_close(getattr(rec, name), want[name], rtol=0, atol=0,
                                        msg=lambda m, n=name, t=rec.step: f"{n} at step {t}: {m}")
+
+
+def _sizes(X, W, A, B, T, s):
+    """What each result's rounding is proportional to: its formula on the entries' sizes (|fl(AB) − AB| ≤ γ·|A|·|B|),
+    so a result that cancels to something small is still measured against what it was summed from."""
+    n, k = T.shape
+    Q = X.abs() @ W.abs() + abs(s) * (X.abs() @ A.abs()) @ B.abs()
+    R = Q + T.abs()
+    G = 2 * R / (n * k)
+    sizes = {"q": Q, "loss": 3 * (R ** 2).mean(),  # L = mean(R²): 2·|R|·δR from each square, and the sum's own
+             "grad_q": G, "grad_A": abs(s) * X.abs().T @ G @ B.abs().T, "grad_B": abs(s) * (X.abs() @ A.abs()).T @ G,
+             "grad_X": G @ (W.abs() + abs(s) * A.abs() @ B.abs()).T}
+    return {name: float(size.max()) for name, size in sizes.items()}
 
 
 # --- target and loss ------------------------------------------------------------------------
@@ -90,8 +104,9 @@ def test_make_target_follows_dtype_and_rejects_bad_rank():
     tgt = make_target(X, W, r_star=2)
     assert tgt.delta_W_star.dtype == tgt.T.dtype == torch.float32
     # the same seed gives the same ΔW* in float32 and float64
+    # ΔW* is drawn in float64 and rounded once to float32: each entry within half an ulp of its own size
     torch.testing.assert_close(tgt.delta_W_star.double(), make_target(*seed_example()[:2], r_star=2).delta_W_star,
-                               rtol=1e-6, atol=1e-7)
+                               rtol=rel_tol(torch.float32), atol=0)
     for bad in (0, 4, 1.5):
         with pytest.raises(ValueError, match="r\\*"):
             make_target(X, W, r_star=bad)
@@ -100,7 +115,8 @@ def test_make_target_follows_dtype_and_rejects_bad_rank():
 def test_mse_loss_is_mean_over_all_entries():
     Q, T = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
     assert torch.equal(mse_loss(Q, T), F.mse_loss(Q, T))
-    assert math.isclose(mse_loss(Q, T).item(), ((Q - T) ** 2).sum().item() / 12, rel_tol=1e-14)
+    # the same 12 squares summed in another order
+    assert math.isclose(mse_loss(Q, T).item(), ((Q - T) ** 2).sum().item() / 12, rel_tol=rel_tol(torch.float64, 12))
 
 
 # --- gradients against autograd -------------------------------------------------------------
@@ -118,16 +134,18 @@ def test_analytic_grads_match_autograd(n, d, k, r, seed, scaling):
     assert W_frozen.grad is None  # W is frozen: no gradient is ever stored for it
 
     g = lora_grads(X, W, A, B, T, scaling)
-    tol = dict(rtol=1e-12, atol=1e-14)
-    torch.testing.assert_close(g.q, q.detach(), **tol)
-    torch.testing.assert_close(g.loss, loss.detach(), **tol)
-    torch.testing.assert_close(g.grad_A, A_p.grad, **tol)
-    torch.testing.assert_close(g.grad_B, B_p.grad, **tol)
-    torch.testing.assert_close(g.grad_X, X_p.grad, **tol)
+    # the chain rule by hand against autograd: sums of up to d, r, n and k terms in a row, each result against the
+    # size of what it was summed from
+    size, depth = _sizes(X, W, A, B, T, scaling), d + r + n + k
+    assert_close(g.q, q.detach(), depth=depth, scale=size["q"])
+    assert_close(g.loss, loss.detach(), depth=depth, scale=size["loss"])
+    assert_close(g.grad_A, A_p.grad, depth=depth, scale=size["grad_A"])
+    assert_close(g.grad_B, B_p.grad, depth=depth, scale=size["grad_B"])
+    assert_close(g.grad_X, X_p.grad, depth=depth, scale=size["grad_X"])
     # the textbook forms of the same gradients
     G = 2 * (g.q - T) / (n * k)
-    torch.testing.assert_close(g.grad_q, G, **tol)
-    torch.testing.assert_close(g.grad_X, G @ (W + scaling * A @ B).T, **tol)
+    assert_close(g.grad_q, G, depth=depth, scale=size["grad_q"])
+    assert_close(g.grad_X, G @ (W + scaling * A @ B).T, depth=depth, scale=size["grad_X"])
     torch.testing.assert_close(g.q, lora_forward(X, W, A, B, scaling).q, rtol=0, atol=0)
 
 
@@ -151,7 +169,7 @@ def test_adamw_trace_matches_torch_optim(dtype, hp, example):
         scaling = 2.0
     trace = adamw_trace(X, W, A, B, T, steps=200, scaling=scaling, **hp)
     assert not trace.diverged
-    _assert_trace_matches(trace, _torch_lora_run(X, W, A, B, T, 200, scaling, **hp), dtype)
+    _assert_trace_matches(trace, _torch_lora_run(X, W, A, B, T, 200, scaling, **hp))
 
 
 def _peft_run(X, W, A, B, T, r, lora_alpha, steps, **hp):
@@ -199,14 +217,17 @@ def test_adamw_trace_matches_peft_lora(dtype, r, lora_alpha):
     hp = dict(lr=0.01, weight_decay=0.01)
     ref = _peft_run(X, W, A, B, T, r, lora_alpha, 50, **hp)
     trace = adamw_trace(X, W, A, B, T, steps=50, scaling=lora_alpha / r, **hp)
-    # PEFT's nn.Linear multiplies by the stored transposes, so float32 rounds differently from step 1
-    rtol = TOL[dtype]["rtol"] if dtype == torch.float64 else 1e-5
+    # PEFT's nn.Linear multiplies by the stored transposes, so a few ulps differ from step 1 and the run carries
+    # them on; how far it spreads one ulp is measured, by PEFT again from A one ulp higher
+    nudged = _peft_run(X, W, nudge(A), B, T, r, lora_alpha, 50, **hp)
+    growth = {name: max(ulps_apart(a[name], b[name]) for a, b in zip(nudged, ref))
+              for name in ("A", "B", "exp_avg_A", "exp_avg_B")}
     assert len(trace) == 50
+    assert_each_close([rec.loss for rec in trace], [want["loss"] for want in ref], dtype, depth=50,
+                      growth=ulps_apart([a["loss"] for a in nudged], [b["loss"] for b in ref], dtype), what="losses")
     for rec, want in zip(trace, ref):
-        assert math.isclose(rec.loss, want["loss"], rel_tol=rtol)
-        for name in ("A", "B", "exp_avg_A", "exp_avg_B"):
-            torch.testing.assert_close(getattr(rec, name), want[name], rtol=rtol,
-                                       atol=rtol * want[name].abs().max().item())
+        for name in growth:
+            assert_close(getattr(rec, name), want[name], depth=50, growth=growth[name], what=f"{name} at {rec.step}")
 
 
 # --- AdamW's stages -------------------------------------------------------------------------
@@ -224,10 +245,11 @@ def test_a_replayed_step_matches_autograd_at_that_step(t):
     q.retain_grad()
     loss = F.mse_loss(q, T)
     loss.backward()
-    assert rec.step == t and rec.loss == pytest.approx(loss.item(), rel=1e-13)
-    for got, want in ((rec.q, q), (rec.grad_q, q.grad), (rec.grad_A, A_p.grad), (rec.grad_B, B_p.grad),
-                      (rec.grad_X, X_p.grad)):
-        torch.testing.assert_close(got, want.detach(), rtol=1e-12, atol=1e-15)
+    # the replay's chain rule against autograd, as in test_analytic_grads_match_autograd
+    size, depth = _sizes(X, W, A_in, B_in, T, 0.5), sum(X.shape) + sum(B_in.shape)
+    assert rec.step == t and rec.loss == pytest.approx(loss.item(), rel=0, abs=rel_tol(X.dtype, depth) * size["loss"])
+    for name, want in (("q", q), ("grad_q", q.grad), ("grad_A", A_p.grad), ("grad_B", B_p.grad), ("grad_X", X_p.grad)):
+        assert_close(getattr(rec, name), want.detach(), depth=depth, scale=size[name], what=name)
     # the state it hands on is the next step's input, and the last one is the trace's result
     torch.testing.assert_close(rec.A, trace.states["A"][t - 1], rtol=0, atol=0)
     if t == 200:
@@ -243,15 +265,20 @@ def test_stages_are_consistent_and_match_adamw_step():
         t = rec.step
         stage = adamw_step(prev_A, rec.grad_A, m, v, t, **hp)
         assert isinstance(stage, AdamWStage)
+        # the trace's stages are adamw_step's, and the same formulas written the same way: bit for bit
         for got, want in zip(rec.stage_A, stage):
-            torch.testing.assert_close(got, want, rtol=1e-13, atol=1e-16)
-        torch.testing.assert_close(rec.decayed_A, prev_A * (1 - 0.02 * 0.05), rtol=1e-15, atol=0)
-        torch.testing.assert_close(rec.m_hat_A, rec.exp_avg_A / (1 - 0.85 ** t), rtol=1e-14, atol=0)
-        torch.testing.assert_close(rec.v_hat_A, rec.exp_avg_sq_A / (1 - 0.99 ** t), rtol=1e-14, atol=0)
-        # the textbook update −lr·m̂/(√v̂ + ε), equal to torch's denom form up to rounding
-        torch.testing.assert_close(rec.update_A, -0.02 * rec.m_hat_A / (rec.v_hat_A.sqrt() + 1e-8),
-                                   rtol=1e-9, atol=1e-15)
-        torch.testing.assert_close(rec.A, rec.decayed_A + rec.update_A, rtol=1e-15, atol=1e-17)
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+        torch.testing.assert_close(rec.decayed_A, prev_A * (1 - 0.02 * 0.05), rtol=0, atol=0)
+        torch.testing.assert_close(rec.m_hat_A, rec.exp_avg_A / (1 - 0.85 ** t), rtol=0, atol=0)
+        torch.testing.assert_close(rec.v_hat_A, rec.exp_avg_sq_A / (1 - 0.99 ** t), rtol=0, atol=0)
+        # the textbook update −lr·m̂/(√v̂ + ε) against torch's denom form, entry by entry (no sums): about five
+        # roundings apart; the trace's update is new − decayed, so each entry also carries θ's rounding, an ulp of
+        # |decayed| + |update|
+        size = rec.decayed_A.abs() + rec.update_A.abs()
+        textbook = -0.02 * rec.m_hat_A / (rec.v_hat_A.sqrt() + 1e-8)
+        assert ((rec.update_A - textbook).abs() <= rel_tol(torch.float64, 5) * size).all(), t
+        # new − decayed, added back to decayed: two roundings of the same size
+        assert ((rec.A - (rec.decayed_A + rec.update_A)).abs() <= rel_tol(torch.float64, 2) * size).all(), t
         prev_A, m, v = rec.A, rec.exp_avg_A, rec.exp_avg_sq_A
 
 
@@ -283,6 +310,20 @@ def test_b_zero_starts_at_the_base_model_and_only_b_moves_first():
 
 # --- what rank can and cannot reach ---------------------------------------------------------
 
+def _residual_tol(X, W, T):
+    """How well an entry of the residual T − X·(W + M) is known when M comes through X's pseudo-inverse (a least
+    squares solve or an SVD): a few ulps of the entries' size |T| + |X|·|W|, magnified by cond(X)."""
+    size = float((T.abs() + X.abs() @ W.abs()).max())
+    return rel_tol(torch.float64, X.numel() * T.shape[1]) * float(torch.linalg.cond(X)) * size
+
+
+def _floor_slack(X, W, T, floor):
+    """How far two routes to a loss near the floor may differ: the floor is mean(r²) over residual entries r, each
+    known to within e, so it moves by at most 2·√floor·e + e²."""
+    e = _residual_tol(X, W, T)
+    return 2 * math.sqrt(floor) * e + e * e
+
+
 @pytest.mark.parametrize("r_star", [1, 2])
 def test_rank_at_least_r_star_fits_the_target(r_star):
     X, W, A, B = seed_example()  # r = 2
@@ -290,7 +331,8 @@ def test_rank_at_least_r_star_fits_the_target(r_star):
     trace = adamw_trace(X, W, A, B, tgt, steps=500, lr=0.05, weight_decay=0.0)
     assert trace.initial_loss > 1e-3
     assert trace.final_loss < 1e-12
-    assert rank_r_floor(X, tgt.T, W, 2) < 1e-25
+    # the floor is exactly 0 here; what is computed is the mean square of residual entries that are rounding
+    assert rank_r_floor(X, tgt.T, W, 2) <= _floor_slack(X, W, tgt.T, 0.0)
 
 
 def test_rank_below_r_star_stays_above_the_floor():
@@ -303,10 +345,11 @@ def test_rank_below_r_star_stays_above_the_floor():
     U, S, Vh = torch.linalg.svd(C)
     M = torch.linalg.pinv(X) @ (S[0] * torch.outer(U[:, 0], Vh[0]))
     assert torch.linalg.matrix_rank(M) == 1
-    assert math.isclose(F.mse_loss(X @ (W + M), tgt.T).item(), floor, rel_tol=1e-9)
+    slack = _floor_slack(X, W, tgt.T, floor)
+    assert F.mse_loss(X @ (W + M), tgt.T).item() == pytest.approx(floor, rel=0, abs=slack)
     assert floor > 1e-3
     trace = adamw_trace(X, W, A, B, tgt, steps=1000, lr=0.05, weight_decay=0.0)
-    assert min(trace.losses) >= floor * (1 - 1e-9)
+    assert min(trace.losses) >= floor - slack
     assert trace.final_loss < 1.05 * floor  # and training does get there
 
 
@@ -318,7 +361,8 @@ def test_no_rank_r_update_beats_the_floor(seed, r):
     g = torch.Generator().manual_seed(seed)
     M = torch.randn(5, r, generator=g, dtype=torch.float64) @ torch.randn(r, 3, generator=g, dtype=torch.float64)
     M = M * 0.3
-    assert F.mse_loss(X @ (W + M), tgt.T).item() >= rank_r_floor(X, tgt.T, W, r) * (1 - 1e-12)
+    floor = rank_r_floor(X, tgt.T, W, r)
+    assert F.mse_loss(X @ (W + M), tgt.T).item() >= floor - _floor_slack(X, W, tgt.T, floor)
 
 
 # --- divergence and validation --------------------------------------------------------------
@@ -401,8 +445,10 @@ def test_trace_is_a_sequence_of_cpu_records():
     torch.testing.assert_close(trace.A, trace[-1].A, rtol=0, atol=0)
     torch.testing.assert_close(trace.A0, A, rtol=0, atol=0)
     # final_loss is the loss at the final A, B
-    assert math.isclose(trace.final_loss, F.mse_loss(lora_forward(X, W, trace.A, trace.B, 0.5).q,
-                                                     make_target(X, W).T).item(), rel_tol=1e-14)
+    T = make_target(X, W).T
+    size = _sizes(X, W, trace.A, trace.B, T, 0.5)["loss"]
+    assert trace.final_loss == pytest.approx(F.mse_loss(lora_forward(X, W, trace.A, trace.B, 0.5).q, T).item(),
+                                             rel=0, abs=rel_tol(X.dtype, sum(X.shape) + sum(trace.B.shape)) * size)
     rec = trace[3]
     assert rec.q.shape == rec.grad_q.shape == (3, 3) and rec.grad_X.shape == (3, 5)
     assert rec.A.shape == rec.update_A.shape == (5, 2) and rec.B.shape == rec.m_hat_B.shape == (2, 3)
@@ -425,7 +471,10 @@ def test_trace_on_cuda_matches_cpu():
     cpu = adamw_trace(X, W, A, B, tgt, steps=100, lr=0.01)
     gpu = adamw_trace(*(t.cuda() for t in (X, W, A, B)), tgt.T.cuda(), steps=100, lr=0.01)
     assert gpu[-1].A.device.type == "cpu"
-    torch.testing.assert_close(gpu[-1].A, cpu[-1].A, rtol=1e-10, atol=1e-12)
+    # the GPU sums in its own order, so a few ulps differ at every step; how far the run spreads one ulp is
+    # measured on the CPU, from A one ulp higher
+    nudged = adamw_trace(X, W, nudge(A), B, tgt, steps=100, lr=0.01)
+    assert_close(gpu[-1].A, cpu[-1].A, depth=100, growth=ulps_apart(nudged[-1].A, cpu[-1].A))
 
 
 def test_trace_is_fast_at_the_seed_size():
@@ -458,10 +507,9 @@ def test_full_finetune_matches_torch_optim(dtype, hp):
         losses.append(loss.item())
     losses.append(F.mse_loss(X @ W_p, T).item())
     assert ff.param_count == 15 and not ff.diverged and len(ff.losses) == 101
-    tol = TOL[dtype]
-    for got, want in zip(ff.losses, losses):
-        assert math.isclose(got, want, rel_tol=tol["rtol"], abs_tol=tol["atol"])
-    torch.testing.assert_close(ff.W, W_p.detach(), **tol)
+    # op for op torch's: bit for bit, as in _assert_trace_matches
+    assert ff.losses == losses
+    torch.testing.assert_close(ff.W, W_p.detach(), rtol=0, atol=0)
 
 
 def test_full_finetune_diverges_without_raising():
@@ -486,9 +534,10 @@ def test_floor_for_an_edited_target_outside_the_reach_of_x():
     M_ls = np.linalg.lstsq(Xn, Rn, rcond=None)[0]
     U, S, Vt = np.linalg.svd(Xn @ M_ls)
     best = np.linalg.pinv(Xn) @ (S[0] * np.outer(U[:, 0], Vt[0]))
-    assert math.isclose(((Xn @ best - Rn) ** 2).mean(), floor, rel_tol=1e-9)
+    slack = _floor_slack(X, W, T, floor)
+    assert ((Xn @ best - Rn) ** 2).mean() == pytest.approx(floor, rel=0, abs=slack)
     trace = adamw_trace(X, W, A, B, T, steps=1500, lr=0.05, weight_decay=0.0)
-    assert min(trace.losses) >= floor * (1 - 1e-9)
+    assert min(trace.losses) >= floor - slack
     assert trace.final_loss < 1.01 * floor
 
 
@@ -520,7 +569,7 @@ def test_a_checkpointed_trace_matches_torch_optim(dtype, hp):
     X, W, A, B, T = _random_example(6, 7, 5, 3, seed=3, dtype=dtype)
     trace = adamw_trace(X, W, A, B, T, steps=60, scaling=2.0, checkpoint_every=25, **hp)
     assert not trace.diverged and len(trace.states["A"]) == 2
-    _assert_trace_matches(trace, _torch_lora_run(X, W, A, B, T, 60, 2.0, **hp), dtype)
+    _assert_trace_matches(trace, _torch_lora_run(X, W, A, B, T, 60, 2.0, **hp))
 
 
 @pytest.mark.parametrize("lr", [1e30, 300.0])

@@ -52,6 +52,15 @@ def nudge(t: torch.Tensor) -> torch.Tensor:
     return torch.nextafter(t, torch.full_like(t, math.inf))
 
 
+def product_size(*factors: torch.Tensor) -> float:
+    """The largest entry of |F1|·|F2|·…: what a product's rounding is proportional to (|fl(AB) − AB| ≤ γₙ·|A|·|B|),
+    even where the product itself cancels to something small."""
+    out = factors[0].abs()
+    for f in factors[1:]:
+        out = out @ f.abs()
+    return float(out.max()) if out.numel() else 0.0
+
+
 def ulps_apart(actual, expected, dtype: torch.dtype | None = None, scale: float | None = None) -> float:
     """How far apart two results are, in ulps of their size.
 
