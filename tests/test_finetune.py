@@ -181,8 +181,9 @@ def test_full_finetuning_matches_torch_adamw(base64, held):
     run = finetune(base64, s, held_out=held)
     oracle, model = _oracle_full(base64, s)
     state = model.state_dict()
-    # the same forward, but AdamW's bias corrections are written differently (√ and powers in another order), so
-    # an ulp or so differs at every step; how far the run spreads one ulp is measured, from every weight one ulp up
+    # the same operations, but finetune trains on one thread and this oracle on torch's default, so matrix products
+    # sum in other blocks and an ulp or so differs at every step; how far the run spreads one ulp is measured,
+    # by the oracle again from every weight one ulp higher
     nudged, nudged_model = _oracle_full(base64, s, nudged=True)
     loss_growth = ulps_apart(nudged, oracle, torch.float64)
     state_growth = max(ulps_apart(v, state[k]) for k, v in nudged_model.state_dict().items())
