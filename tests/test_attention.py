@@ -19,6 +19,7 @@ from lora_core.attention import (
 )
 from lora_core.lora import SEED_A, SEED_B, SEED_W, lora_forward, seed_example
 from lora_core.scale import count_lora_params
+from tolerances import assert_close, product_size
 
 DT = torch.float64
 
@@ -39,11 +40,29 @@ def make_case(seed, n, d_model, heads, d_head, d_v, d_out, r, targets):
 def sdpa_oracle(X, Ws, lora, heads, scaling, causal=False):
     # merge first (W + s·A·B), then let torch do the attention: an independent path
     eff = {t: W + (scaling * lora[t][0] @ lora[t][1] if t in lora else 0) for t, W in Ws.items()}
-    to4 = lambda M: split_heads(M, heads).unsqueeze(0)  # noqa: E731  (1, h, n, w)
+    to4 = lambda M: split_heads(M, heads).unsqueeze(0)  # (1, h, n, w)
     ctx = F.scaled_dot_product_attention(to4(X @ eff["q"]), to4(X @ eff["k"]), to4(X @ eff["v"]),
                                          is_causal=causal)
     context = merge_heads(ctx.squeeze(0))
     return context, context @ eff["o"]
+
+
+def sizes(X, Ws, lora, heads, scaling):
+    """What each result's rounding is proportional to, and how many sums in a row make it.
+
+    A projection is measured against |X|·(|W| + |s|·|A|·|B|), the scores against the same product of those sizes.
+    exp turns an absolute error in a score into a relative one in its weight (twice, with the normalising sum),
+    so the context is known to (1 + 2·max|S|) times the size of V, and the output sums it through |W_O|.
+    """
+    eff = {t: W.abs() + (abs(scaling) * lora[t][0].abs() @ lora[t][1].abs() if t in lora else 0) for t, W in Ws.items()}
+    Q, K, V = (X.abs() @ eff[t] for t in "qkv")
+    n, d_model, d_head = X.shape[0], X.shape[1], Q.shape[1] // heads
+    scores = float((split_heads(Q, heads) @ split_heads(K, heads).transpose(-1, -2)).max()) / math.sqrt(d_head)
+    context = float(V.max()) * (1 + 2 * scores)
+    r = max((A.shape[1] for A, _ in lora.values()), default=0)
+    depth = d_model + d_head + 2 * n + V.shape[1] + 2 * r  # X·W, scores, softmax's sum, weights·V, ·W_O, LoRA twice
+    return {"scores": scores, "weights": 1 + 2 * scores, "context": context,
+            "out": context * float(eff["o"].sum(0).max()), "depth": depth}
 
 
 @settings(max_examples=60, deadline=None)
@@ -56,8 +75,9 @@ def test_matches_sdpa(seed, n, d_model, heads, d_head, d_v, d_out, r, targets, s
     tr = attention_forward(X, Ws["q"], Ws["k"], Ws["v"], Ws["o"], heads=heads, lora=lora,
                            scaling=scaling, causal=causal)
     context, out = sdpa_oracle(X, Ws, lora, heads, scaling, causal)
-    torch.testing.assert_close(tr.context, context)
-    torch.testing.assert_close(tr.out, out)
+    size = sizes(X, Ws, lora, heads, scaling)
+    assert_close(tr.context, context, depth=size["depth"], scale=size["context"])
+    assert_close(tr.out, out, depth=size["depth"], scale=size["out"])
     assert tr.q.shape == (n, heads * d_head) and tr.v.shape == (n, heads * d_v)
     assert tr.scores.shape == tr.weights.shape == (heads, n, n)
     assert tr.out.shape == (n, d_out)
@@ -69,21 +89,24 @@ def test_matches_sdpa_fixed_shapes(heads, targets):
     X, Ws, lora = make_case(7, 6, 8, heads, 4, 4, 8, 2, targets)
     tr = attention_forward(X, *(Ws[t] for t in PROJECTIONS), heads=heads, lora=lora, scaling=0.5)
     context, out = sdpa_oracle(X, Ws, lora, heads, 0.5)
-    torch.testing.assert_close(tr.context, context)
-    torch.testing.assert_close(tr.out, out)
+    size = sizes(X, Ws, lora, heads, 0.5)
+    assert_close(tr.context, context, depth=size["depth"], scale=size["context"])
+    assert_close(tr.out, out, depth=size["depth"], scale=size["out"])
 
 
 def test_intermediates_are_the_textbook_formulas():
     X, Ws, _ = make_case(3, 5, 6, 2, 3, 3, 6, 1, ())
     tr = attention_forward(X, *(Ws[t] for t in PROJECTIONS), heads=2)
+    size = sizes(X, Ws, {}, 2, 1.0)
     for h in range(2):
         cols = slice(3 * h, 3 * h + 3)
         Qh, Kh, Vh = ((X @ Ws[t])[:, cols] for t in "qkv")
         S = Qh @ Kh.T / math.sqrt(3)
-        torch.testing.assert_close(tr.scores[h], S)
-        torch.testing.assert_close(tr.weights[h], torch.softmax(S, dim=1))
-        torch.testing.assert_close(tr.context[:, cols], torch.softmax(S, dim=1) @ Vh)
-    torch.testing.assert_close(tr.weights.sum(-1), torch.ones(2, 5, dtype=DT))
+        for got, want, name in ((tr.scores[h], S, "scores"), (tr.weights[h], torch.softmax(S, dim=1), "weights"),
+                                (tr.context[:, cols], torch.softmax(S, dim=1) @ Vh, "context")):
+            assert_close(got, want, depth=size["depth"], scale=size[name], what=name)
+    # each row sums 5 weights of at most 1
+    assert_close(tr.weights.sum(-1), torch.ones(2, 5, dtype=DT), depth=5)
 
 
 @settings(max_examples=30, deadline=None)
@@ -123,7 +146,9 @@ def test_seed_preset_uses_the_blog_numbers():
     assert torch.equal(w.lora["q"][1], torch.tensor(SEED_B, dtype=DT))
     ex = seed_example()
     tr = attention_forward(ex.X, w.W_Q, w.W_K, w.W_V, w.W_O, lora={"q": w.lora["q"]})
-    torch.testing.assert_close(tr.q, lora_forward(ex.X, ex.W, ex.A, ex.B).q)
+    # the same Q = X·W + X·A·B: sums of d = 5 and r = 2 products
+    assert_close(tr.q, lora_forward(ex.X, ex.W, ex.A, ex.B).q, depth=5 + 2,
+                 scale=product_size(ex.X, ex.W) + product_size(ex.X, ex.A, ex.B))
 
 
 def test_weights_are_deterministic_and_stable_when_growing():
