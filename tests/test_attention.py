@@ -19,7 +19,7 @@ from lora_core.attention import (
 )
 from lora_core.lora import SEED_A, SEED_B, SEED_W, lora_forward, seed_example
 from lora_core.scale import count_lora_params
-from tolerances import assert_close, product_size
+from tolerances import assert_close, attention_sizes, product_size
 
 DT = torch.float64
 
@@ -47,23 +47,6 @@ def sdpa_oracle(X, Ws, lora, heads, scaling, causal=False):
     return context, context @ eff["o"]
 
 
-def sizes(X, Ws, lora, heads, scaling):
-    """What each result's rounding is proportional to, and how many sums in a row make it.
-
-    A projection is measured against |X|·(|W| + |s|·|A|·|B|), the scores against the same product of those sizes.
-    exp turns an absolute error in a score into a relative one in its weight (twice, with the normalising sum),
-    so the context is known to (1 + 2·max|S|) times the size of V, and the output sums it through |W_O|.
-    """
-    eff = {t: W.abs() + (abs(scaling) * lora[t][0].abs() @ lora[t][1].abs() if t in lora else 0) for t, W in Ws.items()}
-    Q, K, V = (X.abs() @ eff[t] for t in "qkv")
-    n, d_model, d_head = X.shape[0], X.shape[1], Q.shape[1] // heads
-    scores = float((split_heads(Q, heads) @ split_heads(K, heads).transpose(-1, -2)).max()) / math.sqrt(d_head)
-    context = float(V.max()) * (1 + 2 * scores)
-    r = max((A.shape[1] for A, _ in lora.values()), default=0)
-    depth = d_model + d_head + 2 * n + V.shape[1] + 2 * r  # X·W, scores, softmax's sum, weights·V, ·W_O, LoRA twice
-    return {"scores": scores, "weights": 1 + 2 * scores, "context": context,
-            "out": context * float(eff["o"].sum(0).max()), "depth": depth}
-
 
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 7), d_model=st.integers(1, 9),
@@ -75,7 +58,7 @@ def test_matches_sdpa(seed, n, d_model, heads, d_head, d_v, d_out, r, targets, s
     tr = attention_forward(X, Ws["q"], Ws["k"], Ws["v"], Ws["o"], heads=heads, lora=lora,
                            scaling=scaling, causal=causal)
     context, out = sdpa_oracle(X, Ws, lora, heads, scaling, causal)
-    size = sizes(X, Ws, lora, heads, scaling)
+    size = attention_sizes(X, Ws, lora, heads, scaling)
     assert_close(tr.context, context, depth=size["depth"], scale=size["context"])
     assert_close(tr.out, out, depth=size["depth"], scale=size["out"])
     assert tr.q.shape == (n, heads * d_head) and tr.v.shape == (n, heads * d_v)
@@ -89,7 +72,7 @@ def test_matches_sdpa_fixed_shapes(heads, targets):
     X, Ws, lora = make_case(7, 6, 8, heads, 4, 4, 8, 2, targets)
     tr = attention_forward(X, *(Ws[t] for t in PROJECTIONS), heads=heads, lora=lora, scaling=0.5)
     context, out = sdpa_oracle(X, Ws, lora, heads, 0.5)
-    size = sizes(X, Ws, lora, heads, 0.5)
+    size = attention_sizes(X, Ws, lora, heads, 0.5)
     assert_close(tr.context, context, depth=size["depth"], scale=size["context"])
     assert_close(tr.out, out, depth=size["depth"], scale=size["out"])
 
@@ -97,7 +80,7 @@ def test_matches_sdpa_fixed_shapes(heads, targets):
 def test_intermediates_are_the_textbook_formulas():
     X, Ws, _ = make_case(3, 5, 6, 2, 3, 3, 6, 1, ())
     tr = attention_forward(X, *(Ws[t] for t in PROJECTIONS), heads=2)
-    size = sizes(X, Ws, {}, 2, 1.0)
+    size = attention_sizes(X, Ws, {}, 2, 1.0)
     for h in range(2):
         cols = slice(3 * h, 3 * h + 3)
         Qh, Kh, Vh = ((X @ Ws[t])[:, cols] for t in "qkv")

@@ -34,6 +34,8 @@ from collections.abc import Sequence
 
 import torch
 
+from lora_core.attention import split_heads
+
 ULPS = 4
 
 
@@ -59,6 +61,25 @@ def product_size(*factors: torch.Tensor) -> float:
     for f in factors[1:]:
         out = out @ f.abs()
     return float(out.max()) if out.numel() else 0.0
+
+
+def attention_sizes(X: torch.Tensor, Ws: dict, lora: dict, heads: int, scaling: float) -> dict:
+    """Multi-head attention (lora_core.attention): what each result's rounding is proportional to, and how
+    many sums in a row make it. ``Ws`` maps q, k, v, o to W; ``lora`` maps some of them to (A, B).
+
+    A projection is measured against |X|·(|W| + |s|·|A|·|B|), the scores against the same product of those sizes.
+    exp turns an absolute error in a score into a relative one in its weight (twice, with the normalising sum),
+    so the context is known to (1 + 2·max|S|) times the size of V, and the output sums it through |W_O|.
+    """
+    eff = {t: W.abs() + (abs(scaling) * lora[t][0].abs() @ lora[t][1].abs() if t in lora else 0) for t, W in Ws.items()}
+    Q, K, V = (X.abs() @ eff[t] for t in "qkv")
+    n, d_model, d_head = X.shape[0], X.shape[1], Q.shape[1] // heads
+    scores = float((split_heads(Q, heads) @ split_heads(K, heads).transpose(-1, -2)).max()) / math.sqrt(d_head)
+    context = float(V.max()) * (1 + 2 * scores)
+    r = max((A.shape[1] for A, _ in lora.values()), default=0)
+    depth = d_model + d_head + 2 * n + V.shape[1] + 2 * r  # X·W, scores, softmax's sum, weights·V, ·W_O, LoRA twice
+    return {"scores": scores, "weights": 1 + 2 * scores, "context": context,
+            "out": context * float(eff["o"].sum(0).max()), "depth": depth}
 
 
 def ulps_apart(actual, expected, dtype: torch.dtype | None = None, scale: float | None = None) -> float:
