@@ -61,7 +61,8 @@ def test_a_submitted_job_trains_on_the_worker_and_stores_the_run():
     for x in pair:
         run, oracle = jobs.STORE.get(x), finetune(base, x)
         assert run is not None and run.settings == x and not run.stopped
-        assert run.losses == pytest.approx(oracle.losses, rel=1e-5) and run.accuracies == pytest.approx(oracle.accuracies, abs=2e-4)
+        # the worker runs the same finetune, on the same single thread, from the same inputs: the same bits
+        assert run.losses == oracle.losses and run.accuracies == oracle.accuracies
     assert job.watchers == {"a"} and threading.current_thread().name != "lora-finetune-worker"
 
 
