@@ -12,6 +12,31 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
+# pytest-xdist (pytest.ini: -n 2 --dist loadfile): a module's tests run on one worker, in their order, as they do
+# without xdist (a module may build on what its earlier tests left: a cache, a trained run). The browser modules
+# below are spread over both workers, test by test: each of their tests opens its own pages, and the longest of
+# them (the two themes of the accessibility check, the narrow screens) would otherwise run one after the other.
+# (xdist's own --dist loadgroup cannot say this: with pytest 9 the group it appends to a test's id is lost.)
+SPREAD = {"test_browser_a11y", "test_browser_classroom", "test_browser_explore", "test_browser_hostile",
+          "test_browser_keys", "test_browser_links", "test_browser_pages", "test_browser_present",
+          "test_browser_training"}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None  # another --dist, given on the command line: xdist's own
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileOrTest(LoadFileScheduling):
+        """--dist loadfile, but a test of a SPREAD module is a unit of its own."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return nodeid if Path(module).stem in SPREAD else module
+
+    return FileOrTest(config, log)
+
+
 def pytest_configure(config):
     # under pytest-xdist each worker is a process of its own: on a 2-core machine two workers with torch's
     # default of one thread per core would each run 2 threads on 2 cores, and wait for each other

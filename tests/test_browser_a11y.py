@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from helpers import wait_idle
+from helpers import settle, wait_idle
 from lora_app import text
 from lora_app.config.present import SLIDES
 from lora_app.figures.base import contrast
@@ -44,9 +44,7 @@ def test_axe_finds_no_wcag_violation_on_any_page_part_or_slide(browser, app_url,
     found, faint = {}, {}
     for url in URLS:
         page.goto(f"{app_url}/{url}")
-        wait_idle(page)
-        page.wait_for_timeout(500)
-        wait_idle(page)
+        settle(page)  # the run with this window's size is over, and the browser has drawn it
         background = page.evaluate("() => getComputedStyle(document.querySelector('[data-testid=\"stApp\"]')).backgroundColor")
         assert (background == "rgb(255, 255, 255)") == (theme == "light"), background  # the theme asked for is on
         violations = axe.run(page, options=WCAG).response["violations"]

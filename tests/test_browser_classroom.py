@@ -117,7 +117,7 @@ def test_p_plays_and_p_again_pauses(page, app_url):
     page.locator("h1").click()
     page.keyboard.press("p")
     page.get_by_role("button", name=re.compile("Pause")).wait_for(timeout=15_000)
-    step = lambda: int(re.search(r"Step (\d+) of", page.locator("h3").first.inner_text()).group(1))  # noqa: E731
+    step = lambda: int(re.search(r"Step (\d+) of", page.locator("h3").first.inner_text()).group(1))
     page.wait_for_function("() => /Step ([3-9]|\\d\\d+) of/.test(document.querySelector('h3')?.innerText)",
                            timeout=20_000)  # it plays
     page.keyboard.press("p")
@@ -189,7 +189,8 @@ def test_focus_is_visible_on_the_top_navigation_links(page, app_url):
     assert links.count() >= 2
     links.nth(1).focus()
     style = page.evaluate("""() => { const s = getComputedStyle(document.activeElement);
-      return {testid: document.activeElement.dataset.testid, style: s.outlineStyle, width: parseFloat(s.outlineWidth), colour: s.outlineColor}; }""")
+      return {testid: document.activeElement.dataset.testid, style: s.outlineStyle, width: parseFloat(s.outlineWidth),
+              colour: s.outlineColor}; }""")
     assert style["testid"] == "stTopNavLink"
     assert style["style"] == "solid" and style["width"] >= 2
     rgb = [int(c) for c in re.findall(r"\d+", style["colour"])[:3]]

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import wait_idle
+import helpers
+from helpers import reruns_asked, wait_idle, wait_server
 from layout_checks import measure, problems
 from lora_app.config.present import SLIDES
 
@@ -60,13 +61,18 @@ DONE = {"real": "of held-out digits right", "real_grid": "won with", "real_rank"
 
 
 def settle(page, timeout=60_000):
-    size = page.viewport_size
-    page.wait_for_function("s => document.documentElement.dataset.loraScreen === s", arg=f"{size['width']}x{size['height']}",
-                           timeout=timeout)
-    page.wait_for_timeout(300)
-    wait_idle(page, timeout)
-    page.wait_for_timeout(300)
-    wait_idle(page, timeout)
+    helpers.settle(page, timeout)
+
+
+PROGRESS = ("() => Number(document.querySelector(\"[data-testid='stProgress'] [role='progressbar']\")"
+            "?.getAttribute('aria-valuenow'))")
+
+
+def redrawn(page, times: int, timeout=60_000) -> None:
+    """The live run's progress bar has moved on ``times`` times (each a redraw of the live slide)."""
+    for _ in range(times):
+        shown = page.evaluate(PROGRESS)
+        page.wait_for_function(f"v => ({PROGRESS})() > v", arg=shown, timeout=timeout)
 
 
 def open_real_settings(browser, app_url, width, height, seed, steps):
@@ -77,7 +83,9 @@ def open_real_settings(browser, app_url, width, height, seed, steps):
     settle(page)
     page.locator("[data-testid='stTopNavLink']", has_text="Present").click()
     page.wait_for_function("() => (document.querySelector('h1') || {}).innerText?.startsWith('1 ·')", timeout=20_000)
+    asked = reruns_asked(page)
     page.set_viewport_size({"width": width, "height": height})
+    wait_server(page, asked_after=asked, timeout=60_000)  # the run that took the new size
     settle(page)
     return context, page
 
@@ -115,7 +123,7 @@ def test_the_clicker_moves_on_while_a_slide_trains_and_comes_back_to_the_finishe
     step_to(page, REAL["real"])
     page.get_by_role("button", name="Train now").click()  # the button has the focus now
     page.wait_for_selector("[data-testid='stProgress']", timeout=20_000)
-    page.wait_for_timeout(1500)  # a few redraws of the live curves
+    redrawn(page, 2)  # a few redraws of the live curves
     page.screenshot(path=str(ARTIFACTS / "real_live_1280x800.png")) if ARTIFACTS.exists() else None
     assert not problems(measure(page))  # the live slide fits too
     press_and_wait(page, "ArrowRight", f"{REAL['real'] + 1} ·")
