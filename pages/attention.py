@@ -22,7 +22,7 @@ url_state.page_state("attention", sanitize_attention)
 t = text.attention
 
 st.title("Where LoRA goes: inside one attention layer")
-notices.show_notices()
+notices.show("attention")
 st.markdown(t.INTRO)
 st.latex(t.PROJECTION_EQUATION)
 st.latex(t.HEAD_EQUATION)
@@ -45,7 +45,7 @@ cols[2].toggle("Causal mask (GPT-style: each token sees only earlier ones)", key
 cfg = attention_config(example, {key: st.session_state[key] for key in WIDGET_KEYS})
 head = min(st.session_state["head"], cfg.heads)
 for note in notes:
-    st.info(note, icon=":material/info:")
+    notices.add(note, kind="info")
 res = attention_arrays(cfg)
 url_state.set_page_url(attention_url(cfg, head))
 h, dk = head - 1, res.d_head

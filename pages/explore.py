@@ -25,7 +25,7 @@ cfg = url_state.current_config()
 res = explore_arrays(cfg)
 
 st.title("LoRA inside attention: the query projection")
-notices.show_notices()
+notices.show("explore")
 st.markdown(text.EXPLORE_INTRO)
 st.latex(text.EQUATION)
 

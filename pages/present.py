@@ -43,7 +43,7 @@ st.html(f"""<style>
                        background: {'#0e1117' if dark else '#ffffff'}; border-top: 1px solid rgba(128, 128, 128, 0.4); }}
   .st-key-present_pageup, .st-key-present_pagedown {{ display: none; }}
 </style>""")
-notices.show_notices()
+notices.show("present")
 # the footer first (it is fixed to the window's bottom): a slide that follows a training run never returns
 # while the run goes on, and the footer must be this run's, not the last one's greyed copy
 with st.container(key="slide_nav", horizontal=True, vertical_alignment="center", gap="small"):

@@ -24,7 +24,7 @@ d, k, r = example.d, example.k, example.r
 edits = target_edits(st.session_state.get("edits", {}).get("dW", {}), d, k)
 
 st.title("Rank: what a rank-r update can and cannot reach")
-notices.show_notices()
+notices.show("rank")
 st.markdown(t.INTRO)
 
 with st.container(border=True):

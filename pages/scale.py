@@ -25,7 +25,7 @@ t = text.scale
 human = figures.scale.human_bytes
 
 st.title("Scale: LoRA on real models")
-notices.show_notices()
+notices.show("scale")
 st.markdown(t.INTRO)
 
 cols = st.columns([2, 3, 3])

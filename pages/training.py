@@ -75,12 +75,12 @@ url_state.page_state("training", lambda raw: sanitize_training(raw, min(ex.d, ex
 matrix_editor.apply_pending_edits({"T": "T"})
 
 st.title("Training LoRA, one stage at a time")
-notices.show_notices()
+notices.show("training")
 st.markdown(text.TRAINING_INTRO)
 with st.container(border=True):
     refused = settings_row(ex)
 for message in refused:  # each names the value sent; the run below uses the last good one
-    st.error(message, icon=":material/block:")
+    notices.add(message, kind="error")
 cfg, problem = training_config(ex)
 
 run = None if problem else training_run(cfg)

@@ -1,7 +1,7 @@
 """The browser's size report is untrusted input: anything it sends is bounded, and a page still draws."""
 import pytest
 
-from lora_app.widgets import screen
+from lora_app.widgets import notices, screen
 
 
 @pytest.mark.parametrize("sent", [
@@ -88,13 +88,20 @@ def test_the_stepper_applies_the_counted_presses_before_its_widgets(app_test):
     assert (at.session_state["step"], at.session_state["stage"]) == (6, "backward")
 
 
-@pytest.mark.parametrize("sent,screen_rerun", [
-    ({"id": "new", "n": 0, "log": ""}, True),     # a page announces where its count starts: not the user
-    ({"id": "abc", "n": 2, "log": "ss"}, True),   # the same count again (a message sent twice)
-    ({"id": "abc", "n": 3, "log": "sss"}, False),  # a press: the user acting, notices go
+@pytest.mark.parametrize("sent,acted", [
+    ({"id": "new", "n": 0, "log": ""}, False),    # a page announces where its count starts: not the user
+    ({"id": "abc", "n": 2, "log": "ss"}, False),  # the same count again (a message sent twice, the safety net)
+    ({"id": "abc", "n": 3, "log": "sss"}, True),  # a press: the user acting, notices go
 ])
-def test_only_a_key_press_counts_as_the_user_acting(monkeypatch, sent, screen_rerun):
-    state = {"screen": {"keys": sent}, "_keys_applied": ("abc", 2)}
-    monkeypatch.setattr(screen.st, "session_state", state)
-    screen._keys_changed()
-    assert screen.is_screen_rerun() is screen_rerun
+def test_only_a_key_press_counts_as_the_user_acting(monkeypatch, sent, acted):
+    monkeypatch.setattr(screen.st, "session_state", {"screen": {"keys": sent}})
+    seen = notices.Seen("training", {}, ("abc", 2), frozenset())
+    now = notices.Seen("training", {}, screen.key_count(), frozenset())
+    assert notices.user_acted(seen, now) is acted
+
+
+@pytest.mark.parametrize("sent", [None, "keys", {"id": "abc", "n": -1, "log": ""}, {"id": "abc", "n": 1, "log": "s" * 65},
+                                  {"id": "", "n": 1, "log": "s"}, {"id": "abc", "n": True, "log": "s"}])
+def test_a_tampered_key_count_is_no_count(monkeypatch, sent):
+    monkeypatch.setattr(screen.st, "session_state", {"screen": {"keys": sent}})
+    assert screen.key_count() is None

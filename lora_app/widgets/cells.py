@@ -10,6 +10,7 @@ from ..config import (
     quoted,
 )
 from ..config.fields import as_int
+from . import notices
 
 
 
@@ -26,8 +27,7 @@ def picked_cell(cfg: ExploreConfig) -> tuple[int, int]:
         try:
             value = as_int(ss.get(key, last))
         except (TypeError, ValueError, OverflowError):
-            st.warning(f"{quoted(key, ss.get(key))} is not a whole number; keeping {key}={last}.",
-                       icon=":material/warning:")
+            notices.add(f"{quoted(key, ss.get(key))} is not a whole number; keeping {key}={last}.")
             value = last
         picked.append(min(max(value, 1), size))
     ss["cell_i"], ss["cell_j"] = picked

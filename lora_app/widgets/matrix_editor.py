@@ -12,6 +12,7 @@ from ..config import (
     MATRIX_LABELS, CELL_TEXT_MAX, parse_cell,
 )
 from ..echo import echo
+from . import notices
 
 
 EDITABLE_MAX_SIDE = 64  # a table editor beyond this is no way to change numbers
@@ -71,7 +72,6 @@ def apply_pending_edits(labels: dict[str, str] = MATRIX_LABELS) -> None:
     """
     edits = st.session_state.setdefault("edits", {})
     shapes = st.session_state.setdefault("_editor_shapes", {})
-    errors, processed = [], False
     for name, label in labels.items():
         key = _editor_key(name)
         delta = st.session_state.get(key)
@@ -80,21 +80,21 @@ def apply_pending_edits(labels: dict[str, str] = MATRIX_LABELS) -> None:
         if isinstance(delta, dict) and not any(delta.get(part) for part in ("edited_rows", "added_rows", "deleted_rows")):
             continue
         cells, problems = _edited_cells(delta, shapes[key], label)
-        errors += problems
+        for problem in problems:
+            _refused(problem)
         for i, j, raw in cells:
             try:
                 edits.setdefault(name, {})[(i, j)] = parse_cell(raw)
             except ValueError as err:
-                errors.append(f"{label}[{i + 1}, {j + 1}] {err}; the cell keeps its last valid value.")
+                _refused(f"{label}[{i + 1}, {j + 1}] {err}; the cell keeps its last valid value.")
         # a fresh editor shows the matrix as it now is, bad cells restored
         st.session_state["editor_version"][name] = st.session_state["editor_version"].get(name, 0) + 1
         del st.session_state[key]
-        processed = True
-    if processed:
-        # what was refused stays on screen until the next edit: the reruns that follow (the fresh table
-        # registering, the window's size report) are not the user acting
-        st.session_state["edit_errors"] = {**st.session_state.get("edit_errors", {}),
-                                           **{name: errors for name in labels}}
+
+
+
+def _refused(message: str) -> None:
+    notices.add(message, kind="error", place=notices.EDITS)  # drawn above the tables (matrix_editors)
 
 
 
@@ -124,9 +124,7 @@ def number_table(M: np.ndarray, key: str, label: str) -> None:
 def matrix_editors(matrices: dict[str, np.ndarray], labels: dict[str, str] = MATRIX_LABELS,
                    max_side: int = EDITABLE_MAX_SIDE) -> None:
     """One table per matrix; a changed cell reaches every figure, a bad one is refused by name."""
-    shown = st.session_state.get("edit_errors", {})
-    for err in dict.fromkeys(e for name in matrices for e in shown.get(name, [])):
-        st.error(err, icon=":material/block:")
+    notices.draw(notices.EDITS)  # what an edit had refused, until the user acts (the reruns that follow are not)
     edits = st.session_state.get("edits", {})
     count = sum(len(cells) for name, cells in edits.items() if name in matrices)
     tabs = st.tabs([labels[name] for name in matrices])
@@ -147,6 +145,5 @@ def matrix_editors(matrices: dict[str, np.ndarray], labels: dict[str, str] = MAT
                     "type numbers such as 0.25, -1.5e-3 or 2E4, finite and within ±1e6.")
     if cols[1].button("Reset edits", disabled=count == 0, key=f"reset_edits_{'_'.join(matrices)}"):
         st.session_state["edits"] = {name: cells for name, cells in edits.items() if name not in matrices}
-        st.session_state["edit_errors"] = {n: e for n, e in shown.items() if n not in matrices}
         st.session_state["editor_version"] = {n: v + 1 for n, v in st.session_state["editor_version"].items()}
         st.rerun()

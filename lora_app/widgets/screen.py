@@ -192,31 +192,18 @@ class Screen(NamedTuple):
 
 
 def report() -> None:
-    """Mount the reporter (once per run, at the end of the page; it draws nothing)."""
+    """End the run: the notices said late join the page's top, and the reporter is mounted (it draws nothing)."""
+    from . import notices  # here, not at the top: notices reads this module's key count
+
+    notices.close()
     take_keys("")  # presses this page had no use for (its stepper was not shown) are dropped, not kept for later
     applied = st.session_state.get(_APPLIED)
     _component(key="screen", data={"keys": list(applied) if applied else None},  # says which presses were applied
-               on_size_change=_mark_rerun, on_keys_change=_keys_changed)
-    st.session_state.pop("_screen_rerun", None)  # this run is over: the next one is the user's
+               on_size_change=_read_in_the_run, on_keys_change=_read_in_the_run)
 
 
-def _keys_changed() -> None:
-    """A key press is the user acting; a page announcing where its count starts is not (see is_screen_rerun)."""
-    state = st.session_state.get("screen")
-    raw = state.get("keys") if isinstance(state, dict) else None
-    seen = st.session_state.get(_APPLIED)
-    if not isinstance(raw, dict) or not (isinstance(seen, tuple) and len(seen) == 2 and seen[0] == raw.get("id")) \
-            or raw.get("n") == seen[1]:
-        _mark_rerun()
-
-
-def _mark_rerun() -> None:
-    st.session_state["_screen_rerun"] = True
-
-
-def is_screen_rerun() -> bool:
-    """Whether this run was started by the browser reporting its size, not by the user."""
-    return bool(st.session_state.get("_screen_rerun"))
+def _read_in_the_run() -> None:
+    """The reporter's size and keys are read by the run they start (current(), take_keys); nothing happens before."""
 
 
 KEY_ACTIONS = {
@@ -235,14 +222,10 @@ def take_keys(page: str) -> list[str]:
     where counting starts: a reconnecting browser must not replay the presses an old session applied.
     Everything sent is bounded; anything malformed moves nothing. Presses for another page are dropped.
     """
-    state = st.session_state.get("screen")
-    raw = state.get("keys") if isinstance(state, dict) else None
-    if not isinstance(raw, dict):
+    raw = _sent_keys()
+    if raw is None:
         return []
-    kid, n, log = raw.get("id"), raw.get("n"), raw.get("log")
-    if not (isinstance(kid, str) and 0 < len(kid) <= 40 and isinstance(n, int) and not isinstance(n, bool)
-            and 0 <= n <= 10 ** 9 and isinstance(log, str) and len(log) <= _LOG_MAX):
-        return []
+    kid, n, log = raw["id"], raw["n"], raw["log"]
     seen = st.session_state.get(_APPLIED)
     st.session_state[_APPLIED] = (kid, n)
     if not (isinstance(seen, tuple) and len(seen) == 2 and seen[0] == kid):
@@ -252,6 +235,29 @@ def take_keys(page: str) -> list[str]:
         return []
     actions = KEY_ACTIONS.get(page, {})
     return [actions[c] for c in log[-min(new, len(log)):] if c in actions] if log else []
+
+
+def _sent_keys() -> dict | None:
+    """The key message the browser sent (its id, count and log), or None where it is missing or malformed."""
+    state = st.session_state.get("screen")
+    raw = state.get("keys") if isinstance(state, dict) else None
+    if not isinstance(raw, dict):
+        return None
+    kid, n, log = raw.get("id"), raw.get("n"), raw.get("log")
+    if not (isinstance(kid, str) and 0 < len(kid) <= 40 and isinstance(n, int) and not isinstance(n, bool)
+            and 0 <= n <= 10 ** 9 and isinstance(log, str) and len(log) <= _LOG_MAX):
+        return None
+    return {"id": kid, "n": n, "log": log}
+
+
+def key_count() -> tuple[str, int] | None:
+    """The browser's own count of presses, as (its id, presses since the page loaded), if it sent a readable one.
+
+    A press is the user acting (lora_app.widgets.notices); the same count sent again, or a new id
+    announcing where a page's count starts, is not.
+    """
+    raw = _sent_keys()
+    return (raw["id"], raw["n"]) if raw else None
 
 
 def current() -> Screen:

@@ -8,7 +8,7 @@ import streamlit as st
 from ..config import (
     quoted,
 )
-from . import screen
+from . import notices
 
 from .url_state import set_page_url
 
@@ -19,23 +19,18 @@ def sections(page: str, labels: dict[str, str]):
 
     A slider then redraws only the figures in view, not every figure of the page (each redrawn
     plotly figure costs the browser about 40 ms). The open part is the URL's ``view``, so a link
-    reopens it; an unknown ``view`` gets a notice and the first part.
+    reopens it; an unknown ``view`` gets a notice (notices.py) and the first part.
     """
     key, slugs = f"view_{page}", list(labels)
     names = {label: slug for slug, label in labels.items()}
     loaded = f"_url_loaded_view_{page}"
-    warning = f"_view_warning_{page}"
     if not st.session_state.get(loaded):
         raw = st.query_params.get("view")
-        st.session_state[warning] = None
         if raw is not None and raw not in labels:
-            st.session_state[warning] = (f"{quoted('view', raw)} is not a part of this page (choose from "
-                                         f"{', '.join(slugs)}); showing {slugs[0]}.")
-            st.warning(st.session_state[warning], icon=":material/warning:")
+            notices.add(f"{quoted('view', raw)} is not a part of this page (choose from "
+                        f"{', '.join(slugs)}); showing {slugs[0]}.")
         st.session_state[key] = labels.get(raw, labels[slugs[0]])
         st.session_state[loaded] = True
-    elif st.session_state.get(warning) and screen.is_screen_rerun():
-        st.warning(st.session_state[warning], icon=":material/warning:")  # still there after the size report
     elif st.session_state.get(key) not in names:
         st.session_state[key] = labels[slugs[0]]
     tabs = st.tabs(list(labels.values()), key=key, on_change="rerun")

@@ -9,6 +9,7 @@ from ..config import (
     MATRIX_LABELS, URL_KEYS, ExploreConfig,
     sanitize,
 )
+from .notices import add as add_notice
 
 
 
@@ -20,7 +21,8 @@ def load_url_state() -> None:
     values, notices = sanitize(st.query_params.to_dict())
     st.session_state.update(values)
     st.session_state["_url_loaded"] = True
-    st.session_state["_notices"] = notices
+    for notice in notices:
+        add_notice(notice)
 
 
 
@@ -31,8 +33,8 @@ def validate_controls() -> None:
     for key, value in values.items():
         if st.session_state.get(key) != value:
             st.session_state[key] = value
-    if notices:
-        st.session_state["_notices"] = st.session_state.get("_notices", []) + notices
+    for notice in notices:
+        add_notice(notice)
 
 
 
@@ -58,7 +60,8 @@ def page_state(page: str, sanitize_page) -> None:
     values, notices = sanitize_page(st.query_params.to_dict())
     st.session_state.update(values)
     st.session_state[loaded] = True
-    st.session_state["_notices"] = st.session_state.get("_notices", []) + notices
+    for notice in notices:
+        add_notice(notice)
 
 
 
