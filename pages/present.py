@@ -44,6 +44,7 @@ st.html(f"""<style>
   .st-key-present_pageup, .st-key-present_pagedown {{ display: none; }}
 </style>""")
 notices.show("present")
+screen.listen()  # the clicker's keys count from the moment the slide is drawn
 # the footer first (it is fixed to the window's bottom): a slide that follows a training run never returns
 # while the run goes on, and the footer must be this run's, not the last one's greyed copy
 with st.container(key="slide_nav", horizontal=True, vertical_alignment="center", gap="small"):

@@ -76,6 +76,7 @@ matrix_editor.apply_pending_edits({"T": "T"})
 
 st.title("Training LoRA, one stage at a time")
 notices.show("training")
+screen.listen()  # the stepper's keys count from the moment the page is drawn
 st.markdown(text.TRAINING_INTRO)
 with st.container(border=True):
     refused = settings_row(ex)

@@ -8,7 +8,6 @@ import math
 
 import pytest
 
-from lora_app.widgets import notices
 from lora_app.widgets.notices import Seen, user_acted
 
 
@@ -70,10 +69,10 @@ def warnings(at) -> str:
 
 
 def rerun_as_the_browser(at, i: int):
-    """A rerun the user did not ask for: a size report, then the key log sent again, then nothing at all."""
+    """A rerun the user did not ask for: the first a size report, the others the same messages sent again."""
     state = dict(at.session_state["screen"]) if "screen" in at.session_state else {}
     if i == 0:
-        state["size"] = {"vw": 1280 + i, "vh": 800, "main": 1000}
+        state["size"] = {"vw": 1280, "vh": 800, "main": 1000}
     at.session_state["screen"] = state
     return at.run()
 

@@ -105,3 +105,10 @@ def test_only_a_key_press_counts_as_the_user_acting(monkeypatch, sent, acted):
 def test_a_tampered_key_count_is_no_count(monkeypatch, sent):
     monkeypatch.setattr(screen.st, "session_state", {"screen": {"keys": sent}})
     assert screen.key_count() is None
+
+
+def test_the_key_handler_is_one_script_in_the_page_and_in_the_reporter():
+    """listen() and the reporter install the same handler, once a window (whichever loads first)."""
+    assert screen._KEYS_JS in screen._LISTEN and screen._KEYS_JS in screen._JS
+    assert "</" not in screen._KEYS_JS  # a plain script ends at the first "</"
+    assert "if (lora.keys) return;" in screen._KEYS_JS

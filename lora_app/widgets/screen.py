@@ -2,9 +2,12 @@
 
 One hidden component (Streamlit's own ``components.v2``, inline JavaScript, nothing fetched)
 reports the window's size and the main area's width whenever they change, so figures and
-slides are laid out for the screen they are shown on. The same script keeps the keyboard
-honest: Escape hands the keys back from any widget, and on Present a clicker's keys move the
-slide even after the mouse left a slider or a select focused.
+slides are laid out for the screen they are shown on. The keyboard is kept honest by a script
+that is live from the moment the page is drawn (:func:`listen`): Escape hands the keys back from
+any widget, on Present a clicker's keys move the slide even after the mouse left a slider or a
+select focused, and every press of the stepper's and the slides' keys reaches the server once,
+in order (:func:`take_keys`). Size reports and key logs go one at a time, each once the run
+before it is over, so none carries a widget's value from before a step the server has made.
 """
 from __future__ import annotations
 
@@ -17,30 +20,153 @@ import streamlit.components.v2 as components
 PAD_REM = 1.5          # the main area's padding left and right (style.py sets it, layouts subtract it)
 DEFAULT = {"vw": 1280, "vh": 800, "main": 1280}  # until the browser has reported (and in AppTest)
 
-_JS = """
+# The keyboard, counted from the moment the page is drawn. listen() runs this as a plain script among the
+# page's first elements; the reporter below also runs it, for a page that does not call listen(). The
+# reporter cannot be the first: its own code arrives in a chunk the browser fetches when it first mounts
+# one, 1-2.5 s after a busy server drew the page, and presses made meanwhile reached Streamlit's own button
+# shortcuts, whose reruns the first size report (sent with the widgets' old values) then undid.
+_KEYS_JS = """
+function loraKeys(lora) {
+  if (lora.keys) return;  // once per window: the count goes on across the app's pages
+
+  // which way focus arrived: a widget focused by a click or tap keeps no keys; one reached by Tab does
+  let modality = 'keyboard', pointerDown = false;
+  document.addEventListener('pointerdown', () => { modality = 'pointer'; pointerDown = true; }, true);
+  document.addEventListener('pointerup', () => { pointerDown = false; }, true);
+  document.addEventListener('pointercancel', () => { pointerDown = false; }, true);
+  document.addEventListener('keydown', (e) => { if (e.key === 'Tab') modality = 'keyboard'; }, true);
+  document.addEventListener('focusin', (e) => { e.target.dataset.loraFocus = modality; }, true);
+
+  const WIDGETS = '[data-testid="stSlider"], [data-testid="stSelectbox"], [data-testid="stSelectSlider"], ' +
+                  '[data-testid="stButtonGroup"], [data-testid="stNumberInput"], [data-testid="stRadio"]';
+  // a field that takes typing (Streamlit's own rule for its shortcuts: an input, a text area, a select
+  // or an editable element anywhere on the event's path)
+  const typing = (e) => (e.composedPath ? e.composedPath() : [e.target]).some((n) => n && n.tagName &&
+    (['INPUT', 'TEXTAREA', 'SELECT'].includes(n.tagName) || n.isContentEditable || n.getAttribute('contenteditable') === 'true'));
+
+  // the keys that move the stepper and the slides are counted here, never dropped. Streamlit merges the
+  // shortcut triggers that arrive while the script runs (two presses, one move); instead each press is
+  // written to a log, and the log is sent once the run before it is over: the server applies every press
+  // it has not applied yet, in order (screen.take_keys), and says how many it has applied (the data it
+  // mounts the reporter with). Sending only then also means that the widgets' values the browser sends
+  // along are those of the last run, never a step the server has already moved past.
+  // one letter per action; take_keys knows the same letters
+  const PAGES = {
+    training: {box: '.st-key-stepper', keys: {ArrowRight: 'n', ArrowLeft: 'b', n: 's', p: 'p', Home: 'h'}},
+    present: {box: '.st-key-slide_nav', keys: {ArrowRight: 'f', PageDown: 'f', ArrowLeft: 'r', PageUp: 'r'}},
+  };
+  const LOG_MAX = 64;
+  const keys = lora.keys = {id: Math.random().toString(36).slice(2, 12), n: 0, log: '', sent: 0, announced: false};
+  const app = () => document.querySelector('[data-testid="stApp"]');
+  const idle = () => { const a = app(); return !a || a.dataset.testScriptState === 'notRunning'; };
+  const playing = () => { const b = document.querySelector('.st-key-play button'); return !!b && /Pause/.test(b.innerText); };
+  // the server knows where this page's count starts, and has applied every press sent. Nothing is sent a
+  // second time: a message that never arrived went with a dropped socket, and Streamlit's reconnect sends
+  // every widget's state again, this one's included; a second copy of one that did arrive would carry the
+  // widgets' values from before it and undo what it moved (a step applied, then set back by the copy)
+  const known = () => Array.isArray(lora.ack) && lora.ack[0] === keys.id;
+  const applied = () => known() && lora.ack[1] >= keys.sent;
+  const mark = () => { document.documentElement.dataset.loraKeysPending = (keys.n > keys.sent || !applied()) ? '1' : '0'; };
+  const sendKeys = (n, log) => {
+    keys.sent = n;
+    lora.set('keys', {id: keys.id, n, log});
+    mark();
+  };
+  // every message to the server goes from here: one at a time, each once the run before it is over
+  lora.flush = () => {
+    mark();
+    if (!lora.set) return;  // the reporter has not loaded yet: the presses wait here, counted
+    if (!known()) {
+      // first the server learns where this page's count starts (0), then the presses follow
+      if (!idle() || keys.announced) return;
+      keys.announced = true;
+      sendKeys(0, '');
+      if (lora.sendSize) lora.sendSize();  // along with it: nothing sent before could have left a widget behind
+      return;
+    }
+    const open = idle() && applied();
+    if (keys.n > keys.sent) {
+      // while the stepper plays the script never stops running: its presses go at once (P must pause it)
+      if (open || playing()) sendKeys(keys.n, keys.log);
+      return;
+    }
+    if (open && lora.sendSize) lora.sendSize();  // a new size waits too: it carries every widget's value
+  };
+  // once a run is over, the widgets take the values it sent in React effects a moment later: wait for them
+  lora.settled = () => { clearTimeout(keys.timer); keys.timer = setTimeout(lora.flush, 60); };
+  const watch = () => {
+    const a = app();
+    if (!a) return setTimeout(watch, 200);
+    new MutationObserver(() => { if (idle()) lora.settled(); })
+      .observe(a, {attributes: true, attributeFilter: ['data-test-script-state']});
+  };
+  watch();
+  setInterval(lora.flush, 1000);  // a safety net: a press counted as a run ended is sent all the same
+  mark();
+
+  const pageName = () => location.pathname.replace(/\\/+$/, '').split('/').pop();
+  window.addEventListener('keydown', (e) => {
+    const el = document.activeElement;
+    const inWidget = el && el !== document.body && el.closest && el.closest(WIDGETS);
+    if (e.key === 'Escape' && el && el !== document.body && el.blur) {
+      el.blur();  // hands the keys back to the page (and to the slide)
+      return;
+    }
+    const name = pageName(), spec = PAGES[name];
+    if (!spec || e.ctrlKey || e.metaKey || e.altKey || e.shiftKey) return;
+    const action = spec.keys[e.key.length === 1 ? e.key.toLowerCase() : e.key];
+    if (!action || !document.querySelector(spec.box)) return;
+    if (name === 'present' && inWidget) {
+      // a widget focused by a click hands a clicker's keys to the slide; one kept by Tab, or a drag, keeps them
+      if (el.dataset.loraFocus === 'keyboard' || pointerDown) return;
+      if (el.getAttribute('aria-expanded') === 'true') return;  // an open list uses its arrows
+      el.blur();
+    } else if (typing(e)) {
+      return;  // typing in a field (a slider, a number, a radio) keeps its keys, as Streamlit's shortcuts do
+    }
+    e.preventDefault();
+    e.stopImmediatePropagation();  // the button's own shortcut must not move a second time
+    if (e.repeat && (keys.n > keys.sent || !applied() || !idle())) return;  // a held key moves at the pace of the reruns
+    keys.n += 1;
+    keys.log = (keys.log + action).slice(-LOG_MAX);
+    mark();
+    lora.settled();
+  }, true);
+}
+"""
+
+_JS = _KEYS_JS + """
 export default function(component) {
   const lora = window.__lora = window.__lora || {};
+  loraKeys(lora);
   lora.set = component.setStateValue;
+  lora.ack = (component.data || {}).keys;  // [the browser's id, the count of presses the server has applied]
   const measure = () => {
     const main = document.querySelector('[data-testid="stMain"]');
     return {vw: window.innerWidth, vh: window.innerHeight, main: main ? main.clientWidth : window.innerWidth};
   };
-  const send = () => {
+  const changed = () => {
     const now = measure(), last = lora.last || {};
-    if (now.vw !== last.vw || now.vh !== last.vh || Math.abs(now.main - (last.main || 0)) > 2) {
-      lora.last = now;
-      lora.set('size', now);
-      document.documentElement.dataset.loraScreen = `${now.vw}x${now.vh}`;  // tests wait for it
-    }
+    return now.vw !== last.vw || now.vh !== last.vh || Math.abs(now.main - (last.main || 0)) > 2;
   };
-  lora.report = () => { clearTimeout(lora.timer); lora.timer = setTimeout(send, 120); };  // a resize: once it settles
+  lora.sendSize = () => {
+    if (!lora.sizeDue || !changed()) return (lora.sizeDue = false);
+    const now = lora.last = measure();
+    lora.sizeDue = false;
+    lora.set('size', now);
+    document.documentElement.dataset.loraScreen = `${now.vw}x${now.vh}`;  // tests wait for it
+  };
+  // a resize: once it settles, and sent as the keys are (lora.flush)
+  lora.report = () => {
+    clearTimeout(lora.timer);
+    lora.timer = setTimeout(() => { if (changed()) { lora.sizeDue = true; lora.flush(); } }, 120);
+  };
   // the script calls this function again whenever the data it sends changes (each applied key press);
-  // only a fresh mount, in a new element, reports at once (before a first click) even if nothing changed
+  // only a fresh mount, in a new element, reports (before a first click) even if nothing changed
   if (lora.root !== component.parentElement) lora.last = null;
   lora.root = component.parentElement;
-  send();
-  lora.ack = (component.data || {}).keys;  // [the browser's id, the count of presses the server has applied]
-  if (lora.settled) lora.settled();
+  if (changed()) lora.sizeDue = true;
+  lora.settled();
   if (lora.installed) return;
   lora.installed = true;
   window.addEventListener('resize', () => lora.report());
@@ -89,96 +215,13 @@ export default function(component) {
       }
     }
   }, true);
-
-  // which way focus arrived: a widget focused by a click or tap keeps no keys; one reached by Tab does
-  let modality = 'keyboard', pointerDown = false;
-  document.addEventListener('pointerdown', () => { modality = 'pointer'; pointerDown = true; }, true);
-  document.addEventListener('pointerup', () => { pointerDown = false; }, true);
-  document.addEventListener('pointercancel', () => { pointerDown = false; }, true);
-  document.addEventListener('keydown', (e) => { if (e.key === 'Tab') modality = 'keyboard'; }, true);
-  document.addEventListener('focusin', (e) => { e.target.dataset.loraFocus = modality; }, true);
-
-  const WIDGETS = '[data-testid="stSlider"], [data-testid="stSelectbox"], [data-testid="stSelectSlider"], ' +
-                  '[data-testid="stButtonGroup"], [data-testid="stNumberInput"], [data-testid="stRadio"]';
-  // a field that takes typing (Streamlit's own rule for its shortcuts: an input, a text area, a select
-  // or an editable element anywhere on the event's path)
-  const typing = (e) => (e.composedPath ? e.composedPath() : [e.target]).some((n) => n && n.tagName &&
-    (['INPUT', 'TEXTAREA', 'SELECT'].includes(n.tagName) || n.isContentEditable || n.getAttribute('contenteditable') === 'true'));
-
-  // the keys that move the stepper and the slides are counted here, never dropped. Streamlit merges the
-  // shortcut triggers that arrive while the script runs (two presses, one move); instead each press is
-  // written to a log, and the log is sent once the run before it is over: the server applies every press
-  // it has not applied yet, in order (screen.take_keys), and says how many it has applied (the data it
-  // mounts this component with). Sending only then also means that the widgets' values the browser sends
-  // along are those of the last run, never a step the server has already moved past.
-  // one letter per action; take_keys knows the same letters
-  const PAGES = {
-    training: {box: '.st-key-stepper', keys: {ArrowRight: 'n', ArrowLeft: 'b', n: 's', p: 'p', Home: 'h'}},
-    present: {box: '.st-key-slide_nav', keys: {ArrowRight: 'f', PageDown: 'f', ArrowLeft: 'r', PageUp: 'r'}},
-  };
-  const LOG_MAX = 64;
-  const keys = lora.keys = {id: Math.random().toString(36).slice(2, 12), n: 0, log: '', sent: 0, sentAt: 0};
-  const app = () => document.querySelector('[data-testid="stApp"]');
-  const idle = () => { const a = app(); return !a || a.dataset.testScriptState === 'notRunning'; };
-  const playing = () => { const b = document.querySelector('.st-key-play button'); return !!b && /Pause/.test(b.innerText); };
-  const applied = () => Array.isArray(lora.ack) && lora.ack[0] === keys.id && lora.ack[1] >= keys.sent;
-  // a log sent and not acknowledged after 3 s of idle was lost on the way (a reconnect): it goes again
-  const lost = () => !applied() && idle() && Date.now() - keys.sentAt > 3000;
-  const mark = () => { document.documentElement.dataset.loraKeysPending = (keys.n > keys.sent || !applied()) ? '1' : '0'; };
-  const flush = () => {
-    mark();
-    if (keys.n === keys.sent && !lost()) return;
-    // while the stepper plays the script never stops running: its presses go at once (P must pause it)
-    if (!playing() && !(idle() && (applied() || lost()))) return;
-    keys.sent = keys.n;
-    keys.sentAt = Date.now();
-    lora.set('keys', {id: keys.id, n: keys.n, log: keys.log});
-    mark();
-  };
-  // once a run is over, the widgets take the values it sent in React effects a moment later: wait for them
-  lora.settled = () => { clearTimeout(keys.timer); keys.timer = setTimeout(flush, 60); };
-  const watch = () => {
-    const a = app();
-    if (!a) return setTimeout(watch, 200);
-    new MutationObserver(() => { if (idle()) lora.settled(); }).observe(a, {attributes: true, attributeFilter: ['data-test-script-state']});
-  };
-  watch();
-  setInterval(flush, 1000);  // a safety net: nothing waits forever on a message that was lost
-  lora.set('keys', {id: keys.id, n: 0, log: ''});  // this page's count starts at 0 (see take_keys)
-  keys.sentAt = Date.now();
-
-  const pageName = () => location.pathname.replace(/\/+$/, '').split('/').pop();
-  window.addEventListener('keydown', (e) => {
-    const el = document.activeElement;
-    const inWidget = el && el !== document.body && el.closest && el.closest(WIDGETS);
-    if (e.key === 'Escape' && el && el !== document.body && el.blur) {
-      el.blur();  // hands the keys back to the page (and to the slide)
-      return;
-    }
-    const name = pageName(), spec = PAGES[name];
-    if (!spec || e.ctrlKey || e.metaKey || e.altKey || e.shiftKey) return;
-    const action = spec.keys[e.key.length === 1 ? e.key.toLowerCase() : e.key];
-    if (!action || !document.querySelector(spec.box)) return;
-    if (name === 'present' && inWidget) {
-      // a widget focused by a click hands a clicker's keys to the slide; one kept by Tab, or a drag, keeps them
-      if (el.dataset.loraFocus === 'keyboard' || pointerDown) return;
-      if (el.getAttribute('aria-expanded') === 'true') return;  // an open list uses its arrows
-      el.blur();
-    } else if (typing(e)) {
-      return;  // typing in a field (a slider, a number, a radio) keeps its keys, as Streamlit's shortcuts do
-    }
-    e.preventDefault();
-    e.stopImmediatePropagation();  // the button's own shortcut must not move a second time
-    if (e.repeat && (keys.n > keys.sent || !applied() || !idle())) return;  // a held key moves at the pace of the reruns
-    keys.n += 1;
-    keys.log = (keys.log + action).slice(-LOG_MAX);
-    mark();
-    lora.settled();
-  }, true);
 }
 """
 
 _component = components.component("lora_screen", js=_JS)
+# the keyboard alone, as a plain script (listen); the reporter's own copy finds it installed and leaves it
+_LISTEN = ('<style>[data-testid="stLayoutWrapper"]:has(> .st-key-lora_keys) { display: none; }</style>'  # no room, no gap
+           "<script>(() => {" + _KEYS_JS + "loraKeys(window.__lora = window.__lora || {});\n})();</script>")
 
 
 class Screen(NamedTuple):
@@ -189,6 +232,16 @@ class Screen(NamedTuple):
     def content_width(self, rem: float = 16.0) -> int:
         """The width figures may use: the main area less its padding and a few px of slack."""
         return max(int(self.main - 2 * PAD_REM * rem - 8), 200)
+
+
+def listen() -> None:
+    """The key handler, live from the moment the page is drawn (call it above the stepper or the slide's footer).
+
+    A plain script among the page's first elements, in a container that takes no room; the reporter
+    (:func:`report`) sends what it counts once it has loaded.
+    """
+    with st.container(key="lora_keys"):
+        st.html(_LISTEN, unsafe_allow_javascript=True)
 
 
 def report() -> None:
