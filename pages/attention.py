@@ -6,15 +6,19 @@ import numpy as np
 import streamlit as st
 
 from lora_app import figures, text
-from lora_app.widgets import url_state
-from lora_app.server import navigation
-from lora_app.widgets import charts
-from lora_app.widgets import sections
-from lora_app.widgets import notices
 from lora_app.compute.attention import attention_arrays, attention_ranges, head_columns, param_table
 from lora_app.config.attention import (
-    HEAD_CHOICES, LORA_KEYS, WIDGET_KEYS, attention_config, attention_url, fit_to_example, max_heads, sanitize_attention,
+    HEAD_CHOICES,
+    LORA_KEYS,
+    WIDGET_KEYS,
+    attention_config,
+    attention_url,
+    fit_to_example,
+    max_heads,
+    sanitize_attention,
 )
+from lora_app.server import navigation
+from lora_app.widgets import charts, notices, sections, url_state
 
 navigation.entry_guard()
 

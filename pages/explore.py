@@ -4,18 +4,11 @@ The page is five parts in the order of the lesson; only the open part runs and d
 """
 import streamlit as st
 
-from lora_app import figures
-from lora_app.widgets import adapter_files
-from lora_app.text import latex
-from lora_app.widgets import matrix_editor
-from lora_app.widgets import cells
-from lora_app import text
-from lora_app.widgets import url_state
-from lora_app.server import navigation
-from lora_app.widgets import charts
-from lora_app.widgets import sections
-from lora_app.widgets import notices
+from lora_app import figures, text
 from lora_app.compute import colour_ranges, explore_arrays
+from lora_app.server import navigation
+from lora_app.text import latex
+from lora_app.widgets import adapter_files, cells, charts, matrix_editor, notices, sections, url_state
 from lora_core import param_counts
 
 navigation.entry_guard()

@@ -5,13 +5,11 @@ follows the window and the text-size control, and rem units carry it to every wi
 """
 import streamlit as st
 
-from lora_app.widgets import screen
 from lora_app import slides
-from lora_app.slides import layout as slide_layout
-from lora_app.widgets import url_state
-from lora_app.server import navigation
-from lora_app.widgets import notices
 from lora_app.config.present import FONT_SIZES, SLIDES, sanitize_present
+from lora_app.server import navigation
+from lora_app.slides import layout as slide_layout
+from lora_app.widgets import notices, screen, url_state
 
 navigation.entry_guard()
 url_state.page_state("present", sanitize_present)
@@ -36,7 +34,8 @@ st.html(f"""<style>
   header[data-testid="stHeader"] {{ display: none; }}
   [data-testid="stMainBlockContainer"] {{ padding-top: 0.8rem; padding-bottom: {slide_layout.FOOTER_REM}rem; max-width: none; }}
   [data-testid="stMain"] h1 {{ font-size: 1.5rem; line-height: 1.2; padding: 0 0 0.2rem; }}
-  [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li {{ font-size: 1rem; line-height: {slide_layout.LINE}; margin-bottom: 0.3rem; }}
+  [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li {{
+    font-size: 1rem; line-height: {slide_layout.LINE}; margin-bottom: 0.3rem; }}
   [data-testid="stMarkdownContainer"] ul {{ margin-bottom: 0; }}
   [data-testid="stMetricValue"] {{ font-size: 1.6rem; }}
   .st-key-slide_nav {{ position: fixed; left: 0; right: 0; bottom: 0; z-index: 99; padding: 0.45rem 1.5rem;

@@ -5,14 +5,10 @@ The target's controls sit on top; the page is four parts, and only the open part
 import streamlit as st
 
 from lora_app import figures, text
-from lora_app.widgets import matrix_editor
-from lora_app.widgets import charts
-from lora_app.widgets import url_state
-from lora_app.server import navigation
-from lora_app.widgets import sections
-from lora_app.widgets import notices
 from lora_app.compute.rank import delta_spectrum, edited_target, rank_counts, target_copy
 from lora_app.config.rank import DECAY_MAX, DECAY_MIN, DECAY_STEP, EDITABLE_MAX_SIDE, RankConfig, sanitize_rank, target_edits
+from lora_app.server import navigation
+from lora_app.widgets import charts, matrix_editor, notices, sections, url_state
 
 navigation.entry_guard()
 

@@ -3,19 +3,31 @@ import numpy as np
 import streamlit as st
 
 from lora_app import figures, text
-from lora_app.server import navigation
-from lora_app.widgets import charts
-from lora_app.widgets import url_state
-from lora_app.widgets import screen
-from lora_app.widgets import notices
 from lora_app.compute.device import device_choice
 from lora_app.compute.scale import (
-    claims_table, matrices_table, measure_step, paper_checks, paper_notes, paper_table, scale_numbers,
+    claims_table,
+    matrices_table,
+    measure_step,
+    paper_checks,
+    paper_notes,
+    paper_table,
+    scale_numbers,
 )
 from lora_app.config.scale import (
-    BENCH_DEFAULTS, BENCH_RANKS, BENCH_REPEATS, BENCH_SIZES, BENCH_TOKENS, PAPER, R_CHOICES, THROUGHPUT, bench_config,
-    sanitize_scale, scale_config,
+    BENCH_DEFAULTS,
+    BENCH_RANKS,
+    BENCH_REPEATS,
+    BENCH_SIZES,
+    BENCH_TOKENS,
+    PAPER,
+    R_CHOICES,
+    THROUGHPUT,
+    bench_config,
+    sanitize_scale,
+    scale_config,
 )
+from lora_app.server import navigation
+from lora_app.widgets import charts, notices, screen, url_state
 from lora_core.scale import MODELS, TARGETS
 
 navigation.entry_guard()
@@ -51,9 +63,10 @@ if spec.fused_qkv and {"q", "k", "v"} & set(cfg.targets):
 if not cfg.targets:
     st.warning(t.NO_TARGETS, icon=":material/warning:")
 m = charts.metric_row(4)
-m[0].metric("Trainable parameters", f"{num.trainable:,}", f"{num.share:.4%} of the model", delta_color="off", delta_arrow="off")
-m[1].metric("Adapter file, fp16", human(num.adapter_fp16), f"fp32: {human(num.adapter_fp32)}", delta_color="off", delta_arrow="off")
-m[2].metric("Whole model file, fp16", human(num.model_fp16), "what full fine-tuning saves per task", delta_color="off", delta_arrow="off")
+quiet = {"delta_color": "off", "delta_arrow": "off"}  # the second line of each metric is a note, not a change
+m[0].metric("Trainable parameters", f"{num.trainable:,}", f"{num.share:.4%} of the model", **quiet)
+m[1].metric("Adapter file, fp16", human(num.adapter_fp16), f"fp32: {human(num.adapter_fp32)}", **quiet)
+m[2].metric("Whole model file, fp16", human(num.model_fp16), "what full fine-tuning saves per task", **quiet)
 m[3].metric("Training memory, LoRA", human(num.memory.lora.total),
             f"{num.memory.ratio:.1f}× less than full's {human(num.memory.full.total)}, as counted below",
             delta_color="off", delta_arrow="off")

@@ -5,19 +5,12 @@ The settings sit on top; the run is shown in three parts, and only the open part
 import streamlit as st
 
 from lora_app import figures
-from lora_app.widgets import adapter_files
-from lora_app.widgets import stepper
-from lora_app.views import training as training_view
-from lora_app.widgets import matrix_editor
-from lora_app.widgets import charts
-from lora_app.widgets import url_state
-from lora_app.server import navigation
-from lora_app.widgets import screen
-from lora_app.widgets import sections
-from lora_app.widgets import notices
 from lora_app.compute import training_run
 from lora_app.config import sanitize_training
+from lora_app.server import navigation
 from lora_app.text import training as text
+from lora_app.views import training as training_view
+from lora_app.widgets import adapter_files, charts, matrix_editor, notices, screen, sections, stepper, url_state
 from lora_app.widgets.training_settings import set_steps, settings_row, steps_cap, training_config
 
 navigation.entry_guard()

@@ -1,4 +1,5 @@
-"""Saving the current A_Q and B_Q as a PEFT adapter, and loading one: the page side of lora_core.adapter."""
+"""Saving the current A_Q and B_Q as a PEFT adapter, and loading one: the page side of lora_core.adapter
+(writing) and lora_core.upload (reading)."""
 from __future__ import annotations
 
 import numpy as np
@@ -28,7 +29,8 @@ def download_button(A: np.ndarray, B: np.ndarray, cfg: ExploreConfig, label: str
         return
     A, B = torch.tensor(A), torch.tensor(B)  # copies: the arrays may be read-only cache entries
     r, alpha, rslora = cfg.r, cfg.alpha, cfg.rslora
-    st.download_button(label, lambda: adapter_zip_bytes(A, B, r=r, alpha=alpha, rslora=rslora), file_name=f"lora_q_proj_r{cfg.r}.zip", mime="application/zip", key=key,
+    st.download_button(label, lambda: adapter_zip_bytes(A, B, r=r, alpha=alpha, rslora=rslora),
+                       file_name=f"lora_q_proj_r{cfg.r}.zip", mime="application/zip", key=key,
                        icon=":material/download:",
                        help=f"For a module whose q_proj is nn.Linear({cfg.d}, {cfg.k}, bias=False) holding W_Qᵀ.")
 

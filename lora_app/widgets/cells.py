@@ -1,9 +1,7 @@
 """One cell of Q: picked by a click or a tap on its heatmap, or by two number inputs."""
 from __future__ import annotations
 
-
 import streamlit as st
-
 
 from ..config import (
     ExploreConfig,
@@ -11,7 +9,6 @@ from ..config import (
 )
 from ..config.fields import as_int
 from . import notices
-
 
 
 def picked_cell(cfg: ExploreConfig) -> tuple[int, int]:

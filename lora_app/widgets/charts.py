@@ -6,12 +6,10 @@ import re
 import plotly.graph_objects as go
 import streamlit as st
 
-
 from .. import figures
 from ..figures.base import FigureSpec
 from ..figures.heatmap import matrix_heatmap_spec
 from . import screen
-
 
 EXPORT_FORMATS = ("png", "svg")
 
@@ -46,7 +44,7 @@ class Prebuilt(go.Figure):
     """What st.plotly_chart takes for a go.Figure (it calls only ``to_dict``), from a FigureSpec: no go.Figure is built."""
 
     @classmethod
-    def of(cls, spec: FigureSpec) -> "Prebuilt":
+    def of(cls, spec: FigureSpec) -> Prebuilt:
         obj = object.__new__(cls)  # plotly's own __init__ is the cost this skips
         object.__setattr__(obj, "_spec", spec)
         return obj

@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-
 from ..config import (
-    MATRIX_LABELS, CELL_TEXT_MAX, parse_cell,
+    CELL_TEXT_MAX,
+    MATRIX_LABELS,
+    parse_cell,
 )
 from ..echo import echo
 from . import notices
-
 
 EDITABLE_MAX_SIDE = 64  # a table editor beyond this is no way to change numbers
 
@@ -138,7 +138,8 @@ def matrix_editors(matrices: dict[str, np.ndarray], labels: dict[str, str] = MAT
             frame = pd.DataFrame(M, columns=[str(j + 1) for j in range(M.shape[1])],
                                  index=[str(i + 1) for i in range(M.shape[0])])
             st.download_button(f"Download {labels[name]} as CSV", frame.to_csv(float_format="%.17g"),
-                               file_name=re.sub(r"[^\w.-]+", "_", labels[name]).strip("_") + ".csv", mime="text/csv", key=f"csv_{name}",
+                               file_name=re.sub(r"[^\w.-]+", "_", labels[name]).strip("_") + ".csv", mime="text/csv",
+                               key=f"csv_{name}",
                                icon=":material/download:")
     cols = st.columns([3, 1])
     cols[0].caption(f"{count} edited cell{'s' if count != 1 else ''}. Edits stay when n, d, k or r change; "

@@ -1,17 +1,13 @@
 """A page's parts as tabs, of which only the open one runs; the open part is the URL's ``view``."""
 from __future__ import annotations
 
-
 import streamlit as st
-
 
 from ..config import (
     quoted,
 )
 from . import notices
-
 from .url_state import set_page_url
-
 
 
 def sections(page: str, labels: dict[str, str]):

@@ -1,22 +1,20 @@
 """The shared sidebar: the toy example's controls (preset, seed, n, d, k, r, α, rsLoRA) and the figure format."""
 from __future__ import annotations
 
-
 import streamlit as st
-
-from .. import text
 
 from lora_core import PRESETS
 
+from .. import text
 from ..config import (
-    ALPHA_MAX, ALPHA_MIN, ALPHA_STEP, DIM_CHOICES, SEED_MAX,
+    ALPHA_MAX,
+    ALPHA_MIN,
+    ALPHA_STEP,
+    DIM_CHOICES,
+    SEED_MAX,
 )
-
 from .charts import EXPORT_FORMATS, EXPORT_SCALE, EXPORT_WIDTH
 from .url_state import current_config, validate_controls
-
-
-
 
 
 def sidebar_controls() -> None:
@@ -32,7 +30,8 @@ def sidebar_controls() -> None:
     sb.select_slider("k: output width (columns of W_Q)", DIM_CHOICES, key="k", persist_state="session")
     r_max = min(st.session_state["d"], st.session_state["k"])
     if r_max > 1:
-        sb.slider("r: LoRA rank", 1, r_max, key="r", persist_state="session", help="Columns of A_Q and rows of B_Q; at most min(d, k).")
+        sb.slider("r: LoRA rank", 1, r_max, key="r", persist_state="session",
+                  help="Columns of A_Q and rows of B_Q; at most min(d, k).")
     else:
         st.session_state["r"] = 1
         sb.markdown("**r: LoRA rank** = 1 (the only rank when d or k is 1)")

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..server import run_gate
-from ..widgets import screen
 from ..config import STAGES
+from ..server import run_gate
 from ..text import training as text
-
+from ..widgets import screen
 
 PLAY_INTERVAL_S = 0.6
 

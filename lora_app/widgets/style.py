@@ -38,13 +38,15 @@ CSS = f"""
     outline: 3px solid {FOCUS} !important; outline-offset: 2px; box-shadow: 0 0 0 5px rgba(255, 255, 255, 0.9);
   }}
   /* plotly's axis, title, legend and colour-bar text in the theme's text colour (its default grey is 3.7:1) */
-  .stPlotlyChart .xtick text, .stPlotlyChart .ytick text, .stPlotlyChart .gtitle, .stPlotlyChart .gtitle-subtitle, .stPlotlyChart .g-xtitle text,
+  .stPlotlyChart .xtick text, .stPlotlyChart .ytick text, .stPlotlyChart .gtitle, .stPlotlyChart .gtitle-subtitle,
+  .stPlotlyChart .g-xtitle text,
   .stPlotlyChart .g-ytitle text, .stPlotlyChart .cbaxis text, .stPlotlyChart .legendtext,
   .stPlotlyChart .annotation-text {{ fill: currentColor !important; }}
   /* a metric's comparison line wraps instead of ending in an ellipsis */
   [data-testid="stMetricDelta"], [data-testid="stMetricDelta"] *, [data-testid="stMetricLabel"] * {{
     white-space: normal !important; overflow: visible !important; text-overflow: clip !important; }}
-  [data-testid="stMetricDelta"], [data-testid="stMetricDelta"] > * {{ height: auto !important; max-width: 100% !important; min-width: 0 !important; }}
+  [data-testid="stMetricDelta"], [data-testid="stMetricDelta"] > * {{
+    height: auto !important; max-width: 100% !important; min-width: 0 !important; }}
   /* style-only blocks take no room (each would otherwise add the block's 1rem gap) */
   [data-testid="stElementContainer"]:has(> [data-testid="stHtml"] > style:only-child) {{ display: none; }}
   /* a phone has no hover: a chart's toolbar would sit on its title for good (exports are for wider screens) */

@@ -1,17 +1,15 @@
 """The example's controls and each page's own, read from the URL once and written back to it after each run."""
 from __future__ import annotations
 
-
 import streamlit as st
 
-
 from ..config import (
-    MATRIX_LABELS, URL_KEYS, ExploreConfig,
+    MATRIX_LABELS,
+    URL_KEYS,
+    ExploreConfig,
     sanitize,
 )
 from .notices import add as add_notice
-
-
 
 
 def load_url_state() -> None:
