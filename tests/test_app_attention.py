@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_lora import Q_LORA
 
 from helpers import all_figures, figures, heatmap_z, open_view
-from test_lora import Q_LORA
 
 PAGE = "pages/attention.py"
 
@@ -25,7 +25,7 @@ def fig(at, start: str) -> np.ndarray:
 
 
 def sdpa(Q, K, V, causal=False):
-    t = lambda M: torch.from_numpy(M)[None, None]  # noqa: E731  (1, 1, n, d_k)
+    t = lambda M: torch.from_numpy(M)[None, None]
     return F.scaled_dot_product_attention(t(Q), t(K), t(V), is_causal=causal)[0, 0].numpy()
 
 

@@ -1,9 +1,9 @@
 """AppTest of the Explore page: what the page computes and shows, driven through its widgets."""
 import numpy as np
 import pytest
-
-from helpers import as_read, all_figures, figures, heatmap_z, open_expander, open_view
 from test_lora import Q_BASE, Q_LORA
+
+from helpers import all_figures, as_read, figures, heatmap_z, open_expander, open_view
 
 Q_TITLE, BASE_TITLE = "Q = X·(W_Q + ΔW_Q) (3×3)", "Q = X·W_Q (3×3)"
 

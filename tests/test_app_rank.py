@@ -156,6 +156,7 @@ def _count_svds(monkeypatch):
 def test_each_part_computes_only_what_it_shows(app_test, monkeypatch):
     """The count needs no SVD; moving r does not take ΔW*'s SVD again; the spectrum takes one of ΔW."""
     import streamlit as st
+
     from helpers import open_view
     st.cache_data.clear()
     calls = _count_svds(monkeypatch)
@@ -177,6 +178,7 @@ def test_each_part_computes_only_what_it_shows(app_test, monkeypatch):
 def test_the_parts_show_the_core_numbers_exactly(app_test):
     """Taking ΔW*'s SVD once changes no number: the page's copy and error are best_rank_r's, bit for bit."""
     import torch
+
     from lora_app.compute.rank import delta_spectrum, target_copy
     from lora_app.config import ExploreConfig
     from lora_app.config.rank import RankConfig

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from helpers import decode, figures
-from lora_app.compute.scale import PaperCheck, verdict_text
 from lora_app import text
+from lora_app.compute.scale import PaperCheck, verdict_text
 from lora_app.config.scale import PAPER, PAPER_FIGURES, R_CHOICES, PaperFigure
 from lora_core.scale import MODELS, TARGETS, human_bytes
 
@@ -118,9 +118,9 @@ def test_37_7m_is_credited_only_to_the_configurations_the_paper_names(at):
     assert "r = 2 on all four" in budget["what the paper counts, and its conditions"]
     assert budget["agrees"] == "✓ yes"
     # no sentence anywhere gives 37.7M to r = 4 on all four without naming Table 15
-    for text in texts(at):
-        if "37.7M" in text and re.search(r"r = 4 on (q, k, v|W_q, W_k, W_v)", text):
-            assert "Table 15" in text, text
+    for sentence in texts(at):
+        if "37.7M" in sentence and re.search(r"r = 4 on (q, k, v|W_q, W_k, W_v)", sentence):
+            assert "Table 15" in sentence, sentence
 
 
 def test_the_papers_training_memory_sits_beside_this_count(at):
@@ -198,9 +198,9 @@ def test_a_verdict_allows_the_printed_digits_and_roughly_only_where_the_paper_sa
 
 
 def test_no_raw_latex_outside_dollar_signs(at):
-    for text in texts(at):
-        bare = re.sub(r"\$[^$]*\$", "", text)
-        assert not re.search(r"\\(times|frac|cdot|approx)|\^\{|_\{", bare), text
+    for sentence in texts(at):
+        bare = re.sub(r"\$[^$]*\$", "", sentence)
+        assert not re.search(r"\\(times|frac|cdot|approx)|\^\{|_\{", bare), sentence
 
 
 def test_the_rank_help_covers_the_papers_ranks(at):

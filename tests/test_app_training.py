@@ -3,15 +3,14 @@ import math
 
 import numpy as np
 import pytest
-import torch
+from test_lora import Q_LORA
 
 import lora_app.compute.training as compute_training
 from helpers import all_figures, figures, heatmap_z, open_expander, open_view
-from lora_core import make_target, seed_example
-from test_lora import Q_LORA
 from lora_app.config import TRAINING_DEFAULTS
 from lora_app.config.fields import format_value
 from lora_app.echo import quoted
+from lora_core import make_target, seed_example
 
 
 @pytest.fixture
@@ -96,7 +95,7 @@ def test_changing_hyperparameters_retrains(at):
     at.number_input(key="lr").set_value(0.05).run()
     after = all_figures(at, "training")["Loss L before each update"]["data"]
     assert len(at.trace_calls) == 2
-    lora = lambda data: np.asarray(data[1]["y"]["bdata"] if isinstance(data[1]["y"], dict) else data[1]["y"])  # noqa: E731
+    lora = lambda data: np.asarray(data[1]["y"]["bdata"] if isinstance(data[1]["y"], dict) else data[1]["y"])
     assert not np.array_equal(lora(before), lora(after))
     assert at.query_params["lr"] in ("0.05", ["0.05"])
 
@@ -128,7 +127,8 @@ def test_a_huge_learning_rate_diverges_with_a_warning(at):
     last = at.slider(key="step").max
     assert 1 < last < 300 and f"diverged at step {int(last) + 1}:" in warning
     at.slider(key="step").set_value(last).run()
-    assert all(np.isfinite(heatmap_z(f)).all() for t, f in all_figures(at, "training").items() if f["data"][0]["type"] == "heatmap")
+    heatmaps = [f for f in all_figures(at, "training").values() if f["data"][0]["type"] == "heatmap"]
+    assert all(np.isfinite(heatmap_z(f)).all() for f in heatmaps)
 
 
 def test_url_opens_a_stage_and_bad_values_get_notices(app_test):
@@ -206,12 +206,12 @@ def _forged_message(at, key, value):
 
 
 @pytest.mark.parametrize("key,label", SETTINGS)
-# (a state with no value at all is left out: Streamlit reads it as 0, a good β1, β2 or λ; see the report to lora_app.server.widget_guard)
+# (a state with no value at all is left out: Streamlit reads it as 0, a good β1, β2 or λ; see lora_app.server.widget_guard)
 @pytest.mark.parametrize("value", [float("inf"), float("nan"), 1e308, "0.5", [1.0, 2.0], {"x": 1}, True], ids=repr)
 def test_a_forged_widget_message_gets_a_message_and_the_run_keeps_the_last_good_values(at, key, label, value):
     url, calls = _set_good(at, key)
     _forged_message(at, key, value)
-    # our check answers what reaches the page; lora_app.server.widget_guard, where installed, drops a message Streamlit cannot read
+    # our check answers what reaches the page; server.widget_guard, where installed, drops a message Streamlit cannot read
     _assert_last_good_run(at, key, label, url, calls, exact=False)
 
 
@@ -220,7 +220,7 @@ def test_a_forged_widget_value_is_refused_without_a_traceback(at, value):
     """Through the widget itself, as far as AppTest lets a value through."""
     try:
         at.number_input(key="rstar").set_value(value).run()
-    except Exception:  # AppTest's own checks may refuse it: then the value goes in as a widget's state would
+    except Exception:  # noqa: BLE001 - AppTest's own checks may refuse it: then the value goes in as a widget's state would
         at.session_state["rstar"] = value
         at.run()
     assert not at.exception and at.session_state["rstar"] == 1
@@ -296,7 +296,7 @@ def test_asking_for_more_steps_than_fit_offers_the_largest_run(at, monkeypatch):
 
 def test_the_rank_verdict_stays_true_when_t_is_edited(app_test):
     """r ≥ r* means the loss can reach zero only while T is X·(W_Q + ΔW*); an edited T can lie out of reach."""
-    from helpers import as_read, open_view
+    from helpers import as_read
     at = app_test.run()
     at.switch_page("pages/training.py").run()
     open_view(at, "training", "loss")

@@ -18,7 +18,7 @@ from lora_app.server import cache_locks
 def _locks(fn) -> dict:
     """The per-key lock table of ``fn``'s cache (one function cache per st.cache_data function)."""
     info = fn._info
-    from streamlit.runtime.caching.cache_utils import _make_function_key  # noqa: PLC0415
+    from streamlit.runtime.caching.cache_utils import _make_function_key
     return info.get_function_cache(_make_function_key(info.cache_type, info.func))._value_locks
 
 

@@ -1,8 +1,8 @@
 """The one way a message repeats what a user sent (lora_app.echo): never markup, one line, bounded.
 
 The oracle is an independent CommonMark renderer (markdown-it-py): an echoed value must render as
-one code span holding exactly the value's characters, inside a single paragraph and nothing else. Streamlit's own renderer (KaTeX, emoji and
-icon shortcodes, directives) is checked in the browser, in test_browser_hostile.py.
+one code span holding exactly the value's characters, inside a single paragraph and nothing else.
+Streamlit's own renderer (KaTeX, emoji and icon shortcodes, directives) is checked in the browser, in test_browser_hostile.py.
 """
 import html
 import re

@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from bench_rerun_cost import check_identical  # noqa: E402
+from bench_rerun_cost import check_identical
 
 
 def test_the_prebuilt_heatmap_json_is_plotlys_byte_for_byte():

@@ -171,8 +171,9 @@ def test_a_burst_of_reruns_is_served_in_turn(tmp_path, slots):
     """24 students on Explore move a slider at the same instant, five times. Runs that share the core all
     together end together (each waits the whole burst: median ≈ max); taken in turn, the median student
     waits about half the burst. With LORA_RUN_SLOTS=0 this fails (median/max 0.85–0.9, measured)."""
-    from helpers import run_async, start_streamlit
     from stclient import Session
+
+    from helpers import run_async, start_streamlit
 
     cores = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {0})  # the server on core 0 (the fork inherits it), this client on core 1, as in class_load
