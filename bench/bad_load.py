@@ -174,13 +174,13 @@ async def flooder(url: str, sessions: int, hold_s: float, interval_s: float) -> 
         try:
             async for _ in sess.ws:
                 pass
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a socket the server closed ends the drain, whatever it raised
             pass
 
     async def flood_one(i):
         try:
             sess = await Session.open(url, "/", f"seed={900 + i}&view=q", screen=None, timeout=30)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a server that refuses a flooder is the outcome measured, not an error
             await asyncio.sleep(0.5)
             return
         opened[0] += 1
@@ -202,7 +202,7 @@ async def flooder(url: str, sessions: int, hold_s: float, interval_s: float) -> 
             v += 1
             try:
                 await sess.ws.send(msg.SerializeToString())
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - a cut-off socket ends this flooder, whatever it raised
                 break
             sent[0] += 1
             await asyncio.sleep(interval_s)
@@ -233,7 +233,7 @@ async def student(st, url: str, until: float, think: tuple[float, float], start_
     path, query = st.path_query()
     try:
         sess = await Session.open(url, path, query, timeout=120)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a student that cannot connect is counted as an error, not a crash
         st.errors.append(f"open: {exc}")
         return
     try:
@@ -242,7 +242,7 @@ async def student(st, url: str, until: float, think: tuple[float, float], start_
             key, value = st.next_move()
             try:
                 res = await sess.set_widget(key, value)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - a failed move is counted as an error, not a crash
                 st.errors.append(f"{key}={value}: {exc}")
                 break
             record.append((time.monotonic(), res.latency_s))

@@ -279,7 +279,7 @@ def interact(t: Target, i: int) -> dict:
     try:
         page.wait_for_function("q => performance.now() - window.__bench.lastMut > q", arg=QUIET_MS,
                                timeout=10_000, polling=50)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - a page that never goes quiet is measured as it is
         pass
     raw = page.evaluate("() => window.__bench.collect()")
     after = metrics(t.cdp)  # also a barrier: this session's frame events have been delivered by now

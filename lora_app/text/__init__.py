@@ -7,4 +7,4 @@ from . import (  # noqa: F401  (the Attention, Rank and Scale pages)
     scale,
     training,
 )
-from .explore import *  # noqa: F403
+from .explore import *  # noqa: F403 - Explore's words are the package's own: text.EXPLORE_INTRO
