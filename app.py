@@ -3,12 +3,13 @@ import streamlit as st
 
 from lora_app import server
 from lora_app.compute import device_choice
-from lora_app.widgets import screen, sidebar, style, url_state
+from lora_app.widgets import notices, screen, sidebar, style, url_state
 
 server.install(st.session_state)  # pace this run, then Streamlit's patches, once per process: the order is in server/__init__.py
 st.set_page_config(page_title="LoRA inside attention", page_icon="🧮", layout="wide")
 server.admit(st.session_state)  # beyond LORA_MAX_SESSIONS sessions, the new ones are told the server is full
 url_state.load_url_state()
+notices.say_refused(server.take_refusals(st.session_state))  # the server guards, the page tells: app.py wires the two
 style.apply()
 
 page = st.navigation(position="top", pages=[

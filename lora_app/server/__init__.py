@@ -61,6 +61,13 @@ def install(session_state) -> None:
     _freeze_collector()
 
 
+def take_refusals(session_state) -> list[str]:
+    """The keys of the controls whose forged message the widget guard refused since the last call, for a notice."""
+    from . import widget_guard
+
+    return widget_guard.take_refusals(session_state)
+
+
 def admit(session_state) -> None:
     """Call right after ``st.set_page_config``: beyond ``LORA_MAX_SESSIONS`` sessions, new ones are told the server is full."""
     from . import load_shedding

@@ -19,7 +19,6 @@ from typing import NamedTuple
 import streamlit as st
 
 from ..echo import echo
-from ..server import widget_guard
 from . import screen
 
 TOP = "top"      # at the top of the page (show)
@@ -51,15 +50,19 @@ def add(text: str, kind: str = "warning", icon: str | None = None, place: str = 
     kept[Notice(text, kind, icon or ICONS[kind], place)] = False  # said in this run: it outlives this run's act
 
 
+def say_refused(names) -> None:
+    """The controls whose message the server's widget guard refused (app.py hands their names over): say so."""
+    for name in names:
+        add(f"The control {echo(name, 40)} sent a value this page cannot read; it was ignored, and the control "
+            "keeps its last value.")
+
+
 def show(page: str | None = None) -> None:
     """At the top of a page: decide whether the user acted, then draw the notices that stand.
 
     ``page`` names the page (opening another page is the user acting); without it, the URL's path does.
     """
     ss = st.session_state
-    for name in widget_guard.take_refusals(ss):
-        add(f"The control {echo(name, 40)} sent a value this page cannot read; it was ignored, and the control "
-            "keeps its last value.")
     kept = ss.setdefault(_KEPT, {})
     page = page or _path()
     seen, now = ss.get(_SEEN), _snapshot(page)
