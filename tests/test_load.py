@@ -7,6 +7,9 @@ show an exception or an error; the server's memory must stay bounded. The latenc
 interaction is measured inside its tab (input event → the new state drawn and the script idle),
 and the server's RSS is sampled throughout. The numbers are printed in pytest's terminal summary.
 
+The class is marked ``classload``: it runs after the default run (``python -m pytest -n 0 -m classload``),
+alone, so that no other test's worker shares the cores its latencies and memory are measured on.
+
 A fast unit test below also audits every ``st.cache_data`` / ``st.cache_resource`` in ``lora_app``:
 each must be bounded (``max_entries``, ``ttl`` or ``max_size``), and what ``st.cache_resource``
 shares between sessions must be immutable.
@@ -23,9 +26,9 @@ import threading
 import time
 import types
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import psutil
@@ -73,7 +76,7 @@ INIT_JS = """
     watch(cond, t => { window.__lat = t - t0; });
   };
 })();
-""" % {"idle": IDLE.replace('"', '\\"')}
+""" % {"idle": IDLE.replace('"', '\\"')}  # noqa: UP031  (a format string would double the JavaScript's braces)
 
 
 def js_str(text: str) -> str:
@@ -233,7 +236,7 @@ def attention_session(a: int) -> Session:
 
         def check(page):  # the first part: Q, K and V of head 1
             assert_cells(page, f"{k_title} ({n}×{k})", res.k.numpy())
-            assert_cells(page, f"V_1 = ", res.v.numpy())
+            assert_cells(page, "V_1 = ", res.v.numpy())
         lora = ",".join(t for t in ("q", "k", "v", "o", "ffn") if t in on) or "none"
         return State(f"__idle() && {has('.gtitle', k_title + ' (')}", check,
                      {"preset": preset, "seed": str(seed), "lora": lora})
@@ -490,7 +493,7 @@ def classroom(browser, url: str, n_sessions: int, rounds: int, contexts: int, wa
 
 
 def summary_lines(m: dict) -> list[str]:
-    ms = lambda v: f"{1e3 * v:.0f} ms"  # noqa: E731
+    ms = lambda v: f"{1e3 * v:.0f} ms"
     lat, loads = m["interaction_s"], m["load_s"]
     mib = {k: f"{v / 2**20:.0f} MiB" for k, v in m["rss"].items()}
     lines = [
@@ -532,6 +535,7 @@ class _Report:
 
 
 @pytest.mark.browser
+@pytest.mark.classload  # timed and 2 minutes long: CI runs it after the default run, alone (-n 0), not beside a worker
 @pytest.mark.timeout(600)  # about 2 minutes alone on 2 cores; more when the machine is shared
 def test_classroom_of_20_sessions_each_sees_only_its_own_state(browser, app_url, request):
     """20 tabs at once, each with its own view and its own control: own numbers, no errors, flat memory."""
@@ -587,7 +591,7 @@ def test_the_decorators_are_what_streamlit_runs():
     """The AST audit and Streamlit's own view of the cached functions agree on the bounds."""
     import importlib
 
-    for mod, fn, kind, kws, params in _cache_decorators():
+    for mod, fn, _kind, _kws, _params in _cache_decorators():
         if not mod.startswith("lora_app."):
             continue  # importing a page or app.py would run it; the AST audit above covers them
         info = getattr(importlib.import_module(mod), fn)._info
