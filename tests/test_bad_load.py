@@ -26,10 +26,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
+from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402 - after bench/ is put on sys.path
 
-from helpers import run_async  # noqa: E402
-from lora_app.server import load_shedding  # noqa: E402
+from helpers import run_async  # noqa: E402 - after bench/ is put on sys.path
+from lora_app.server import load_shedding  # noqa: E402 - after bench/ is put on sys.path
 
 # --- a replaced rerun, without a server --------------------------------------------------------------------
 

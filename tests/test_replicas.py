@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from replicas import NGINX_CONF, Replicas, find_nginx, loopback_conf  # noqa: E402
+from replicas import NGINX_CONF, Replicas, find_nginx, loopback_conf  # noqa: E402 - after deploy/ is put on sys.path
 
-from helpers import run_async  # noqa: E402
+from helpers import run_async  # noqa: E402 - after bench/ is put on sys.path
 
 pytestmark = [pytest.mark.replicas,
               pytest.mark.skipif(find_nginx() is None, reason="needs Debian's nginx: apt-get install nginx")]

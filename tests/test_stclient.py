@@ -18,9 +18,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from stclient import Session, SessionError  # noqa: E402
+from stclient import Session, SessionError  # noqa: E402 - after bench/ is put on sys.path
 
-from helpers import heatmap_z, run_async  # noqa: E402
+from helpers import heatmap_z, run_async  # noqa: E402 - after bench/ is put on sys.path
 
 pytestmark = pytest.mark.timeout(120)
 
