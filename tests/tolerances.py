@@ -10,8 +10,8 @@ order. So a comparison allows
 - ``depth`` is how many independent roundings can pile up in the compared result: the length of a
   reduction, or the number of optimizer steps of a training run. Rounding errors are not adversarial,
   so n of them add like a random walk, to about √n ulps (Higham & Mary, "A new approach to
-  probabilistic rounding error analysis", SISC 2019); the worst case n·u is hundreds of times too wide
-  to see a real defect in float32.
+  probabilistic rounding error analysis", SISC 2019). The worst case grows like n, √n times faster:
+  over a 50-step float32 run it would barely tell a scaling off by 1e-4 from rounding.
 - ``ULPS`` = 4 ulps per √depth is λ = 8 in that paper's units of u = eps/2: the probability that honest
   rounding exceeds it is at most about 2·depth·exp(−λ²/2), under 1e-11 for every depth here, so a red
   run means a real difference, not bad luck.
@@ -24,8 +24,10 @@ order. So a comparison allows
   the rounding of the large ones they were summed from); a difference such as W_after − W_before
   against the size of the weights it was taken from.
 
-Every bound here can still fail: a missing weight decay, an off-by-one step or a scaling off by 1e-4
-puts a float32 fine-tuning run thousands of ulps away, far beyond it.
+Every bound here can still fail. In the float32 PEFT run (test_finetune_peft) the losses are allowed
+about 800 ulps and are 16 apart; a scaling off by 1e-4 puts them 5 900 ulps apart, weight decay applied
+after the update 9 300, no weight decay 22 800, bias corrections one step off 1.8 million. In float64
+the same defects land 10¹⁰ times beyond the bound.
 """
 from __future__ import annotations
 
