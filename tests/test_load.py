@@ -569,7 +569,7 @@ def _cache_decorators():
                 target = call.func if call else dec
                 name = ast.unparse(target)
                 if name.split(".")[-1] in ("cache_data", "cache_resource", "cache", "experimental_memo",
-                                           "experimental_singleton"):
+                                           "experimental_singleton", "lru_cache"):
                     keywords = {kw.arg for kw in call.keywords} if call else set()
                     params = len(node.args.posonlyargs + node.args.args + node.args.kwonlyargs)
                     params += bool(node.args.vararg) + bool(node.args.kwarg)
@@ -579,11 +579,14 @@ def _cache_decorators():
 
 
 def test_every_cache_is_bounded():
-    """max_entries, ttl or max_size on every cache, even one whose function takes no arguments."""
+    """max_entries, ttl or max_size on every cache (maxsize on functools'), even one whose function takes no arguments.
+
+    functools.cache is the unbounded lru_cache: the audit sees it as a cache with no bound.
+    """
     caches = _cache_decorators()
     assert len(caches) >= 9  # the audit found them: explore, training, attention, rank, scale
     unbounded = [f"{mod}.{fn} ({kind})" for mod, fn, kind, kws, params in caches
-                 if not kws & {"max_entries", "ttl", "max_size"}]
+                 if not kws & {"max_entries", "ttl", "max_size", "maxsize"}]
     assert not unbounded, f"caches that can grow without bound: {unbounded}"
 
 
@@ -594,7 +597,11 @@ def test_the_decorators_are_what_streamlit_runs():
     for mod, fn, _kind, _kws, _params in _cache_decorators():
         if not mod.startswith("lora_app."):
             continue  # importing a page or app.py would run it; the AST audit above covers them
-        info = getattr(importlib.import_module(mod), fn)._info
+        function = getattr(importlib.import_module(mod), fn)
+        if hasattr(function, "cache_parameters"):  # functools': a None maxsize is no bound
+            assert function.cache_parameters()["maxsize"] is not None, f"{mod}.{fn}"
+            continue
+        info = function._info
         bounded = info.max_entries is not None or info.ttl not in (None, float("inf")) or \
             getattr(info, "max_size_bytes", None) is not None
         assert bounded, f"{mod}.{fn}"

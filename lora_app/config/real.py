@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 
 from lora_core.finetune import MAX_FT_STEPS, PLACEMENTS, TARGET_TYPES, FinetuneSettings, check_settings
 from lora_core.tiny import ADAPT_TASKS, MODULE_TYPES, TinyConfig
@@ -78,7 +78,7 @@ def _plus(text: str) -> str:
     return text.strip().lower().replace(" ", "+")
 
 
-@cache
+@lru_cache(maxsize=16)
 def real_fields(seq_len: int) -> tuple[Field, ...]:
     """The page's fields, in the order their notices are given (``DEFAULTS`` keeps the URL's order)."""
     return (

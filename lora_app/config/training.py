@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 
 from . import fields
 from .explore import ExploreConfig
@@ -64,7 +64,7 @@ def _is_finite_text(raw) -> bool:
         return False
 
 
-@cache  # one table for each r_max (at most 1024) and kind of sender
+@lru_cache(maxsize=64)  # a table for each r_max (at most 1024) and kind of sender: the recent ones
 def setting_fields(r_max: int, *, text: bool = False) -> tuple[Field, ...]:
     """The settings row's fields: a value outside its range is refused, not moved (the run keeps the last good one).
 
@@ -82,7 +82,7 @@ def setting_fields(r_max: int, *, text: bool = False) -> tuple[Field, ...]:
     )
 
 
-@cache
+@lru_cache(maxsize=64)
 def training_fields(r_max: int) -> tuple[Field, ...]:
     """The page's URL fields: the init, the stage shown, the settings row, and the step shown (at most the steps)."""
     return (
