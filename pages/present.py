@@ -32,6 +32,8 @@ dark = getattr(st.context.theme, "type", None) == "dark"
 st.html(f"""<style>
   html {{ font-size: {rem:.2f}px !important; }}
   header[data-testid="stHeader"] {{ display: none; }}
+  /* reached from another page by its link, the slides would keep that page's sidebar, empty, over the footer */
+  section[data-testid="stSidebar"] {{ display: none; }}
   [data-testid="stMainBlockContainer"] {{ padding-top: 0.8rem; padding-bottom: {slide_layout.FOOTER_REM}rem; max-width: none; }}
   [data-testid="stMain"] h1 {{ font-size: 1.5rem; line-height: 1.2; padding: 0 0 0.2rem; }}
   [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li {{

@@ -23,6 +23,25 @@ def press_and_wait(page, key, title_start):
     wait_idle(page)
 
 
+def test_the_slides_reached_by_their_link_have_no_sidebar_over_the_buttons(page, app_url):
+    """A lecturer on the Explore page clicks Present: the slide fills the window and Next takes the click."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{app_url}/?view=matrices")
+    helpers.settle(page)
+    page.get_by_role("link", name="Present", exact=True).first.click()
+    page.wait_for_url(re.compile(r"/present(\?|$)"))
+    helpers.settle(page)
+    assert not page.locator("[data-testid='stSidebar']").is_visible()  # the Explore page's, left behind, hid the footer
+    button = page.locator(".st-key-present_next button")
+    box = button.bounding_box()
+    on_top = page.evaluate("([x, y]) => document.elementFromPoint(x, y).closest('.st-key-present_next') !== null",
+                           [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
+    assert on_top, "something covers the Next button"
+    assert page.locator("h1").first.bounding_box()["x"] < 100  # the slide starts at the window's left, not after a sidebar
+    button.click()
+    page.wait_for_url(re.compile(r"[?&]slide=2(&|$)"))
+
+
 def test_arrows_and_clicker_keys_move_through_the_slides(page, app_url):
     page.set_viewport_size({"width": 1920, "height": 1080})
     page.goto(f"{app_url}/present")
