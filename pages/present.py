@@ -28,7 +28,6 @@ key, title = SLIDES[n - 1]
 font = st.session_state.get("font") if st.session_state.get("font") in FONT_SIZES else "L"
 scr = screen.current()
 rem, _ = slide_layout.sizes(scr, font)
-dark = getattr(st.context.theme, "type", None) == "dark"
 st.html(f"""<style>
   html {{ font-size: {rem:.2f}px !important; }}
   header[data-testid="stHeader"] {{ display: none; }}
@@ -41,7 +40,12 @@ st.html(f"""<style>
   [data-testid="stMarkdownContainer"] ul {{ margin-bottom: 0; }}
   [data-testid="stMetricValue"] {{ font-size: 1.6rem; }}
   .st-key-slide_nav {{ position: fixed; left: 0; right: 0; bottom: 0; z-index: 99; padding: 0.45rem 1.5rem;
-                       background: {'#0e1117' if dark else '#ffffff'}; border-top: 1px solid rgba(128, 128, 128, 0.4); }}
+                       border-top: 1px solid rgba(128, 128, 128, 0.4); }}
+  /* the footer is opaque in the theme's own background, passed down from the app's root: a colour chosen on the
+     server would stay the old theme's when the browser switches to dark mode, with no rerun to change it */
+  [data-testid="stAppViewContainer"], [data-testid="stAppViewContainer"] > div, [data-testid="stMain"],
+  [data-testid="stMainBlockContainer"], [data-testid="stMainBlockContainer"] > div,
+  [data-testid="stLayoutWrapper"]:has(> .st-key-slide_nav), .st-key-slide_nav {{ background-color: inherit; }}
   .st-key-present_pageup, .st-key-present_pagedown {{ display: none; }}
 </style>""")
 notices.show("present")
