@@ -145,8 +145,11 @@ def test_the_clicker_moves_on_while_a_slide_trains_and_comes_back_to_the_finishe
     redrawn(page, 2)  # a few redraws of the live curves
     page.screenshot(path=str(ARTIFACTS / "real_live_1280x800.png")) if ARTIFACTS.exists() else None
     assert not problems(measure(page))  # the live slide fits too
-    press_and_wait(page, "ArrowRight", f"{REAL['real'] + 1} ·")
-    press_and_wait(page, "ArrowLeft", f"{REAL['real']} ·")
+    press_and_wait(page, "ArrowRight", f"{REAL['real'] + 1} ·")  # at once: the press does not wait for the run
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("t => document.querySelector('h1') && document.querySelector('h1').innerText.startsWith(t)",
+                           arg=f"{REAL['real']} ·", timeout=20_000)
+    page.wait_for_selector("[data-testid='stProgress']", timeout=20_000)  # back while it still trains, and followed
     page.wait_for_function("() => /of held-out digits right/.test(document.body.innerText)", timeout=120_000)
     assert page.get_by_role("button", name="Train now").count() == 0
     assert re.search(rf"[?&]slide={REAL['real']}(&|$)", page.url)

@@ -91,6 +91,8 @@ def follow(job: jobs.Job, draw, label: str, stop_key: str, stop_where=None) -> j
     hands the click to :func:`train_state` before anything is drawn. ``stop_where`` is the container for the
     Stop button (beside the button that started the run, so nothing on the page moves).
     """
+    if not stop_key.endswith("_stop"):  # the browser's key handler (screen.py) knows a followed job by it
+        raise ValueError(f"a Stop button's key ends with _stop, not {stop_key!r}")
     jobs.watch(job, session_id())
     (stop_where or st).button("Stop", key=stop_key, icon=":material/stop:", help="Stop this run after its current step")
     bar = st.empty()

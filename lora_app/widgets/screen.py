@@ -60,6 +60,9 @@ function loraKeys(lora) {
   const app = () => document.querySelector('[data-testid="stApp"]');
   const idle = () => { const a = app(); return !a || a.dataset.testScriptState === 'notRunning'; };
   const playing = () => { const b = document.querySelector('.st-key-play button'); return !!b && /Pause/.test(b.innerText); };
+  // a page that follows a training job (widgets/follow_run.py) shows its Stop button, keyed "..._stop"
+  const following = () => [...document.querySelectorAll('[class*="st-key-"][class*="_stop"]')]
+    .some(e => [...e.classList].some(c => c.startsWith('st-key-') && c.endsWith('_stop')) && e.querySelector('button'));
   // the server knows where this page's count starts, and has applied every press sent. Nothing is sent a
   // second time: a message that never arrived went with a dropped socket, and Streamlit's reconnect sends
   // every widget's state again, this one's included; a second copy of one that did arrive would carry the
@@ -86,8 +89,9 @@ function loraKeys(lora) {
     }
     const open = idle() && applied();
     if (keys.n > keys.sent) {
-      // while the stepper plays the script never stops running: its presses go at once (P must pause it)
-      if (open || playing()) sendKeys(keys.n, keys.log);
+      // while the stepper plays, or the page follows a training job, the script never stops running:
+      // the presses go at once (P must pause it; a clicker must move on from a slide that trains)
+      if (open || playing() || following()) sendKeys(keys.n, keys.log);
       return;
     }
     if (open && lora.sendSize) lora.sendSize();  // a new size waits too: it carries every widget's value
