@@ -9,7 +9,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 # the tabs of one context share a renderer process: a new tab then finds the app's scripts
+                 # compiled, and opens for about 2.4 s of CPU instead of 5 to 6 (measured; see the README)
+                 "--process-per-site"]
+# the class of 20 tabs (tests/test_load.py) is 20 students' browsers, each tab with a renderer of its own
+STUDENT_ARGS = [arg for arg in CHROMIUM_ARGS if arg != "--process-per-site"]
+POLL_MS = 50  # how often a page's wait_for_function asks: playwright's default, every frame, costs a renderer 10-14 % of a core
 
 
 # pytest-xdist (pytest.ini: -n 2 --dist loadfile): a module's tests run on one worker, in their order, as they do
@@ -22,17 +28,37 @@ SPREAD = {"test_browser_a11y", "test_browser_classroom", "test_browser_explore",
           "test_browser_training"}
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of xdist's: none where it is not installed
 def pytest_xdist_make_scheduler(config, log):
     if config.getvalue("dist") != "loadfile":
         return None  # another --dist, given on the command line: xdist's own
     from xdist.scheduler import LoadFileScheduling
 
     class FileOrTest(LoadFileScheduling):
-        """--dist loadfile, but a test of a SPREAD module is a unit of its own."""
+        """--dist loadfile, but a test of a SPREAD module is a unit of its own, and the browser's units go first.
+
+        xdist hands out the units with the most tests first; a browser test is one unit of one test, and
+        among them are the run's longest (minutes each): last, they would leave one worker idle at the end.
+        """
 
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
             return nodeid if Path(module).stem in SPREAD else module
+
+        def schedule(self) -> None:
+            starting = self.collection is None
+            super().schedule()
+            if starting and self.workqueue:  # the first units are out; of the rest, the browser's go first
+                def browser(unit):
+                    return Path(unit[0].split("::", 1)[0]).stem.startswith("test_browser_")
+
+                def position(unit):
+                    return self.collection.index(next(iter(unit[1])))
+
+                units = list(self.workqueue.items())
+                self.workqueue.clear()
+                self.workqueue.update(sorted(filter(browser, units), key=position)
+                                      + [unit for unit in units if not browser(unit)])
 
     return FileOrTest(config, log)
 
@@ -65,11 +91,11 @@ def app_url():
 
 
 @pytest.fixture(scope="module")
-def navigation_ready(browser, app_url):
+def navigation_ready(shared_context, app_url):
     """Open the entry page once, so the server leaves Streamlit's old pages/-folder mode (see navigation.entry_guard)."""
     from helpers import wait_idle
 
-    page = browser.new_page()
+    page = shared_context.new_page()
     page.goto(f"{app_url}/")
     wait_idle(page)
     page.close()
@@ -88,11 +114,13 @@ def browser(browser):
     def context_counting(*args, **kwargs):
         context = new_context(*args, **kwargs)
         context.on("page", track_runs)
+        context.on("page", _poll_every_few_frames)
         context_new_page = context.new_page
 
         def page_counting(*a, **kw):
             page = context_new_page(*a, **kw)
             track_runs(page)  # does nothing if the "page" event came first
+            _poll_every_few_frames(page)
             return page
 
         context.new_page = page_counting
@@ -101,11 +129,48 @@ def browser(browser):
     def page_counting(*args, **kwargs):
         page = new_page(*args, **kwargs)
         track_runs(page)
+        _poll_every_few_frames(page)
         return page
 
     browser.new_context, browser.new_page = context_counting, page_counting
     yield browser
     browser.new_context, browser.new_page = new_context, new_page
+
+
+def _poll_every_few_frames(page) -> None:
+    """The page's ``wait_for_function`` asks every POLL_MS unless a test says otherwise (once per page)."""
+    if getattr(page, "_polls_every_few_frames", False):
+        return
+    wait_for_function = page.wait_for_function
+
+    def polling(expression, *args, polling=POLL_MS, **kwargs):
+        return wait_for_function(expression, *args, polling=polling, **kwargs)
+
+    page.wait_for_function, page._polls_every_few_frames = polling, True
+
+
+@pytest.fixture(scope="session")
+def shared_context(browser, browser_context_args):
+    """The worker's one browser context, in which every test's ``page`` opens as a new tab.
+
+    A fresh context per test (pytest-playwright's default) starts a fresh renderer process, which
+    compiles the app's scripts again: 5 to 6 s of CPU before the first figure, against about 2.4 s
+    for a tab of a context that has them (with --process-per-site). Each tab is a session of its own
+    on the server; a test that needs a browser of its own (a size, touch, a theme, nothing shared)
+    opens its own context.
+    """
+    context = browser.new_context(**browser_context_args)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(shared_context):
+    """A new tab of the worker's context; the tabs the test left open are closed after it."""
+    page = shared_context.new_page()
+    yield page
+    for tab in shared_context.pages:
+        tab.close()
 
 
 @pytest.fixture(scope="session")

@@ -322,3 +322,46 @@ def run_async(coro):
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coro).result()
+
+
+def walk(page, app_url: str, stops: list[str]):
+    """Go to each of ``stops`` (``"training?view=loss"``, ``"present?slide=3"``) as a person would; yields each.
+
+    The first stop is opened by its link; then a page is reached by its link in the navigation bar (by
+    its link typed in, where a narrow screen has folded the links away into the closed sidebar),
+    a part by its tab, the next slide by the Next button. Every move is a rerun of the one session
+    that the first link opened, not a new page: about 0.7 s of a renderer's CPU instead of 2.4 s for
+    a page load (measured; README, "Test it"). Each stop is yielded once the page has settled there,
+    scrolled to its top as a page opened by its link is, and the URL is checked to be the stop's.
+    """
+    from lora_app import text
+
+    labels = {"": text.EXPLORE_SECTIONS, "training": text.training.SECTIONS, "attention": text.attention.SECTIONS,
+              "real": text.real.SECTIONS, "rank": text.rank.SECTIONS}
+    titles = {"": "Explore", "training": "Training", "attention": "Attention", "real": "Real model", "rank": "Rank",
+              "scale": "Scale", "present": "Present"}
+    here = None
+    for number, stop in enumerate(stops):
+        path, _, query = stop.partition("?")
+        key, _, value = query.partition("=")
+        link = page.get_by_role("link", name=titles[path], exact=True).first
+        box = link.bounding_box() if number and path != here and link.is_visible() else None
+        in_view = box is not None and box["x"] >= 0 and box["x"] + box["width"] <= page.viewport_size["width"]
+        if number == 0 or (path != here and not in_view):  # a phone's folds its links away into the closed sidebar
+            page.goto(f"{app_url}/{stop}")
+        elif path != here:
+            link.click()
+            page.wait_for_url(re.compile(rf"/{path}(\?|$)") if path else re.compile(r"/(home)?(\?|$)"))
+            settle(page)
+        if number and key == "view" and f"view={value}" not in page.url:
+            page.get_by_role("tab", name=labels[path][value], exact=True).click()
+            page.wait_for_url(re.compile(rf"[?&]view={value}(&|$)"))
+        elif number and key == "slide" and not re.search(rf"[?&]slide={value}(&|$)", page.url):
+            page.locator(".st-key-present_next button").click()
+            page.wait_for_url(re.compile(rf"[?&]slide={value}(&|$)"))
+        settle(page)
+        # a tab's click scrolled it into view (in the main block, Streamlit's scroller): back to the top, as on a load
+        page.evaluate("() => { window.scrollTo(0, 0); document.querySelectorAll('*').forEach(e => { e.scrollTop = 0; }); }")
+        here = path
+        assert not query or re.search(rf"[?&]{key}={value}(&|$)", page.url), (stop, page.url)
+        yield stop

@@ -35,7 +35,8 @@ JS = r"""
     const range = document.createRange();
     range.selectNodeContents(el);
     for (const r of range.getClientRects()) {
-      if (r.width > 0.5 && r.height > 0.5) {
+      // wholly left or right of the window, nobody sees it: the closed sidebar, a tab list's tabs scrolled away
+      if (r.width > 0.5 && r.height > 0.5 && r.right > 0 && r.left < vw) {
         items.push({el, b: {x: r.left, y: r.top, w: r.width, h: r.height}, what: el.textContent.slice(0, 40)});
       }
     }

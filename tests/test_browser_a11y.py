@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from helpers import settle, wait_idle
+from helpers import settle, wait_idle, walk
 from lora_app import text
 from lora_app.config.present import SLIDES
 from lora_app.figures.base import contrast
@@ -34,29 +34,44 @@ SVG_TEXT = r"""() => {
 }"""
 
 
-@pytest.mark.parametrize("theme", ["light", "dark"])
-def test_axe_finds_no_wcag_violation_on_any_page_part_or_slide(browser, app_url, theme):
+def test_axe_finds_no_wcag_violation_on_any_page_part_or_slide_in_either_theme(browser, app_url):
+    """Every page, part and slide, reached as a person reaches them (helpers.walk), in both themes.
+
+    At each stop the page is checked in the theme it has, then the system's colour scheme is switched
+    and it is checked again; the next stop starts in that theme. Streamlit follows the system's scheme
+    live, as a laptop switching to dark mode at sunset does: the page's own CSS, plotly's SVG text and
+    the figures are redrawn without a reload, exactly as a page opened in that theme draws them.
+    """
     from axe_playwright_python.sync_playwright import Axe
 
     axe = Axe()
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=theme)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="light")
     page = context.new_page()
-    found, faint = {}, {}
-    for url in URLS:
-        page.goto(f"{app_url}/{url}")
-        settle(page)  # the run with this window's size is over, and the browser has drawn it
+    found, faint, theme = {}, {}, "light"
+
+    def check(url: str) -> None:
         background = page.evaluate("() => getComputedStyle(document.querySelector('[data-testid=\"stApp\"]')).backgroundColor")
-        assert (background == "rgb(255, 255, 255)") == (theme == "light"), background  # the theme asked for is on
+        assert (background == "rgb(255, 255, 255)") == (theme == "light"), (url, theme, background)  # the theme is on
         violations = axe.run(page, options=WCAG).response["violations"]
         if violations:
-            found[url] = [f"{v['id']}: {n['target'][0]} ({n.get('failureSummary', '')[:140]})"
-                          for v in violations for n in v["nodes"]][:6]
+            found[f"{url} ({theme})"] = [f"{v['id']}: {n['target'][0]} ({n.get('failureSummary', '')[:140]})"
+                                         for v in violations for n in v["nodes"]][:6]
         low = [t["text"] for t in page.evaluate(SVG_TEXT) if contrast(t["fill"], t["bg"]) < 4.5]
         if low:
-            faint[url] = low[:6]
+            faint[f"{url} ({theme})"] = low[:6]
+
+    for url in walk(page, app_url, URLS):
+        check(url)
+        theme = "dark" if theme == "light" else "light"
+        page.emulate_media(color_scheme=theme)
+        page.wait_for_function("light => (getComputedStyle(document.querySelector('[data-testid=\"stApp\"]'))"
+                               ".backgroundColor === 'rgb(255, 255, 255)') === light", arg=theme == "light")
+        settle(page)
+        check(url)
     context.close()
-    assert not found, f"axe-core, {theme} theme: {found}"
-    assert not faint, f"chart text under 4.5:1 on the {theme} background: {faint}"
+    assert len({key.rsplit(" ", 1)[0] for key in [*found, *faint]} | set(URLS)) == len(URLS)
+    assert not found, f"axe-core: {found}"
+    assert not faint, f"chart text under 4.5:1 on the page's background: {faint}"
 
 
 def test_the_role_label_is_text_in_the_text_colour_beside_an_orange_swatch(page, app_url):

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from helpers import settle
+from helpers import settle, walk
 from layout_checks import measure, problems
 from lora_app.config.present import SLIDES
 
@@ -96,9 +96,7 @@ def test_pages_narrow_without_overlapping_numbers_or_cut_labels(browser, app_url
                                   has_touch=width < 800)
     page = context.new_page()
     found = {}
-    for path in PAGES:
-        page.goto(f"{app_url}/{path}")
-        settle(page)
+    for path in walk(page, app_url, PAGES):  # from part to part by its tab, as a student on a phone goes
         wrong = problems(measure(page), slide=False)
         wrong += [f"button label cut: {label!r}" for label in page.evaluate(TRUNCATED)]
         if wrong:

@@ -109,11 +109,14 @@ def type_in_cell(page, row: int, col: int, text: str, done, tries: int = 3) -> N
 
     The grid is a canvas that takes a moment to accept keys after it appears; a click that came too
     early selects nothing, and the typing goes nowhere. The click has landed once the grid's own
-    accessible table shows that cell selected and focused; a try whose typing never arrives is clicked
-    and typed again.
+    accessible table shows that cell selected and focused. The first key opens the cell's editor (a
+    text box in the grid's portal), and on a busy machine a key can come before the box is there and
+    be lost; so, as a person who watches the box, the test waits for it, types the whole text over
+    what it holds, and presses Enter only once the box shows exactly that text.
     """
     page.locator("[data-testid='stDataFrame']:visible canvas").first.wait_for()
     cell = f"glide-cell-{col}-{row - 1}"  # the grid's accessible table: the index is column 0, rows from 0
+    editor = "#portal textarea.gdg-input"
     for _ in range(tries):
         wait_idle(page)
         page.mouse.click(*table_cell(page, row, col))
@@ -121,9 +124,17 @@ def type_in_cell(page, row: int, col: int, text: str, done, tries: int = 3) -> N
             page.wait_for_function("id => { const e = document.activeElement;"
                                    " return !!e && e.id === id && e.getAttribute('aria-selected') === 'true'; }",
                                    arg=cell, timeout=5_000)
+            page.keyboard.type(text[0])
+            page.wait_for_function("s => document.activeElement && document.activeElement.matches(s)",
+                                   arg=editor, timeout=5_000)
         except PlaywrightTimeout:
-            continue  # the click selected nothing: click again
+            page.keyboard.press("Escape")
+            continue  # the click selected nothing, or the editor never opened: click again
+        page.keyboard.press("ControlOrMeta+a")
         page.keyboard.type(text, delay=30)
+        if page.locator(editor).input_value() != text:
+            page.keyboard.press("Escape")  # a key went astray: leave the cell as it was and try again
+            continue
         page.keyboard.press("Enter")
         try:
             done(10_000)

@@ -537,14 +537,24 @@ class _Report:
 @pytest.mark.browser
 @pytest.mark.classload  # timed and 2 minutes long: CI runs it after the default run, alone (-n 0), not beside a worker
 @pytest.mark.timeout(600)  # about 2 minutes alone on 2 cores; more when the machine is shared
-def test_classroom_of_20_sessions_each_sees_only_its_own_state(browser, app_url, request):
-    """20 tabs at once, each with its own view and its own control: own numbers, no errors, flat memory."""
+def test_classroom_of_20_sessions_each_sees_only_its_own_state(browser_type, app_url, request):
+    """20 tabs at once, each with its own view and its own control: own numbers, no errors, flat memory.
+
+    Its own Chromium, without the default run's --process-per-site: every tab gets a renderer of its
+    own, as every student's laptop would.
+    """
+    from conftest import CHROMIUM, STUDENT_ARGS
+
+    browser = browser_type.launch(executable_path=CHROMIUM, args=STUDENT_ARGS)
     warm = browser.new_page()  # the first run of app.py switches the server off pages/-folder mode
     warm.goto(app_url)
     warm.wait_for_selector(IDLE)
     warm.close()
 
-    m = classroom(browser, app_url, N_SESSIONS, ROUNDS, CONTEXTS)
+    try:
+        m = classroom(browser, app_url, N_SESSIONS, ROUNDS, CONTEXTS)
+    finally:
+        browser.close()
     lines = summary_lines(m)
     request.config.pluginmanager.register(_Report(lines), "classroom-load-report")
 

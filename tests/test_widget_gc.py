@@ -121,19 +121,24 @@ def test_only_what_streamlit_calls_stale_is_released():
 
 def test_the_explore_page_holds_one_run_not_every_run(app_test):
     """The clickable Q heatmaps get new ids when n changes; their callbacks held each run's page globals."""
+    from lora_app.config.explore import ExploreConfig
+
+    def live() -> int:  # in this whole process: what the worker's earlier tests left in caches counts too
+        gc.collect()
+        return sum(type(o) is ExploreConfig for o in gc.get_objects())
+
     at = app_test
     at.run()
     open_view(at, "explore", "q")
+    before = live()
     runs = []
     for n in (2, 4, 3, 5, 6, 2, 4, 3, 5, 6, 2, 4):
         at.slider(key="n").set_value(n).run()
         assert not at.exception
         runs.append(len(_metadata(at)))
     assert max(runs[4:]) <= max(runs[:4]), f"metadata entries per run: {runs}"
-    gc.collect()
-    from lora_app.config.explore import ExploreConfig
-    live = [o for o in gc.get_objects() if type(o) is ExploreConfig]
-    assert len(live) <= 6, f"{len(live)} Explore configs still alive after 12 runs of one session"
+    added = live() - before
+    assert added <= 6, f"{added} more Explore configs alive after 12 runs of one session"
 
 
 def test_release_keeps_no_reference_to_what_it_released():
