@@ -101,7 +101,8 @@ def step_and_stage(page) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("reporter", ["late", "as it comes"])
-@pytest.mark.parametrize("attempt", range(3))
+# the same race three times over: once in the default run, the repeats in CI's `-m matrix` run
+@pytest.mark.parametrize("attempt", [0, pytest.param(1, marks=pytest.mark.matrix), pytest.param(2, marks=pytest.mark.matrix)])
 def test_five_presses_of_n_right_after_the_page_is_drawn_make_five_steps(page, app_url, attempt, reporter):
     """Five presses of N, 300 ms apart, from 0.6 s after the stepper is drawn: step 6, every time.
 
