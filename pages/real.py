@@ -20,7 +20,7 @@ url_state.page_state("real", sanitize_real)
 t = text.real
 
 st.title("LoRA on a real transformer")
-notices.show_notices()
+notices.show("real")
 st.markdown(t.INTRO)
 
 values = widget_values()

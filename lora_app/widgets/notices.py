@@ -100,11 +100,6 @@ def draw(place: str) -> None:
         kept[notice] = True
 
 
-def show_notices() -> None:
-    """The same as :func:`show` with the page named by the URL (pages/real.py still calls this name)."""
-    show()
-
-
 def user_acted(seen: Seen | None, now: Seen) -> bool:
     """Whether the user acted between two snapshots: another page, a key press, or a value they changed.
 
