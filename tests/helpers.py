@@ -344,6 +344,7 @@ def walk(page, app_url: str, stops: list[str]):
     for number, stop in enumerate(stops):
         path, _, query = stop.partition("?")
         key, _, value = query.partition("=")
+        there = re.compile(rf"[?&]{key}={re.escape(value)}(&|$)")  # the URL of this stop's part or slide
         link = page.get_by_role("link", name=titles[path], exact=True).first
         box = link.bounding_box() if number and path != here and link.is_visible() else None
         in_view = box is not None and box["x"] >= 0 and box["x"] + box["width"] <= page.viewport_size["width"]
@@ -353,15 +354,15 @@ def walk(page, app_url: str, stops: list[str]):
             link.click()
             page.wait_for_url(re.compile(rf"/{path}(\?|$)") if path else re.compile(r"/(home)?(\?|$)"))
             settle(page)
-        if number and key == "view" and f"view={value}" not in page.url:
-            page.get_by_role("tab", name=labels[path][value], exact=True).click()
-            page.wait_for_url(re.compile(rf"[?&]view={value}(&|$)"))
-        elif number and key == "slide" and not re.search(rf"[?&]slide={value}(&|$)", page.url):
-            page.locator(".st-key-present_next button").click()
-            page.wait_for_url(re.compile(rf"[?&]slide={value}(&|$)"))
+        if query and not there.search(page.url):
+            if key == "view":
+                page.get_by_role("tab", name=labels[path][value], exact=True).click()
+            else:
+                page.locator(".st-key-present_next button").click()  # the slides come in order
+            page.wait_for_url(there)
         settle(page)
         # a tab's click scrolled it into view (in the main block, Streamlit's scroller): back to the top, as on a load
         page.evaluate("() => { window.scrollTo(0, 0); document.querySelectorAll('*').forEach(e => { e.scrollTop = 0; }); }")
         here = path
-        assert not query or re.search(rf"[?&]{key}={value}(&|$)", page.url), (stop, page.url)
+        assert not query or there.search(page.url), (stop, page.url)
         yield stop
