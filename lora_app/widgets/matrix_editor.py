@@ -68,9 +68,13 @@ def _index(raw, size: int, first: int = 0) -> int | None:
 def apply_pending_edits(labels: dict[str, str] = MATRIX_LABELS) -> None:
     """Fold the table editors' pending changes into ``edits``; refuse bad cells by name and keep the old value.
 
-    This runs before the config is built, so a good edit shows in every figure in the same run.
+    This runs before the config is built, so a good edit shows in every figure in the same run. It
+    runs before the page's notices decide whether the user acted (notices.show), and the table's own
+    change is gone by then: so ``edits`` is replaced, never changed in place, for the change to be seen
+    (a cell typed right after a refused one left the refusal on screen).
     """
-    edits = st.session_state.setdefault("edits", {})
+    st.session_state.setdefault("edits", {})
+    edits = {name: dict(cells) for name, cells in st.session_state["edits"].items()}
     shapes = st.session_state.setdefault("_editor_shapes", {})
     for name, label in labels.items():
         key = _editor_key(name)
@@ -90,6 +94,7 @@ def apply_pending_edits(labels: dict[str, str] = MATRIX_LABELS) -> None:
         # a fresh editor shows the matrix as it now is, bad cells restored
         st.session_state["editor_version"][name] = st.session_state["editor_version"].get(name, 0) + 1
         del st.session_state[key]
+        st.session_state["edits"] = edits
 
 
 

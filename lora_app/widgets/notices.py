@@ -93,11 +93,19 @@ def close() -> None:
 
 
 def draw(place: str) -> None:
-    """Draw the notices of ``place`` here (the matrix tables draw theirs above the tables)."""
+    """Draw the notices of ``place`` here (the matrix tables draw theirs above the tables).
+
+    They are drawn in one slot that is there with or without them: what follows keeps its place in the
+    page, so the browser keeps its state (the matrix tables' open tab stayed X after a refused cell).
+    """
     kept = st.session_state.get(_KEPT, {})
-    for notice in [n for n in kept if n.place == place]:
-        _alert(st, notice)
-        kept[notice] = True
+    shown = [n for n in kept if n.place == place]
+    slot = st.empty()
+    if shown:
+        with slot.container():
+            for notice in shown:
+                _alert(st, notice)
+                kept[notice] = True
 
 
 def user_acted(seen: Seen | None, now: Seen) -> bool:
