@@ -18,9 +18,11 @@ from lora_app.figures.base import contrast
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("navigation_ready")]
 
-WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+# resultTypes: axe lists every node only for violations (for the rules that pass it sends one node each), which is
+# all this test reads; it finds the same violations, in about half the time of a full report (1.1 s against 1.6 s a page)
+WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}, "resultTypes": ["violations"]}
 # a switched theme changes colours only: names, roles, labels and structure were checked in the first theme
-COLOURS = {"runOnly": {"type": "rule", "values": ["color-contrast", "link-in-text-block"]}}
+COLOURS = {"runOnly": {"type": "rule", "values": ["color-contrast", "link-in-text-block"]}, "resultTypes": ["violations"]}
 URLS = ([f"?view={v}" for v in text.EXPLORE_SECTIONS] + [f"training?view={v}" for v in text.training.SECTIONS]
         + [f"attention?view={v}" for v in text.attention.SECTIONS] + [f"real?view={v}" for v in text.real.SECTIONS]
         + [f"rank?view={v}" for v in text.rank.SECTIONS]

@@ -29,15 +29,16 @@ def press(page, locator, key, times=1):
         wait_server(page, asked_after=asked)  # the slider's rerun is over
 
 
-def reopen(browser, url) -> list[str]:
-    fresh = browser.new_context(viewport={"width": 1600, "height": 1400}).new_page()
+def reopen(page, url) -> list[str]:
+    """What ``url`` shows in a new tab: a session of its own on the server, which has only the URL to go on."""
+    fresh = page.context.new_page()
     fresh.goto(url)
     shown = figures_shown(fresh)
-    fresh.context.close()
+    fresh.close()
     return shown
 
 
-def test_explore_controls_survive_a_reload_in_a_new_tab(page, app_url, browser):
+def test_explore_controls_survive_a_reload_in_a_new_tab(page, app_url):
     page.goto(app_url)
     figures_shown(page)
     press(page, slider(page, "d: input width"), "ArrowRight", 2)
@@ -46,10 +47,10 @@ def test_explore_controls_survive_a_reload_in_a_new_tab(page, app_url, browser):
     page.wait_for_selector(".gtitle:has-text('A_Q (7×3)')")
     mine = figures_shown(page)
     assert any(t.startswith("X (4×7)") for t in mine)
-    assert reopen(browser, page.url) == mine
+    assert reopen(page, page.url) == mine
 
 
-def test_training_step_and_stage_survive_a_reload(page, app_url, browser):
+def test_training_step_and_stage_survive_a_reload(page, app_url):
     page.goto(f"{app_url}/training")
     figures_shown(page)
     page.locator("h1").click()
@@ -61,11 +62,11 @@ def test_training_step_and_stage_survive_a_reload(page, app_url, browser):
         wait_idle(page)
     mine = figures_shown(page)
     assert "stage=backward" in page.url and "step=2" in page.url
-    assert reopen(browser, page.url) == mine
+    assert reopen(page, page.url) == mine
 
 
-def test_scale_model_and_targets_survive_a_reload(page, app_url, browser):
+def test_scale_model_and_targets_survive_a_reload(page, app_url):
     page.goto(f"{app_url}/scale?model=llama-3-8b&targets=q,k,v,o&scale_r=16")
     mine = figures_shown(page)
     assert page.get_by_text("Llama-3-8B").count() >= 1
-    assert reopen(browser, page.url) == mine
+    assert reopen(page, page.url) == mine
