@@ -106,6 +106,25 @@ def test_a_good_edit_changes_every_figure_and_a_bad_one_is_refused(at):
     assert heatmap_z(figures(at)["W_Q (5×3)"])[0, 0] == 1.0  # the good edit survived the bad ones
 
 
+def test_a_good_number_typed_after_a_refused_one_takes_the_refusal_away(at):
+    """The refusal stays through reruns that are not the user acting, and goes when a good number is typed."""
+    at.run()
+    open_expander(at, "explore_edit")
+
+    def type_in(text):
+        key = f"edit_W_{at.session_state['editor_version'].get('W', 0)}"  # each processed edit opens a fresh editor
+        at.session_state[key] = {"edited_rows": {1: {"1": text}}, "added_rows": [], "deleted_rows": []}
+        at.run()
+
+    type_in("1e3e3")
+    assert [e.value for e in at.error if "W_Q[2, 1]" in e.value and "1e3e3" in e.value]
+    at.run()  # a rerun nobody asked for (the size report, a reconnect)
+    assert [e.value for e in at.error if "W_Q[2, 1]" in e.value]
+    type_in("1e3")
+    assert not at.error and not at.exception  # the edits were changed in place, so no act was seen: it stayed
+    assert heatmap_z(figures(at)["W_Q (5×3)"])[1, 0] == 1000.0
+
+
 def test_cell_breakdown_follows_the_chosen_cell(at):
     at.run()
     open_view(at, "explore", "cell")
