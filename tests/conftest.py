@@ -90,15 +90,10 @@ def app_url():
     log.unlink(missing_ok=True)  # kept where a test failed on it
 
 
-@pytest.fixture(scope="module")
-def navigation_ready(shared_context, app_url):
-    """Open the entry page once, so the server leaves Streamlit's old pages/-folder mode (see navigation.entry_guard)."""
-    from helpers import wait_idle
-
-    page = shared_context.new_page()
-    page.goto(f"{app_url}/")
-    wait_idle(page)
-    page.close()
+@pytest.fixture(scope="session")
+def navigation_ready(shared_context):
+    """The entry page has run once, so the server has left Streamlit's old pages/-folder mode (see
+    navigation.entry_guard): the worker's context keeps it open (``shared_context``)."""
 
 
 @pytest.fixture(scope="session")
@@ -150,27 +145,37 @@ def _poll_every_few_frames(page) -> None:
 
 
 @pytest.fixture(scope="session")
-def shared_context(browser, browser_context_args):
+def shared_context(browser, browser_context_args, app_url):
     """The worker's one browser context, in which every test's ``page`` opens as a new tab.
 
     A fresh context per test (pytest-playwright's default) starts a fresh renderer process, which
     compiles the app's scripts again: 5 to 6 s of CPU before the first figure, against about 2.4 s
     for a tab of a context that has them (with --process-per-site). Each tab is a session of its own
-    on the server; a test that needs a browser of its own (a size, touch, a theme, nothing shared)
-    opens its own context.
+    on the server; a test that needs a browser of its own (touch, nothing shared) opens its own context.
+
+    The context keeps one tab of the app open, on the entry page, for as long as it lives: with no tab
+    of the site left, Chromium ends the renderer, and the next test's tab would start a new one (12
+    page loads took 73-82 s that way, 36-51 s with the tab kept; measured on this 2-core machine).
     """
+    from helpers import wait_idle
+
     context = browser.new_context(**browser_context_args)
+    keeper = context.new_page()
+    keeper.goto(f"{app_url}/")  # the entry page: it also takes the server out of the pages/-folder mode
+    wait_idle(keeper)
+    context.keeper = keeper
     yield context
     context.close()
 
 
 @pytest.fixture
 def page(shared_context):
-    """A new tab of the worker's context; the tabs the test left open are closed after it."""
+    """A new tab of the worker's context; the tabs the test left open are closed after it (the keeper stays)."""
     page = shared_context.new_page()
     yield page
     for tab in shared_context.pages:
-        tab.close()
+        if tab is not shared_context.keeper:
+            tab.close()
 
 
 @pytest.fixture(scope="session")

@@ -5,20 +5,9 @@ import pytest
 
 from helpers import chart_texts, reruns_asked, wait_chart_change, wait_idle, wait_server
 
-pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module", autouse=True)
-def navigation_ready(browser, app_url):
-    """Open the entry page once, so the server leaves Streamlit's old pages/-folder mode.
-
-    Until a session has run app.py (and its st.navigation), a fresh server maps /attention straight
-    to pages/attention.py without the sidebar; see the report that came with these pages.
-    """
-    page = browser.new_page()
-    page.goto(f"{app_url}/")
-    wait_idle(page)
-    page.close()
+# navigation_ready (conftest): until a session has run app.py (and its st.navigation), a fresh server maps
+# /attention straight to pages/attention.py without the sidebar; see the report that came with these pages
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("navigation_ready")]
 
 
 def open_page(page, url, path, title):
