@@ -38,7 +38,7 @@ SVG_TEXT = r"""() => {
 }"""
 
 
-def test_axe_finds_no_wcag_violation_on_any_page_part_or_slide_in_either_theme(browser, app_url):
+def test_axe_finds_no_wcag_violation_on_any_page_part_or_slide_in_either_theme(shared_context, app_url):
     """Every page, part and slide, reached as a person reaches them (helpers.walk), in both themes.
 
     At each stop the page is checked in the theme it has (every WCAG A/AA rule), then the system's
@@ -50,8 +50,9 @@ def test_axe_finds_no_wcag_violation_on_any_page_part_or_slide_in_either_theme(b
     from axe_playwright_python.sync_playwright import Axe
 
     axe = Axe()
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="light")
-    page = context.new_page()
+    page = shared_context.new_page()
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.emulate_media(color_scheme="light")
     found, faint, theme = {}, {}, "light"
 
     def check(url: str, options: dict) -> None:
@@ -73,7 +74,7 @@ def test_axe_finds_no_wcag_violation_on_any_page_part_or_slide_in_either_theme(b
                                ".backgroundColor === 'rgb(255, 255, 255)') === light", arg=theme == "light")
         settle(page)
         check(url, COLOURS)
-    context.close()
+    page.close()
     assert len({key.rsplit(" ", 1)[0] for key in [*found, *faint]} | set(URLS)) == len(URLS)
     assert not found, f"axe-core: {found}"
     assert not faint, f"chart text under 4.5:1 on the page's background: {faint}"

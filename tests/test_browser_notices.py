@@ -17,7 +17,8 @@ import pytest
 
 from helpers import IDLE
 
-pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("navigation_ready")]
+# busy: they run alone (`python -m pytest -n 0 -m busy`, after the default run): the load is theirs to set
+pytestmark = [pytest.mark.browser, pytest.mark.busy, pytest.mark.usefixtures("navigation_ready")]
 
 BURN_S = 240  # an upper bound: the burner stops with the test, or by itself after this long
 WARNING = "[data-testid='stAlertContentWarning']"
@@ -101,8 +102,7 @@ def step_and_stage(page) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("reporter", ["late", "as it comes"])
-# the same race three times over: once in the default run, the repeats in CI's `-m matrix` run
-@pytest.mark.parametrize("attempt", [0, pytest.param(1, marks=pytest.mark.matrix), pytest.param(2, marks=pytest.mark.matrix)])
+@pytest.mark.parametrize("attempt", [0, 1, 2])  # the same race three times over
 def test_five_presses_of_n_right_after_the_page_is_drawn_make_five_steps(page, app_url, attempt, reporter):
     """Five presses of N, 300 ms apart, from 0.6 s after the stepper is drawn: step 6, every time.
 

@@ -60,11 +60,11 @@ def test_arrows_and_clicker_keys_move_through_the_slides(page, app_url):
     assert page.locator("[data-testid='stException']").count() == 0
 
 
-def test_a_slide_link_reopens_that_slide_in_a_new_page(page, app_url, browser):
+def test_a_slide_link_reopens_that_slide_in_a_new_page(page, app_url):
     page.goto(f"{app_url}/present?slide=9&font=XL")
     wait_idle(page)
     assert heading(page).startswith("9 · Where LoRA goes")
-    other = browser.new_page()
+    other = page.context.new_page()  # a session of its own: it has only the URL
     other.goto(page.url)
     wait_idle(other)
     assert heading(other).startswith("9 · Where LoRA goes")

@@ -11,7 +11,7 @@ import time
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from helpers import wait_idle
+from helpers import wait_idle, walk
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("navigation_ready")]
 
@@ -86,16 +86,13 @@ def test_a_short_run_finishes_and_shows_its_results_and_link(page, app_url):
 
 
 @pytest.mark.parametrize("size", [(1024, 768), (390, 844)], ids=["projector-1024x768", "phone-390x844"])
-def test_every_part_fits_the_width_of_a_projector_and_a_phone(browser, app_url, size):
-    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
-    page = context.new_page()
-    for view in ("model", "finetune", "where", "rank", "before"):
-        page.goto(f"{app_url}/real?view={view}")
-        wait_idle(page)
+def test_every_part_fits_the_width_of_a_projector_and_a_phone(page, app_url, size):
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    for stop in walk(page, app_url, [f"real?view={view}" for view in ("model", "finetune", "where", "rank", "before")]):
+        view = stop.rpartition("=")[2]
         assert page.locator("[data-testid='stException']").count() == 0, view
         wide = page.evaluate("""() => [...document.querySelectorAll('.stPlotlyChart .main-svg')]
             .filter(s => s.getBoundingClientRect().right > window.innerWidth + 1).length""")
         assert wide == 0, f"{view}: a chart runs off a {size[0]} px wide screen"
         overflow = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollWidth - window.innerWidth")
         assert overflow <= 1, f"{view}: the page scrolls sideways by {overflow} px at {size[0]}×{size[1]}"
-    context.close()
