@@ -5,7 +5,7 @@ projector, 1920×1080 and 3840×2160.
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as hst
 
 from lora_app import figures
@@ -65,6 +65,9 @@ def test_a_phone_wraps_the_row_rather_than_printing_unreadable_numbers():
 @settings(max_examples=60, deadline=None)
 @given(hst.integers(1, 12), hst.integers(1, 12), hst.integers(8, 90), hst.sampled_from([1.0, 1.5, 2.5]),
        hst.floats(1e-4, 1e3))
+# found by this test: "−5.28e−5" is wider than the larger "−9.4e−5" (trailing zeros trimmed), and only the
+# largest values were measured, so it ran 7 px past its 58 px cell
+@example(rows=2, cols=3, cell=58, scale=1.0, magnitude=1e-4)
 def test_a_printed_number_always_fits_its_cell(rows, cols, cell, scale, magnitude):
     M = np.random.default_rng(rows * 100 + cols).normal(size=(rows, cols)) * magnitude
     fmt = figures.base.value_format(M)

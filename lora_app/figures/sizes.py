@@ -64,7 +64,7 @@ def fit_numbers(M: np.ndarray, fmt: str, cell_px: int, font: int, scale: float =
     """
     least = min(round(NUMBER_FONT_MIN * max(scale, 1.0)), font)  # a big matrix asks for small numbers itself
     for f in _fewer_decimals(fmt):
-        widest = max(text_width(format_value(v, f), 1) for v in (M.min(), M.max(), *_widest(M)))
+        widest = max(text_width(format_value(v, f), 1) for v in _widest(M, f))
         size = min(font, (cell_px - CELL_PAD) / widest, (cell_px - 4) / 1.3)
         if size >= least:
             return f, int(size)
@@ -76,7 +76,7 @@ def natural_cell(M: np.ndarray, decimals: int | None = None, text_size: int | No
     font = round((text_size or cell_font_size(M.shape)) * scale)
     M = finite_values(M)
     fmt = value_format(M, decimals)
-    widest = max(text_width(format_value(v, fmt), font) for v in (M.min(), M.max(), *_widest(M))) if M.size else font
+    widest = max(text_width(format_value(v, fmt), font) for v in _widest(M, fmt)) if M.size else font
     return int(max(round(46 * scale), widest + CELL_PAD + 6))
 
 
@@ -203,10 +203,20 @@ def finite_values(M: np.ndarray) -> np.ndarray:
     return F if F.size else np.zeros(1)
 
 
-def _widest(M: np.ndarray) -> np.ndarray:
-    # the most negative and the largest: with the minimum and maximum these hold the longest labels
+WIDEST_ALL = 20_000  # a screen holds fewer printed cells than this: up to it, every label is measured
+
+
+def _widest(M: np.ndarray, fmt: str) -> np.ndarray:
+    """The values whose labels may be the widest: with ".3f", the minimum, the maximum and the two largest in size.
+
+    With ".2~e" trailing zeros are trimmed, so any value may print the longest label ("−5.28e−5" is wider
+    than the larger "−9.4e−5"): every value is measured, as far as a screen could print them.
+    """
     flat = M.ravel()
-    return flat[np.argsort(-np.abs(flat))[:2]] if flat.size else flat
+    if not flat.size:
+        return flat
+    few = np.concatenate([[flat.min(), flat.max()], flat[np.argsort(-np.abs(flat))[:2]]])
+    return flat if fmt.endswith("e") and flat.size <= WIDEST_ALL else few
 
 
 def legend_below(names: list[str], scale: float = 1.0, width: float = 700, axis_title: bool = True) -> tuple[dict, int]:
