@@ -213,10 +213,9 @@ def _widest(M: np.ndarray, fmt: str) -> np.ndarray:
     than the larger "−9.4e−5"): every value is measured, as far as a screen could print them.
     """
     flat = M.ravel()
-    if not flat.size:
+    if not flat.size or (fmt.endswith("e") and flat.size <= WIDEST_ALL):
         return flat
-    few = np.concatenate([[flat.min(), flat.max()], flat[np.argsort(-np.abs(flat))[:2]]])
-    return flat if fmt.endswith("e") and flat.size <= WIDEST_ALL else few
+    return np.concatenate([[flat.min(), flat.max()], flat[np.argsort(-np.abs(flat))[:2]]])
 
 
 def legend_below(names: list[str], scale: float = 1.0, width: float = 700, axis_title: bool = True) -> tuple[dict, int]:

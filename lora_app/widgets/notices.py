@@ -98,14 +98,7 @@ def draw(place: str) -> None:
     They are drawn in one slot that is there with or without them: what follows keeps its place in the
     page, so the browser keeps its state (the matrix tables' open tab stayed X after a refused cell).
     """
-    kept = st.session_state.get(_KEPT, {})
-    shown = [n for n in kept if n.place == place]
-    slot = st.empty()
-    if shown:
-        with slot.container():
-            for notice in shown:
-                _alert(st, notice)
-                kept[notice] = True
+    _draw(st.empty(), [n for n in st.session_state.get(_KEPT, {}) if n.place == place])
 
 
 def user_acted(seen: Seen | None, now: Seen) -> bool:
