@@ -46,7 +46,8 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 
 SERVER_CORE, CLIENT_CORE = 0, 1
 PORTS = range(8950, 9000)
-UNPROTECTED = {"LORA_PACE_RATE": "0", "LORA_MAX_SESSIONS": "0", "LORA_ARRIVAL_RATE": "0", "LORA_RERUN_RATE": "0"}
+UNPROTECTED = {"LORA_PACE_RATE": "0", "LORA_MAX_SESSIONS": "0", "LORA_ARRIVAL_RATE": "0", "LORA_RERUN_RATE": "0",
+               "LORA_CONNECT_RATE": "0"}
 
 
 # --- the server --------------------------------------------------------------------------------------
@@ -227,8 +228,9 @@ def bad_process(url: str, kind: str, hold_s: float, out: Path, n: int = 500, que
 
 # --- the students and the phases ----------------------------------------------------------------------
 
-async def student(st, url: str, until: float, think: tuple[float, float], start_delay: float, record: list) -> None:
-    """One student for the whole scenario: opens once, then interacts until ``until``; (time, latency) into ``record``."""
+async def student(st, url: str, until: list[float], think: tuple[float, float], start_delay: float, record: list) -> None:
+    """One student for the whole scenario: opens once, then interacts until ``until[0]`` (the scenario may move it);
+    (time, latency) into ``record``."""
     await asyncio.sleep(start_delay)
     path, query = st.path_query()
     try:
@@ -237,7 +239,7 @@ async def student(st, url: str, until: float, think: tuple[float, float], start_
         st.errors.append(f"open: {exc}")
         return
     try:
-        while time.monotonic() < until:
+        while time.monotonic() < until[0]:
             await asyncio.sleep(st.rng.uniform(*think))
             key, value = st.next_move()
             try:
@@ -266,7 +268,8 @@ async def scenario(kind: str, *, protected: bool, students: int, duration: float
     """A fresh server; the students open, interact alone for ``duration`` s, then as long again with the bad client.
 
     ``after`` > 0: then alone again for that long, 3 s after the bad client has gone ("after" in the result):
-    on a shared machine, the idle p95 before and after bound what the machine itself did meanwhile.
+    on a shared machine, the idle p95 before and after bound what the machine itself did meanwhile. The
+    bad client may outlast ``duration`` (the server lets its sockets in at its own pace): "after" waits for it.
     """
     log = log_dir / f"bad_load_{kind}_{'on' if protected else 'off'}.log"
     proc, url = start_server(log, env=None if protected else UNPROTECTED)
@@ -278,15 +281,19 @@ async def scenario(kind: str, *, protected: bool, students: int, duration: float
         record, rss = [], []
         t0 = time.monotonic()
         t_idle, t_bad = t0 + 3, t0 + 3 + duration
-        t_end = t_bad + duration + (3 + after if after else 0)
+        t_end = [t_bad + duration + (3 + after if after else 0)]
+        t_after = t_bad + duration + 3
         tasks = [asyncio.create_task(student(st, url, t_end, think, 2 * i / students, record))
                  for i, st in enumerate(group)]
         bad_out = log_dir / f"bad_{kind}.json"
         bad_out.unlink(missing_ok=True)
         bad = None
-        while time.monotonic() < t_end:
+        while time.monotonic() < t_end[0]:
             if bad is None and time.monotonic() >= t_bad - 0.5:
                 bad = bad_process(url, kind, duration + 2, bad_out, n=n_bad, query=query)
+            if after and bad is not None and bad.poll() is None and time.monotonic() >= t_after - 3:
+                t_after = time.monotonic() + 3  # the bad client is still at it: alone again only once it has gone
+                t_end[0] = t_after + after
             try:
                 rss.append((time.monotonic(), ps.memory_info().rss))
             except psutil.Error:
@@ -298,7 +305,7 @@ async def scenario(kind: str, *, protected: bool, students: int, duration: float
         rss_after = ps.memory_info().rss / 2 ** 20 if up else float("nan")
         text = log.read_text(errors="replace")
         idle, under = summary(record, t_idle, t_bad), summary(record, t_bad + 0.5, t_bad + duration)
-        after_ = summary(record, t_bad + duration + 3, t_end + 60) if after else None
+        after_ = summary(record, t_after, t_end[0] + 60) if after else None
         return {"kind": kind, "protected": protected, "students": students, "idle": idle, "under": under,
                 "after": after_,
                 "errors": sum(len(st.errors) for st in group), "bleed": sum(st.bleed for st in group),

@@ -13,7 +13,7 @@ no error, no bleed, the server up and its memory bounded.
 ``BAD_LOAD_UNPROTECTED=1`` runs the same tests with the protections off (LORA_PACE_RATE=0 ...):
 they fail, which is how this test was checked to guard them.
 
-The unit tests of the buckets and of the carried button presses run in the default run.
+The unit tests of the carried button presses and of the new websockets' turns run in the default run.
 """
 from __future__ import annotations
 
@@ -45,6 +45,57 @@ def test_a_replaced_rerun_keeps_its_button_presses():
     got = {w.id: w for w in newer.rerun_script.widget_states.widgets}
     assert set(got) == {"$$ID-a-train", "$$ID-b-n"}
     assert got["$$ID-a-train"].trigger_value and list(got["$$ID-b-n"].double_array_value.data) == [4.0]
+
+
+# --- new websockets wait their turn before the upgrade ---------------------------------------------------
+
+def test_new_websockets_are_accepted_at_the_rate_and_one_that_would_wait_too_long_is_told_to_try_again(monkeypatch):
+    """Burst 2, then 10 a second, at most 0.25 s of waiting: of 5 sockets opened at once, two are accepted at
+    once, the next two 0.1 and 0.2 s later, and the fifth (0.3 s) is refused with 1013 before any upgrade."""
+    import asyncio
+    import time
+
+    from starlette.exceptions import WebSocketException
+    from starlette.websockets import WebSocket
+
+    from lora_app.server.token_bucket import TokenBucket
+
+    monkeypatch.setattr(WebSocket, "accept", WebSocket.accept)  # the wrapper is taken away again afterwards
+    monkeypatch.setattr(load_shedding, "CONNECT_MAX_WAIT_S", 0.25)
+    monkeypatch.setattr(load_shedding, "_CONNECTS", TokenBucket(10.0, 2, now=time.monotonic()))
+    load_shedding.install_connection_limit()
+    load_shedding.install_connection_limit()  # once per process: a second call wraps nothing more
+
+    async def connect(i, t0, out):
+        sent = []
+
+        async def receive():
+            return {"type": "websocket.connect"}
+
+        async def send(message):
+            sent.append((message["type"], time.monotonic() - t0))
+
+        ws = WebSocket({"type": "websocket", "path": "/_stcore/stream", "headers": []}, receive, send)
+        try:
+            await ws.accept(subprotocol="streamlit")
+        except WebSocketException as exc:
+            out[i] = ("refused", exc.code)
+        else:
+            out[i] = sent[0]
+
+    async def main():
+        t0, out = time.monotonic(), {}
+        await asyncio.gather(*(connect(i, t0, out) for i in range(5)))
+        return out
+
+    out = asyncio.run(main())
+    assert out[4] == ("refused", 1013)
+    kinds = [out[i][0] for i in range(4)]
+    times = [out[i][1] for i in range(4)]
+    assert kinds == ["websocket.accept"] * 4
+    # each in its turn: never before it (asyncio's sleeps are not early), and before the turn after it
+    assert times[0] < 0.1 and times[1] < 0.1
+    assert 0.1 <= times[2] < 0.2 and 0.2 <= times[3] < 0.3
 
 
 # --- a real server under a misbehaving client --------------------------------------------------------

@@ -51,13 +51,13 @@ def test_the_modules_that_read_settings_still_import_with_bad_ones():
     """LORA_RUN_SLOTS=abc or LORA_PACE_RATE=nan used to raise at import, and every page failed.
     In a fresh interpreter: these modules patch Streamlit once per process, so they are not reloaded here."""
     bad = {"LORA_RUN_SLOTS": "abc", "LORA_PACE_RATE": "nan", "LORA_MAX_SESSIONS": "-1", "LORA_ARRIVAL_RATE": "inf",
-           "LORA_RERUN_RATE": "<b>2</b>"}
+           "LORA_RERUN_RATE": "<b>2</b>", "LORA_CONNECT_RATE": "-5"}
     code = ("from lora_app.server import load_shedding, run_gate; "
             "print(run_gate.SLOTS == run_gate.default_slots(), load_shedding.PACE_RATE, load_shedding.MAX_SESSIONS, "
-            "load_shedding.ARRIVAL_RATE, load_shedding.RERUN_RATE)")
+            "load_shedding.ARRIVAL_RATE, load_shedding.RERUN_RATE, load_shedding.CONNECT_RATE)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **bad},
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["True", "8.0", "300", "3.0", "2.0"]
+    assert out.stdout.split() == ["True", "8.0", "300", "3.0", "2.0", "10.0"]
     for name in bad:
         assert name in out.stderr  # each is named in the warning

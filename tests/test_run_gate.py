@@ -81,6 +81,46 @@ def test_the_later_line_waits_for_the_main_line():
     assert order == ["class1", "class2", "new1", "new2"]
 
 
+def test_a_first_page_runs_alone_and_the_class_waits_for_it_not_beside_it():
+    """A run from the later line takes a slot only when none is held, and no other run takes one while it holds it.
+
+    The gate has two slots: beside a student's run, a first page would share the interpreter lock with it."""
+    gate = Gate(2)
+    entered = []
+
+    def run(name, later, hold):
+        gate.enter(later=later)
+        entered.append(name)
+        hold.wait(5)
+        gate.leave()
+
+    def start(name, later):
+        hold = threading.Event()
+        t = threading.Thread(target=run, args=(name, later, hold))
+        t.start()
+        return t, hold
+
+    class1, hold_class1 = start("class1", False)
+    _wait_for(lambda: entered == ["class1"])
+    new1, hold_new1 = start("new1", True)  # a slot is free, but the class holds one: the first page waits
+    _wait_for(lambda: gate.busy() == (1, 1))
+    class2, hold_class2 = start("class2", False)  # a student behind a waiting first page takes the free slot
+    _wait_for(lambda: entered == ["class1", "class2"])
+    hold_class1.set()
+    hold_class2.set()
+    _wait_for(lambda: entered[-1:] == ["new1"])
+    assert gate.busy() == (1, 0)
+    class3, hold_class3 = start("class3", False)  # the first page holds the gate alone: a free slot is not taken
+    _wait_for(lambda: gate.busy() == (1, 1))
+    assert entered == ["class1", "class2", "new1"]
+    hold_new1.set()
+    _wait_for(lambda: entered[-1:] == ["class3"])
+    hold_class3.set()
+    for t in (class1, new1, class2, class3):
+        t.join(5)
+    assert gate.busy() == (0, 0) and gate.timed_out == 0
+
+
 @pytest.mark.parametrize("slots", [1, 2, 3])
 def test_never_more_holders_than_slots(slots):
     gate = Gate(slots)

@@ -12,6 +12,8 @@ right after ``st.set_page_config``. The order, and why:
    browser does not read what it is sent is not run at all. First, so such a run costs nothing more.
 2. :func:`load_shedding.install_rerun_limit`: a flood of rerun messages from one session is coalesced
    to a few a second on the event loop, before Streamlit starts a script thread for each.
+   :func:`load_shedding.install_connection_limit`: new websockets are accepted 10 a second after a burst of 50,
+   server-wide, before Streamlit makes a session for each (hundreds at once took the event loop).
 3. :func:`widget_guard.install`: forged widget messages are refused before Streamlit reads them
    (from the next rerun on: this run's messages were read before the script started).
 4. :func:`widget_gc.install`: a widget that is gone takes its metadata and callback with it.
@@ -54,6 +56,7 @@ def install(session_state) -> None:
 
     load_shedding.pace(session_state)
     load_shedding.install_rerun_limit()
+    load_shedding.install_connection_limit()
     widget_guard.install()
     widget_gc.install()
     cache_locks.install()

@@ -178,6 +178,51 @@ def install_rerun_limit() -> None:
 
 
 
+# new websockets, server-wide, on the event loop: each costs the loop ~7 ms (the upgrade, Streamlit's session, its
+# first messages) on a 2-core machine of 2026-12; a burst, then a rate; one that would wait longer is turned away
+CONNECT_BURST = 50
+CONNECT_RATE = env.number("LORA_CONNECT_RATE", 10.0)
+CONNECT_MAX_WAIT_S = 10.0  # Streamlit's browser client gives a websocket 15 s, then connects again
+_CONNECTS = TokenBucket(CONNECT_RATE, CONNECT_BURST, now=0.0)
+
+
+def install_connection_limit() -> None:
+    """Wrap starlette's ``WebSocket.accept`` once per process: new websockets wait their turn before Streamlit makes a session.
+
+    A browser opens one websocket per tab; hundreds opened in seconds (a script, or a class reconnecting
+    at once after a network cut) each cost the event loop the upgrade, a new ``AppSession`` and its
+    first run's messages, ahead of the class's reruns. Here they are accepted :data:`CONNECT_RATE` a
+    second after a burst of :data:`CONNECT_BURST`; a socket waiting costs a coroutine, not the loop.
+    One that would wait more than :data:`CONNECT_MAX_WAIT_S` is refused before the upgrade (starlette
+    closes it with 1013, "try again later": Streamlit's endpoint never makes a session for it), and
+    Streamlit's browser client connects again by itself. A socket already open is never delayed.
+
+    Pinned to starlette 1.10.0 (requirements.txt; Streamlit 1.67's endpoint calls ``websocket.accept``
+    before ``runtime.connect_session``): ``tests/test_bad_load.py`` fails if the wrapper no longer delays
+    or refuses, and the ``badload`` suite if the class's p95 again triples while 500 sockets open.
+    """
+    import asyncio
+
+    from starlette.exceptions import WebSocketException
+    from starlette.websockets import WebSocket
+
+    original = WebSocket.accept
+    if getattr(original, "_lora_guard", False) or CONNECT_RATE <= 0:
+        return
+
+    async def accept(self, *args, **kwargs):
+        wait = _CONNECTS.reserve(time.monotonic(), CONNECT_MAX_WAIT_S)
+        if wait is None:
+            _LOGGER.warning("turned a new websocket away: more than %.0f s of new ones are waiting", CONNECT_MAX_WAIT_S)
+            raise WebSocketException(code=1013, reason="The server is busy. Try again later.")
+        if wait:
+            await asyncio.sleep(wait)
+        return await original(self, *args, **kwargs)
+
+    accept._lora_guard = True
+    WebSocket.accept = accept
+
+
 def arriving(session_state) -> bool:
     """Whether this session has not yet been let in by :func:`admit` (its runs wait behind the class's: run_gate)."""
     return ADMITTED_KEY not in session_state

@@ -16,7 +16,13 @@ so that one long run (a cache miss, a stage being played) slows the others rathe
 
 Sessions not yet let in by ``load_shedding.admit`` wait in a second line, served only when the first is
 empty: 500 sockets opening at once otherwise queued their first pages ahead of the class's reruns,
-and the class's p95 rose to 2.1–3.1× its p95 alone (tests/test_bad_load.py allows 2×).
+and the class's p95 rose to 2.1–3.1× its p95 alone (tests/test_bad_load.py allows 2×). Such a run
+also runs alone: it takes a slot only when no run holds one, and the class's next run waits for it
+(a first page costs ~70 ms of CPU) instead of sharing the interpreter lock with it. Shared, every
+message the student's run sends (~40 a run) hands the lock over and waits up to the switch interval
+(5 ms) to get it back. Measured with 500 sockets opening (docs/bench_bad_load.md, 2026-12-07):
+the class's p95 went from 2.8–3.8× its p95 alone to 2.4× with this alone, the rest of the way with
+``load_shedding.install_connection_limit``.
 
 A run that sleeps (:func:`sleep`: pacing, a session waiting to be admitted, a played stage, a page
 following a training job) gives its slot back while it sleeps. A run that waited
@@ -61,12 +67,14 @@ class Gate:
     whose waiters the OS wakes in no promised order). Re-entrant per thread: a holder entering again is a no-op.
 
     Two lines: a slot goes to the first of the main line, and to the first of the ``later`` line only when the
-    main line is empty (a class already at work is served before the first pages of sessions still arriving)."""
+    main line is empty and no run holds a slot; that run then holds the gate alone until it leaves (a class
+    already at work is served before the first pages of sessions still arriving, and never beside them)."""
 
     def __init__(self, slots: int):
         self.slots = slots
         self._lock = threading.Lock()
         self._holders: set[int] = set()
+        self._alone: int | None = None  # the holder from the later line, which holds the gate alone
         self._lines: tuple[collections.deque, collections.deque] = (collections.deque(), collections.deque())
         self.waited = 0     # entries that had to wait (for the tests and the benchmark)
         self.timed_out = 0  # entries that gave up waiting and ran anyway
@@ -86,8 +94,8 @@ class Gate:
         with self._lock:
             if me in self._holders:
                 return True
-            if len(self._holders) < self.slots and not any(self._lines):
-                self._holders.add(me)
+            if (not any(self._lines) and not self._holders) if later else (not self._lines[0] and self._free()):
+                self._take(me, later)
                 return True
             turn = (me, threading.Event())
             line = self._lines[1 if later else 0]
@@ -110,10 +118,25 @@ class Gate:
             if me not in self._holders:
                 return
             self._holders.discard(me)
-            while len(self._holders) < self.slots and any(self._lines):
-                ident, event = (self._lines[0] or self._lines[1]).popleft()
-                self._holders.add(ident)
+            if self._alone == me:
+                self._alone = None
+            while self._free() and self._lines[0]:
+                ident, event = self._lines[0].popleft()
+                self._take(ident, False)
                 event.set()
+            if not self._holders and self._lines[1]:
+                ident, event = self._lines[1].popleft()
+                self._take(ident, True)
+                event.set()
+
+    def _free(self) -> bool:
+        """Whether a main-line run may take a slot now (the lock is held)."""
+        return self._alone is None and len(self._holders) < self.slots
+
+    def _take(self, ident: int, alone: bool) -> None:
+        self._holders.add(ident)
+        if alone:
+            self._alone = ident
 
 
 GATE = Gate(SLOTS)
