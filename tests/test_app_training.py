@@ -161,7 +161,15 @@ def _set_good(at, key):
     return dict(at.query_params), len(at.trace_calls)
 
 
-def _assert_last_good_run(at, key, label, url, calls, sent=None, exact=True):
+def _assert_last_good_run(at, key, label, url, calls, sent=None, exact=True, note=None):
+    try:
+        _check_last_good_run(at, key, label, url, calls, sent, exact)
+    except AssertionError as failure:
+        failure.add_note(f"after the bad value {note!r}")  # several values are sent in turn on one page
+        raise
+
+
+def _check_last_good_run(at, key, label, url, calls, sent, exact):
     assert not at.exception, at.exception
     shown = [e.value for e in at.error]
     if exact:  # our check's message: the field, the value sent, the value used
@@ -176,14 +184,15 @@ def _assert_last_good_run(at, key, label, url, calls, sent=None, exact=True):
 
 
 @pytest.mark.parametrize("key,label", SETTINGS)
-@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 1e308, -1e308, "outside", -3], ids=repr)
-def test_a_bad_setting_in_session_state_gets_a_message_and_the_run_keeps_the_last_good_values(at, key, label, value):
-    if value == "outside":  # just outside the range, or not a whole number
-        value = {"rstar": 1.5, "steps": 2.5, "lr": 10.5, "beta1": 1.0, "beta2": 1.5, "eps": 1.5, "wd": 10.5}[key]
+def test_a_bad_setting_in_session_state_gets_a_message_and_the_run_keeps_the_last_good_values(at, key, label):
+    """Each bad value in turn on one page: each gets its own message, and each run is the last good one."""
     url, calls = _set_good(at, key)
-    at.session_state[key] = value  # what a forged widget message leaves in session state
-    at.run()
-    _assert_last_good_run(at, key, label, url, calls, value)
+    outside = {"rstar": 1.5, "steps": 2.5, "lr": 10.5, "beta1": 1.0, "beta2": 1.5, "eps": 1.5, "wd": 10.5}[key]
+    # outside: just outside the range, or not a whole number
+    for value in [float("inf"), float("-inf"), float("nan"), 1e308, -1e308, outside, -3]:
+        at.session_state[key] = value  # what a forged widget message leaves in session state
+        at.run()
+        _assert_last_good_run(at, key, label, url, calls, value, note=value)
 
 
 def _forged_message(at, key, value):
@@ -206,13 +215,14 @@ def _forged_message(at, key, value):
 
 
 @pytest.mark.parametrize("key,label", SETTINGS)
-# (a state with no value at all is left out: Streamlit reads it as 0, a good β1, β2 or λ; see lora_app.server.widget_guard)
-@pytest.mark.parametrize("value", [float("inf"), float("nan"), 1e308, "0.5", [1.0, 2.0], {"x": 1}, True], ids=repr)
-def test_a_forged_widget_message_gets_a_message_and_the_run_keeps_the_last_good_values(at, key, label, value):
+def test_a_forged_widget_message_gets_a_message_and_the_run_keeps_the_last_good_values(at, key, label):
+    """Each forged value in turn on one page (a state with no value at all is left out: Streamlit reads it as 0,
+    a good β1, β2 or λ; see lora_app.server.widget_guard)."""
     url, calls = _set_good(at, key)
-    _forged_message(at, key, value)
-    # our check answers what reaches the page; server.widget_guard, where installed, drops a message Streamlit cannot read
-    _assert_last_good_run(at, key, label, url, calls, exact=False)
+    for value in [float("inf"), float("nan"), 1e308, "0.5", [1.0, 2.0], {"x": 1}, True]:
+        _forged_message(at, key, value)
+        # our check answers what reaches the page; server.widget_guard, where installed, drops a message Streamlit cannot read
+        _assert_last_good_run(at, key, label, url, calls, exact=False, note=value)
 
 
 @pytest.mark.parametrize("value", [float("inf"), float("nan"), 1e308])

@@ -40,7 +40,8 @@ def loss_curve(lora_losses: np.ndarray, full_losses: np.ndarray | None, step: in
                                 font=dict(color="#6b7280")))
     positive = np.concatenate([lora_losses, np.asarray(full_losses) if full_losses is not None else []])
     positive = positive[np.isfinite(positive) & (positive > 0)]
-    log = positive.size > 0 and positive.max() / positive.min() > 100
+    # more than two decades apart (compared as logarithms: a diverged run's 1e300 over 1e-10 overflows a ratio)
+    log = positive.size > 0 and np.log10(positive.max()) - np.log10(positive.min()) > 2
     legend, bottom = legend_below([t["name"] for t in traces], scale, width)
     size = round(FONT["size"] * scale)
     for a in annotations:
