@@ -88,7 +88,7 @@ def test_new_websockets_are_accepted_at_the_rate_and_one_that_would_wait_too_lon
         await asyncio.gather(*(connect(i, t0, out) for i in range(5)))
         return out
 
-    out = asyncio.run(main())
+    out = run_async(main())  # helpers.run_async: a worker that ran browser tests has an event loop running
     assert out[4] == ("refused", 1013)
     kinds = [out[i][0] for i in range(4)]
     times = [out[i][1] for i in range(4)]

@@ -52,7 +52,7 @@ def test_axe_finds_no_wcag_violation_on_any_page_part_or_slide_in_either_theme(s
     axe = Axe()
     page = shared_context.new_page()
     page.set_viewport_size({"width": 1280, "height": 900})
-    page.emulate_media(color_scheme="light")
+    page.emulate_media(color_scheme="light", reduced_motion="no-preference")  # the default, not the worker's "reduce"
     found, faint, theme = {}, {}, "light"
 
     def check(url: str, options: dict) -> None:
