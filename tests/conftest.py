@@ -18,9 +18,9 @@ STUDENT_ARGS = [arg for arg in CHROMIUM_ARGS if arg != "--process-per-site"]
 POLL_MS = 50  # how often a page's wait_for_function asks: playwright's default, every frame, costs a renderer 10-14 % of a core
 
 
-# pytest-xdist (pytest.ini: -n 2 --dist loadfile): a module's tests run on one worker, in their order, as they do
+# pytest-xdist (pytest.ini: -n 3 --dist loadfile): a module's tests run on one worker, in their order, as they do
 # without xdist (a module may build on what its earlier tests left: a cache, a trained run). The browser modules
-# below are spread over both workers, test by test: each of their tests opens its own pages, and the longest of
+# below are spread over the workers, test by test: each of their tests opens its own pages, and the longest of
 # them (the two themes of the accessibility check, the narrow screens) would otherwise run one after the other.
 # (xdist's own --dist loadgroup cannot say this: with pytest 9 the group it appends to a test's id is lost.)
 SPREAD = {"test_browser_a11y", "test_browser_classroom", "test_browser_explore", "test_browser_hostile",
