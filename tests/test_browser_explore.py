@@ -5,6 +5,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from helpers import chart_texts, wait_chart_change, wait_idle
+from lora_app import text
 
 pytestmark = pytest.mark.browser
 
@@ -23,11 +24,15 @@ def slider(page, label):
 
 
 def open_tab(page, label):
-    """Click a part's tab, as a person would, and wait for its figures."""
+    """Click a part's tab, as a person would, and wait for the run that draws the part.
+
+    The tab is selected in the browser at once, before the server has run anything; that run writes the part
+    into the URL, so the URL is what says it has begun (an idle page seen earlier may be the idle before it:
+    on a busy machine the part's text was not there yet).
+    """
+    view = next(key for key, name in text.EXPLORE_SECTIONS.items() if name.startswith(label))
     page.get_by_role("tab", name=label).click()
-    wait_idle(page)
-    page.wait_for_function("l => [...document.querySelectorAll('[role=tab]')].some("
-                           "t => t.textContent.includes(l) && t.getAttribute('aria-selected') === 'true')", arg=label)
+    page.wait_for_url(re.compile(rf"[?&]view={view}(&|$)"))
     wait_idle(page)
 
 
