@@ -73,6 +73,19 @@ def test_zeros_absmax_ties_and_other_block_sizes_are_bitsandbytes_to_the_bit(blo
     assert q.codes[3, 10] == 15 and q.codes[7, 11] == 0
 
 
+def test_a_full_block_multiplies_by_one_over_absmax_and_a_last_short_block_divides():
+    """x = 0.30375817 in a block whose absmax is 1.4925132: x·(1/absmax) rounds to exactly the midpoint between
+    levels 9 and 10 (so level 9), x/absmax to just above it (level 10). bitsandbytes multiplies in a full block
+    of 64 and divides in the last, shorter one; so must we, or this is the one place the codes differ."""
+    absmax, x = 1.4925131797790527, 0.3037581741809845
+    stored = torch.full((69,), 0.01)           # Wᵀ read row by row: a full block of 64, then a last block of 5
+    stored[[0, 64]], stored[[1, 65]] = absmax, x
+    W = stored.view(3, 23).T                   # d×k = 23×3, so that Wᵀ is the 69 values in that order
+    assert_same_as_bnb(W)
+    codes = nf4_quantize(W).codes.T.reshape(-1)
+    assert (int(codes[1]), int(codes[65])) == (9, 10)
+
+
 def test_the_nf4_code_is_sixteen_normal_quantiles_with_an_exact_zero():
     """QLoRA's construction (Dettmers et al. 2023, eq. 4, as bitsandbytes' create_normal_map builds it): 8 quantiles
     of N(0, 1) for the positive half and 7 for the negative, at probabilities evenly spaced from 0.5 to
