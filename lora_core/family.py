@@ -22,16 +22,15 @@ import torch
 
 from .checks import is_whole, positive_int
 from .dora import column_norms, dora_forward
-from .lora import init_peft_default, lora_scaling
+from .lora import init_peft_default, lora_forward, lora_scaling
 from .loraplus import RATIO, loraplus_rates
 from .nf4 import BLOCKSIZE, nf4_bits_per_weight, nf4_quantize
 from .pissa import pissa_init
 from .training import adamw_update, check_hyperparams, mse_loss
-from .vera import D_INITIAL, vera_projections, vera_vectors
+from .vera import D_INITIAL, vera_forward, vera_projections, vera_vectors
 
 VARIANTS = ("lora", "qlora", "dora", "pissa", "loraplus", "vera")
 NAMES = {"lora": "LoRA", "qlora": "QLoRA", "dora": "DoRA", "pissa": "PiSSA", "loraplus": "LoRA+", "vera": "VeRA"}
-MAX_FAMILY_STEPS = 2000
 
 
 @dataclass(frozen=True)
@@ -70,9 +69,7 @@ def check_family_settings(s: FamilySettings, d: int, k: int) -> None:
         raise ValueError(f"rank r = {s.r!r} must be a whole number in 1…min(d, k) = {min(d, k)}")
     if not (math.isfinite(s.alpha) and s.alpha > 0):
         raise ValueError(f"α must be a positive number, got {s.alpha!r}")
-    check_hyperparams(s.lr, s.betas, s.eps, s.weight_decay, 1)
-    if not is_whole(s.steps, 1, MAX_FAMILY_STEPS):
-        raise ValueError(f"steps must be a whole number in 1…{MAX_FAMILY_STEPS}, got {s.steps!r}")
+    check_hyperparams(s.lr, s.betas, s.eps, s.weight_decay, s.steps)
     loraplus_rates(s.lr, s.ratio)
     if s.vera_r:
         positive_int("VeRA's rank", s.vera_r)
@@ -107,10 +104,10 @@ def forward(variant: str, X: torch.Tensor, params: dict, frozen: dict, s: Family
     """Q for the variant, from its trained and frozen tensors."""
     W = frozen["W"]
     if variant == "vera":
-        return X @ W + params["b"] * (((X @ frozen["A"]) * params["d"]) @ frozen["B"])
+        return vera_forward(X, W, frozen["A"], frozen["B"], params["d"], params["b"]).q
     if variant == "dora":
         return dora_forward(X, W, params["A"], params["B"], params["m"], s.scaling).q
-    return X @ W + s.scaling * ((X @ params["A"]) @ params["B"])
+    return lora_forward(X, W, params["A"], params["B"], s.scaling).q
 
 
 def learning_rates(variant: str, names, s: FamilySettings) -> dict[str, float]:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 # PEFT is a dev requirement and this file's oracle: a missing PEFT fails here, it never turns the file into skips
 from peft import LoraConfig, VeraConfig, get_peft_model
 from peft.optimizers import create_loraplus_optimizer
+from peft_training import peft_adamw_losses
 from torch import nn
 
 from lora_core.dora import column_norms, dora_forward
@@ -109,17 +110,8 @@ def test_fifty_dora_steps_match_peft_trained_with_torch_adamw():
     ours = family_run("dora", X, W, T, s)
     params, _ = start("dora", W, s)
     model, layer = _peft_dora(W, params["A"], params["B"], params["m"], s.alpha)
-    trained = [p for p in model.parameters() if p.requires_grad]
+    losses, trained = peft_adamw_losses(model, X, T, s)
     assert len(trained) == 3 and sum(p.numel() for p in trained) == ours.trained == 3 * (8 + 6) + 6
-    opt = torch.optim.AdamW(trained, lr=s.lr, betas=s.betas, eps=s.eps, weight_decay=s.weight_decay, foreach=False)
-    losses = []
-    for _ in range(s.steps):
-        opt.zero_grad()
-        loss = mse_loss(model(X), T)
-        losses.append(float(loss))
-        loss.backward()
-        opt.step()
-    losses.append(float(mse_loss(model(X), T)))
     worst = max(abs(a - b) / b for a, b in zip(ours.losses, losses))
     assert worst <= 1e-10, worst
     assert float((ours.params["m"] - layer.lora_magnitude_vector["default"].weight).abs().max()) <= 1e-10

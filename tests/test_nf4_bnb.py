@@ -17,11 +17,12 @@ with warnings.catch_warnings():
     import bitsandbytes as bnb
     import bitsandbytes.functional as bnbf
 from peft import LoraConfig, get_peft_model
+from peft_training import peft_adamw_losses
 
 from lora_core.family import FamilySettings, family_run, start
 from lora_core.lora import seed_example
 from lora_core.nf4 import NF4_LEVELS, nf4_bits_per_weight, nf4_levels, nf4_quantize
-from lora_core.training import make_target, mse_loss
+from lora_core.training import make_target
 from tolerances import product_size, rel_tol
 
 
@@ -187,17 +188,8 @@ def test_qlora_adamw_steps_match_peft_over_linear4bit():
     s = FamilySettings(r=4, alpha=8.0, lr=5e-3, steps=5, seed=6)
     ours = family_run("qlora", X, W, T, s)
     params, _ = start("qlora", W, s)
-    model, layer = _peft_qlora(W, params["A"], params["B"], s.alpha)
-    trained = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(trained, lr=s.lr, betas=s.betas, eps=s.eps, weight_decay=s.weight_decay, foreach=False)
-    losses = []
-    for _ in range(s.steps):
-        opt.zero_grad()
-        loss = mse_loss(model(X), T)
-        losses.append(float(loss))
-        loss.backward()
-        opt.step()
-    losses.append(float(mse_loss(model(X), T)))
+    model, _ = _peft_qlora(W, params["A"], params["B"], s.alpha)
+    losses, trained = peft_adamw_losses(model, X, T, s)
     assert ours.trained == sum(p.numel() for p in trained) == 4 * (64 + 16)
     # float32 on both sides, sums over d = 64 in other orders, five steps: ulps of each loss, a random walk
     bound = rel_tol(torch.float32, 64 * (s.steps + 1))
