@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 from .echo import shown
@@ -20,8 +21,8 @@ def is_whole(v: object, lo: int, hi: int | None = None, *, exact: bool = False) 
     if exact:
         whole = isinstance(v, int)
     else:
-        # NaN is refused before int() sees it (int(nan) raises a message of its own)
-        whole = isinstance(v, numbers.Real) and v == v and int(v) == v
+        # NaN and ±inf are refused before int() sees them (int(nan) and int(inf) raise messages of their own)
+        whole = isinstance(v, numbers.Real) and math.isfinite(v) and int(v) == v
     return whole and lo <= v and (hi is None or v <= hi)
 
 
