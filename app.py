@@ -15,6 +15,7 @@ style.apply()
 page = st.navigation(position="top", pages=[
     st.Page("pages/explore.py", title="Explore", url_path="home", icon=":material/grid_on:", default=True),
     st.Page("pages/training.py", title="Training", url_path="training", icon=":material/model_training:"),
+    st.Page("pages/family.py", title="Family", url_path="family", icon=":material/family_history:"),
     st.Page("pages/attention.py", title="Attention", url_path="attention", icon=":material/hub:"),
     st.Page("pages/real.py", title="Real model", url_path="real", icon=":material/neurology:"),
     st.Page("pages/rank.py", title="Rank", url_path="rank", icon=":material/stacked_line_chart:"),

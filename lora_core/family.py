@@ -48,10 +48,11 @@ class FamilySettings:
     vera_r: int = 0                # VeRA's rank; 0: the same r as the others
     d_initial: float = D_INITIAL   # VeRA: where d starts
     double_quant: bool = False     # QLoRA: 8-bit absmax constants (changes the bits stored, not the values)
+    rslora: bool = False           # s = α/√r instead of α/r (PEFT's use_rslora)
 
     @property
     def scaling(self) -> float:
-        return lora_scaling(self.alpha, self.r)
+        return lora_scaling(self.alpha, self.r, self.rslora)
 
 
 class FamilyRun(NamedTuple):
@@ -124,15 +125,24 @@ def family_run(variant: str, X: torch.Tensor, W: torch.Tensor, T: torch.Tensor, 
     if X.shape[1] != d or T.shape != (X.shape[0], k):
         raise ValueError(f"X is {tuple(X.shape)}, W {tuple(W.shape)}, T {tuple(T.shape)}; need n×d, d×k, n×k")
     params, frozen = start(variant, W, s)
+    return train(variant, X, T, params, frozen, s)
+
+
+def train(variant: str, X: torch.Tensor, T: torch.Tensor, params: dict, frozen: dict, s: FamilySettings,
+          steps: int | None = None) -> FamilyRun:
+    """``steps`` (default ``s.steps``) AdamW steps of the variant from the given trained and frozen tensors."""
+    steps = s.steps if steps is None else steps
+    check_hyperparams(s.lr, s.betas, s.eps, s.weight_decay, steps)
+    params = dict(params)
     lrs = learning_rates(variant, params, s)
     moments = {name: (torch.zeros_like(p), torch.zeros_like(p)) for name, p in params.items()}
     beta1, beta2 = s.betas
     losses = []
-    for t in range(1, s.steps + 2):
+    for t in range(1, steps + 2):
         leaves = {name: p.detach().requires_grad_(True) for name, p in params.items()}
         loss = mse_loss(forward(variant, X, leaves, frozen, s), T)
         losses.append(float(loss.detach()))
-        if t == s.steps + 1 or not math.isfinite(losses[-1]):
+        if t == steps + 1 or not math.isfinite(losses[-1]):
             break
         grads = torch.autograd.grad(loss, list(leaves.values()))
         with torch.no_grad():

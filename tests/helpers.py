@@ -93,7 +93,7 @@ def all_figures(at, page: str) -> dict[str, dict]:
 
 def _sections(page: str) -> dict[str, str]:
     from lora_app import text
-    return {"explore": text.EXPLORE_SECTIONS, "training": text.training.SECTIONS,
+    return {"explore": text.EXPLORE_SECTIONS, "training": text.training.SECTIONS, "family": text.family.SECTIONS,
             "attention": text.attention.SECTIONS, "rank": text.rank.SECTIONS}[page]
 
 
@@ -336,10 +336,10 @@ def walk(page, app_url: str, stops: list[str]):
     """
     from lora_app import text
 
-    labels = {"": text.EXPLORE_SECTIONS, "training": text.training.SECTIONS, "attention": text.attention.SECTIONS,
-              "real": text.real.SECTIONS, "rank": text.rank.SECTIONS}
-    titles = {"": "Explore", "training": "Training", "attention": "Attention", "real": "Real model", "rank": "Rank",
-              "scale": "Scale", "present": "Present"}
+    labels = {"": text.EXPLORE_SECTIONS, "training": text.training.SECTIONS, "family": text.family.SECTIONS,
+              "attention": text.attention.SECTIONS, "real": text.real.SECTIONS, "rank": text.rank.SECTIONS}
+    titles = {"": "Explore", "training": "Training", "family": "Family", "attention": "Attention", "real": "Real model",
+              "rank": "Rank", "scale": "Scale", "present": "Present"}
     here = None
     for number, stop in enumerate(stops):
         path, _, query = stop.partition("?")

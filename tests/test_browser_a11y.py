@@ -24,6 +24,7 @@ WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "w
 # a switched theme changes colours only: names, roles, labels and structure were checked in the first theme
 COLOURS = {"runOnly": {"type": "rule", "values": ["color-contrast", "link-in-text-block"]}, "resultTypes": ["violations"]}
 URLS = ([f"?view={v}" for v in text.EXPLORE_SECTIONS] + [f"training?view={v}" for v in text.training.SECTIONS]
+        + [f"family?view={v}" for v in text.family.SECTIONS]
         + [f"attention?view={v}" for v in text.attention.SECTIONS] + [f"real?view={v}" for v in text.real.SECTIONS]
         + [f"rank?view={v}" for v in text.rank.SECTIONS]
         + ["scale"] + [f"present?slide={n}" for n in range(1, len(SLIDES) + 1)])

@@ -83,7 +83,8 @@ def test_the_text_size_scales_the_figures_and_the_controls_too(page, app_url):
 NARROW = [(390, 844), pytest.param(768, 1024, marks=pytest.mark.matrix), (1024, 768),
           pytest.param(1100, 800, marks=pytest.mark.matrix)]
 PAGES = ["?view=matrices", "?view=update", "?view=q", "?view=cell", "training?view=step", "training?view=task",
-         "training?view=loss", "attention?view=qkv", "attention?view=scores", "attention?view=output",
+         "training?view=loss", "family?view=qlora", "family?view=dora", "family?view=pissa", "family?view=loraplus",
+         "family?view=vera", "family?view=compare", "attention?view=qkv", "attention?view=scores", "attention?view=output",
          "attention?view=change", "attention?view=out_change", "rank?view=spectrum", "rank?view=copy", "scale"]
 
 TRUNCATED = r"""() => [...document.querySelectorAll('button')].filter(b => b.offsetParent !== null).filter(b => {

@@ -35,6 +35,7 @@ PAGES = {
     "attention": ["lora", "heads", "causal", "head", "view", "preset", "d", "k", "n"],
     "real": ["real_task", "real_lora", "real_layers", "real_r", "real_alpha", "real_lr", "real_steps", "view",
              "real_text"],
+    "family": ["fam_rstar", "fam_lr", "fam_steps", "fam_ratio", "fam_dq", "view", "preset", "d", "k"],
     "rank": ["decay", "view", "preset", "d", "k", "r", "seed", "alpha", "n"],
     "scale": ["model", "targets", "scale_r", "view", "preset", "d", "k", "n", "r"],
     "present": ["slide", "font", "preset", "d", "k", "n", "r", "alpha", "seed"],

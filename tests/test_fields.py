@@ -9,13 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lora_app.config import attention, explore, fields, present, rank, real, scale, training
+from lora_app.config import attention, explore, family, fields, present, rank, real, scale, training
 from lora_app.config.fields import Field, Refused, sanitize
 
 TABLES = {
     "explore": explore.FIELDS, "training r_max=1": training.training_fields(1),
     "training r_max=3": training.training_fields(3), "attention": attention.FIELDS, "rank": rank.FIELDS,
     "present": present.FIELDS, "scale": scale.FIELDS, "bench": scale.BENCH_FIELDS, "real": real.real_fields(8),
+    "family r_max=1": family.family_fields(1), "family r_max=3": family.family_fields(3),
 }
 
 NUMBER_TEXT = st.one_of(st.integers(-10**6, 10**6).map(str), st.integers().map(str),
@@ -190,3 +191,29 @@ def test_a_fields_own_reader_gives_its_own_reason():
 
     values, why, _ = fields.check(Field("x", fields.INT, 1, lo=1, hi=2, read=read), "2", {})
     assert why == "is not a number"
+
+
+@pytest.mark.parametrize("name", TABLES)
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_a_later_recheck_keeps_good_values_and_puts_a_bad_one_back_to_the_last_good(name, data):
+    """fields.recheck, a page's check of its session values on every later run: what sanitize accepts passes
+    unchanged and silently; a value it refuses gives way to the last good value, or to the default when that no
+    longer fits either; whatever comes out obeys the table."""
+    table = TABLES[name]
+    good, _ = sanitize(data.draw(table_raw(table)), table)
+    again, notes = fields.recheck(good, {}, table)
+    assert again == good and notes == []
+    sent = data.draw(table_raw(table))
+    out, notes = fields.recheck({**good, **sent}, good, table)
+    for field in table:
+        assert within(field, out[field.name], out), (field.name, out[field.name])
+        raw = {**good, **sent}[field.name]
+        if field.kind == fields.NAMES and isinstance(raw, list):
+            raw = fields.names_param(raw)
+        value, why, moved = fields.check(field, raw, out)
+        if value is fields.KEPT:  # refused: the last good value, held to today's bounds
+            kept = fields.check(field, fields.names_param(good[field.name]) if field.kind == fields.NAMES
+                                else good[field.name], out)[0]
+            assert out[field.name] in (kept, field.default)
+            assert fields.notice(field, sent[field.name], why, out[field.name], moved) in notes

@@ -113,6 +113,38 @@ def test_every_real_model_control_survives_every_kind_of_forged_message(app_test
     assert not jobs._jobs  # no forged message pressed Train
 
 
+@pytest.mark.parametrize("view", ["qlora", "loraplus"])
+def test_every_family_control_survives_every_kind_of_forged_message(app_test, view):
+    """The Family page's controls sit in its parts (QLoRA's checkbox; LoRA+'s λ with the task's r*, lr and
+    steps): whatever one sends, each of the page's values stays one its table accepts."""
+    from lora_app.config.family import family_fields
+
+    def open_view():
+        app_test.query_params.update({"view": view, "fam_steps": "20"})
+        return app_test.switch_page("pages/family.py").run()
+
+    at = open_view()
+    assert not at.exception
+    kinds = {w.id: w.WhichOneof("value") for w in at._tree.get_widget_states().widgets}
+    assert sum("fam_" in i for i in kinds) >= {"qlora": 1, "loraplus": 4}[view]
+    failures = []
+    for widget_id, kind in kinds.items():
+        for name, fill in forgeries_for(kind).items():
+            at = open_view() if at.exception else at
+            forge(at, widget_id, fill)
+            if at.exception:
+                failures.append(f"{widget_id.rsplit('-', 1)[-1]}: {name}: {at.exception[0].message[:80]}")
+            table = family_fields(min(at.session_state["d"], at.session_state["k"]))
+            values = {f.name: at.session_state[f.name] for f in table}
+            assert values == fields_sanitized(values, table), (widget_id, name, values)
+    assert not failures, "\n".join(failures)
+
+
+def fields_sanitized(values: dict, table) -> dict:
+    from lora_app.config import fields
+    return fields.recheck(values, values, table)[0]
+
+
 def test_a_refused_message_gets_a_notice_that_names_the_control(app_test):
     at = opened(app_test, "explore")
     seed_id = next(i for i in widget_ids(at) if i.endswith("-seed"))

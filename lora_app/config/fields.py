@@ -244,3 +244,27 @@ def sanitize(raw: Mapping, fields) -> tuple[dict, list[str]]:
             lo, hi = bounds(field, out)
             out[field.name] = min(max(out[field.name], lo), hi)
     return out, notices
+
+
+def recheck(current: Mapping, good: Mapping, fields) -> tuple[dict, list[str]]:
+    """A session's values checked again on a later run, where the URL's were checked on the first.
+
+    A value can go bad after it was taken: a bound that depends on the example moved under it (r* above a
+    smaller min(d, k)). A refused value gives way to the last good one (``good``), or to the default where that
+    is out of bounds too; a moved one to where it moves; each with the notice :func:`sanitize` gives.
+    """
+    def sent(field, raw):  # a NAMES field's value is a list in the session, a comma list in the URL
+        return names_param(raw) if field.kind == NAMES and isinstance(raw, (list, tuple)) else raw
+
+    out, notices = {}, []
+    for field in fields:
+        if field.name not in current:
+            continue
+        value, why, moved = check(field, sent(field, current[field.name]), out)
+        if value is KEPT:
+            again = check(field, sent(field, good.get(field.name, field.default)), out)[0]
+            value = field.default if again is KEPT else again
+        if why is not None:
+            notices.append(notice(field, current[field.name], why, value, moved))
+        out[field.name] = value
+    return out, notices

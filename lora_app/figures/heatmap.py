@@ -25,6 +25,7 @@ from .base import (
 from .sizes import (
     MIN_FIGURE_PX,
     finite_values,
+    fit_labels,
     fit_numbers,
     format_value,
     heatmap_frame,
@@ -53,7 +54,8 @@ def matrix_heatmap_spec(M: np.ndarray, title: str, *, zmax: float | None = None,
                         rows: tuple[int, ...] = (), cols: tuple[int, ...] = (), cell: tuple[int, int] | None = None,
                         clickable: bool = False, cell_px: int | None = None, scale: float = 1.0,
                         axis_titles: tuple[str, str] | None = None, break_title: bool = False,
-                        row_labels: list[str] | None = None, col_labels: list[str] | None = None) -> FigureSpec:
+                        row_labels: list[str] | None = None, col_labels: list[str] | None = None,
+                        labels: np.ndarray | None = None) -> FigureSpec:
     """A matrix as a heatmap with its numbers in the cells; rows and columns are numbered from 1.
 
     ``role`` frames it as frozen (grey, dashed) or trainable (orange); ``rows``, ``cols`` and
@@ -66,6 +68,8 @@ def matrix_heatmap_spec(M: np.ndarray, title: str, *, zmax: float | None = None,
     does not fit its cell is printed with fewer decimals, or not at all (hover still reads it).
     ``row_labels`` and ``col_labels`` (one text per row or column, e.g. the tokens of an attention
     map) replace the numbers 1, 2, … on the axes; without them the axes are numbered as before.
+    ``labels`` (a text per cell, M's shape) are printed instead of M's numbers, which still give the colours:
+    the 4-bit code of each weight, coloured by the value it stands for.
     """
     M = np.asarray(M, dtype=float)
     shown, b = block_means(M)
@@ -77,7 +81,14 @@ def matrix_heatmap_spec(M: np.ndarray, title: str, *, zmax: float | None = None,
     base_fmt = value_format(F, decimals) if can_print else ".3f"
     base_font = round((text_size or cell_font_size(M.shape)) * scale)
     px = cell_px or (natural_cell(M, decimals, text_size, scale) if can_print else roomy_cell(M.shape, text_size, scale))
-    numbers = fit_numbers(F, base_fmt, px, base_font, scale) if can_print else None
+    if labels is not None and np.shape(labels) != M.shape:
+        raise ValueError(f"labels are {np.shape(labels)}, the matrix {M.shape}")
+    if not can_print:
+        numbers = None
+    elif labels is not None:
+        numbers = fit_labels(labels, px, base_font, scale)
+    else:
+        numbers = fit_numbers(F, base_fmt, px, base_font, scale)
     x = np.arange(n_cols) * b + 1
     y = np.arange(n_rows) * b + 1
     sub = role_subtitle(role, b, can_print)
@@ -99,7 +110,7 @@ def matrix_heatmap_spec(M: np.ndarray, title: str, *, zmax: float | None = None,
     note = None
     if can_print and numbers is None:
         note = "dropped"
-    elif numbers is not None and numbers[0] != base_fmt:
+    elif numbers is not None and labels is None and numbers[0] != base_fmt:
         kept = int(re.match(r"[.](\d+)", numbers[0]).group(1))
         note = f"rounded to {kept} decimal{'s' if kept != 1 else ''}"
     traces = [dict(
@@ -120,7 +131,8 @@ def matrix_heatmap_spec(M: np.ndarray, title: str, *, zmax: float | None = None,
                      mode="+".join(m for m, on in (("markers", clickable), ("text", numbers is not None)) if on))
         if numbers is not None:
             fmt, font = numbers
-            trace.update(text=[format_value(v, fmt) if np.isfinite(v) else "" for v in M.ravel()],
+            trace.update(text=[str(t) for t in np.asarray(labels).ravel()] if labels is not None else
+                         [format_value(v, fmt) if np.isfinite(v) else "" for v in M.ravel()],
                          textposition="middle center",
                          textfont=dict(size=font, color=cell_text_colours(np.nan_to_num(M.ravel()), zmax)))
         if clickable:

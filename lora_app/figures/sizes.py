@@ -71,6 +71,14 @@ def fit_numbers(M: np.ndarray, fmt: str, cell_px: int, font: int, scale: float =
     return None
 
 
+def fit_labels(labels, cell_px: int, font: int, scale: float = 1.0) -> tuple[str, int] | None:
+    """("labels", font size) at which every label (a short text per cell) fits a ``cell_px`` cell, or None."""
+    least = min(round(NUMBER_FONT_MIN * max(scale, 1.0)), font)
+    widest = max((text_width(str(t), 1) for t in np.asarray(labels).ravel()), default=1.0) or 1.0
+    size = min(font, (cell_px - CELL_PAD) / widest, (cell_px - 4) / 1.3)
+    return ("labels", int(size)) if size >= least else None
+
+
 def natural_cell(M: np.ndarray, decimals: int | None = None, text_size: int | None = None, scale: float = 1.0) -> int:
     """The cell side at which ``M``'s numbers print at their full size (the size pages prefer)."""
     font = round((text_size or cell_font_size(M.shape)) * scale)

@@ -7,6 +7,7 @@ from ..config import (
     MATRIX_LABELS,
     URL_KEYS,
     ExploreConfig,
+    fields,
     sanitize,
 )
 from .notices import add as add_notice
@@ -31,6 +32,21 @@ def validate_controls() -> None:
     for key, value in values.items():
         if st.session_state.get(key) != value:
             st.session_state[key] = value
+    for notice in notices:
+        add_notice(notice)
+
+
+
+def recheck(page: str, fields_table) -> None:
+    """Check the page's widget values again on every run (fields.recheck): a value a forged message brought, or
+    one that a change of the example made invalid, gives way to the last good one, with a notice."""
+    good = st.session_state.setdefault(f"_good_{page}", {})
+    current = {f.name: st.session_state[f.name] for f in fields_table if f.name in st.session_state}
+    values, notices = fields.recheck(current, good, fields_table)
+    for key, value in values.items():
+        if st.session_state.get(key) != value:
+            st.session_state[key] = value
+    good.update(values)
     for notice in notices:
         add_notice(notice)
 
