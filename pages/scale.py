@@ -26,7 +26,9 @@ from lora_app.config.scale import (
     sanitize_scale,
     scale_config,
 )
+from lora_app.config.scale import FIELDS as SCALE_FIELDS
 from lora_app.server import navigation
+from lora_app.views import scale as scale_view
 from lora_app.widgets import charts, notices, screen, url_state
 from lora_core.scale import MODELS, TARGETS
 
@@ -45,7 +47,7 @@ cols[0].selectbox("Model", MODELS, key="model", format_func=lambda key: MODELS[k
 cols[1].pills("Adapt", TARGETS, selection_mode="multi", key="targets", format_func=t.TARGET_LABELS.get,
               persist_state="session")
 cols[2].select_slider("Rank r (this page's own)", R_CHOICES, key="scale_r", help=t.RANK_HELP, persist_state="session")
-cfg = scale_config({key: st.session_state[key] for key in ("model", "targets", "scale_r")})
+cfg = scale_config({f.name: st.session_state[f.name] for f in SCALE_FIELDS if f.name in st.session_state})
 num = scale_numbers(cfg)
 url_state.set_page_url(cfg.url_params())
 spec = num.spec
@@ -80,6 +82,9 @@ st.caption(t.MEMORY_NOTE.format(full=vram_full.paper_text, lora=vram_lora.paper_
 st.plotly_chart(figures.scale.memory_bars(num.memory.full._asdict(), num.memory.lora._asdict(),
                                           f"Training memory of {spec.name}", width=screen.current().content_width()),
                 key="fig_memory")
+
+st.subheader("Which GPU: the blog's last row, card by card")
+scale_view.which_gpu(cfg)
 
 st.subheader("The paper's figures beside this app's")
 st.caption(t.PAPER_INTRO)

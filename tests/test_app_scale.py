@@ -42,7 +42,12 @@ def flat(text: str) -> str:
 
 def paper_rows(at) -> list[dict]:
     """The comparison with the paper, every row of its tables, keyed by column."""
-    return [row for t in at.table for row in t.value.to_dict("records")]
+    return [row for t in paper_tables(at) for row in t.value.to_dict("records")]
+
+
+def paper_tables(at) -> list:
+    """The tables of the comparison with the paper (the which-GPU part has tables of its own)."""
+    return [t for t in at.table if "the paper" in t.value.columns]
 
 
 def leading_number(cell: str) -> float:
@@ -90,7 +95,7 @@ def test_gpt3_states_the_papers_own_total_beside_this_pages(at):
 
 def test_every_paper_figure_names_where_and_under_which_conditions(at):
     rows = paper_rows(at)
-    assert len(at.table) == 3 and len(rows) == 18
+    assert len(paper_tables(at)) == 3 and len(rows) == 18
     for row in rows:
         assert re.search(r"Table \d+|Section \d\.\d|Appendix D\.4|[Ff]ootnote \d|abstract", row["where in the paper"])
         assert row["what the paper counts, and its conditions"] and row["the paper"]
@@ -124,7 +129,7 @@ def test_37_7m_is_credited_only_to_the_configurations_the_paper_names(at):
 
 
 def test_the_papers_training_memory_sits_beside_this_count(at):
-    memory = {r["the paper"]: r for r in at.table[2].value.to_dict("records")}
+    memory = {r["the paper"]: r for r in paper_tables(at)[2].value.to_dict("records")}
     full, lora, ratio = memory["1.2TB"], memory["350GB"], memory[f"{1.2e12 / 350e9:.1f}×"]
     assert full["this app, same conditions"] == human_bytes(16 * GPT3) == "2.79 TB"
     assert full["agrees"] == f"✗ no, +{16 * GPT3 / 1.2e12 - 1:.1%}"
@@ -144,7 +149,7 @@ def test_the_papers_training_memory_sits_beside_this_count(at):
 
 def test_the_paper_says_roughly_and_nothing_rounds(at):
     assert not any("rounds" in text for text in texts(at))
-    files = {r["the paper"]: r for r in at.table[1].value.to_dict("records")}
+    files = {r["the paper"]: r for r in paper_tables(at)[1].value.to_dict("records")}
     adapter = files["roughly 35MB"]
     assert adapter["this app, same conditions"] == f"{human_bytes(2 * ADAPTER)} ({2 * ADAPTER / 2**20:.1f} MiB)"
     assert adapter["agrees"] == f"≈ roughly, +{2 * ADAPTER / 35e6 - 1:.1%}"  # +7.9%
@@ -161,16 +166,16 @@ def test_every_number_in_the_comparison_matches_an_independent_count(at):
         "0.3M": [lora_formula(2, 768, 8, 12)], "0.8M": [lora_formula(2, 1024, 8, 24)],
         "0.35M": [lora_formula(2, 1024, 4, 24)], "0.77M": [lora_formula(2, 1280, 4, 36)],
     }
-    for row in at.table[0].value.to_dict("records"):
+    for row in paper_tables(at)[0].value.to_dict("records"):
         assert leading_number(row["this app, same conditions"]) in params[row["the paper"]], row
     model, adapter = 2 * GPT3, 2 * ADAPTER  # fp16 files, 2 bytes a number
     files = {"350GB": human_bytes(model), "roughly 35MB": human_bytes(adapter),
              "roughly 10,000×": f"{model / adapter:,.0f}×", "≈ 354GB": human_bytes(model + 100 * adapter),
              "≈ 35TB": human_bytes(100 * model)}
-    for row in at.table[1].value.to_dict("records"):
+    for row in paper_tables(at)[1].value.to_dict("records"):
         assert row["this app, same conditions"].startswith(files[row["the paper"]]), row
     assert files["roughly 10,000×"] == "9,251×" and files["≈ 354GB"] == "353 GB"
-    speed = next(r for r in at.table[2].value.to_dict("records") if r["the paper"] == "25% speedup")
+    speed = next(r for r in paper_tables(at)[2].value.to_dict("records") if r["the paper"] == "25% speedup")
     assert speed["this app, same conditions"] == f"{1 - 32.5 / 43.1:.1%} less time per token"
     assert speed["agrees"] == "✓ yes"
 
@@ -273,3 +278,47 @@ def test_bad_url_values_get_notices(app_test):
     assert "model = `gpt5`" in warnings and "`mlp` is not a target" in warnings and "scale_r = `0`" in warnings
     assert at.selectbox(key="model").value == "gpt3-175b" and at.pills(key="targets").value == ["q"]
     assert metrics(at)["Trainable parameters"] == "2,359,296"  # GPT-3, r = 1 on q alone
+
+
+# --- which GPU -------------------------------------------------------------------------------
+
+def test_which_gpu_marks_each_card_from_the_cores_estimate_and_answers_the_blogs_row(at):
+    from lora_core.gpu import CARDS, Workload, gigabytes, gpu_estimate
+    assert not at.exception
+    cards = next(t.value for t in at.table if "full fine-tuning" in t.value.columns)
+    est = gpu_estimate("gpt3-175b", ("q", "v"), 4, Workload(512, 1, True), double_quant=True)
+    for card in CARDS:
+        for method, column in (("full", "full fine-tuning"), ("lora", "LoRA, 16-bit base"), ("qlora", "QLoRA, NF4 base")):
+            room = card.memory - est.methods[method].total
+            cell = cards.loc[card.name, column]
+            assert cell.startswith("✓ fits") if room >= 0 else cell == f"✗ needs {gigabytes(-room):,.1f} GB more"
+    said = " ".join(texts(at))
+    assert "On a T4 16 GB, plain LoRA fits up to **Mistral-7B** and QLoRA up to **Llama-2-13B**" in said
+    assert "full fine-tuning **785.0 GB** (more than 780: ✓), QLoRA **45.6 GB** (under 48: ✓)" in said
+    bars = figures(at)["One training step of GPT-3 175B"]["data"][0]
+    np.testing.assert_allclose(decode(bars["x"]), [est.methods[m].total / 1e9 for m in ("full", "lora", "qlora")])
+
+
+def test_the_workload_controls_reach_the_estimate_and_the_url(at):
+    from lora_core.gpu import Workload, gpu_estimate
+    at.select_slider(key="gpu_seq").set_value(4096).run()
+    at.select_slider(key="gpu_batch").set_value(8).run()
+    at.toggle(key="gpu_ckpt").set_value(False).run()
+    at.toggle(key="gpu_dq").set_value(False).run()
+    assert not at.exception
+    est = gpu_estimate("gpt3-175b", ("q", "v"), 4, Workload(4096, 8, False), double_quant=False)
+    bars = figures(at)["One training step of GPT-3 175B"]["data"][0]
+    np.testing.assert_allclose(decode(bars["x"]), [est.methods[m].total / 1e9 for m in ("full", "lora", "qlora")])
+    q = at.query_params
+    assert (q["gpu_seq"], q["gpu_batch"], q["gpu_ckpt"], q["gpu_dq"]) == ("4096", "8", "0", "0")
+
+
+@pytest.mark.parametrize("key, value, words", [("gpu_seq", "3000", "gpu_seq = `3000` is not an offered length"),
+                                               ("gpu_batch", "x", "gpu_batch = `x` is not a whole number"),
+                                               ("gpu_ckpt", "2", "gpu_ckpt = `2` is not 0 or 1")])
+def test_a_bad_workload_in_the_link_gets_a_notice(app_test, key, value, words):
+    app_test.run()
+    app_test.query_params[key] = value
+    at = app_test.switch_page(PAGE).run()
+    assert not at.exception
+    assert words in " ".join(w.value for w in at.warning)

@@ -63,6 +63,8 @@ ARCH = {
     "llama-2-13b": _llama(LLAMA, 32000, 5120, 40, 40, 40, 13824),
     "llama-3-8b": _llama(LLAMA, 128256, 4096, 32, 32, 8, 14336),
     "mistral-7b": _llama(MISTRAL, 32000, 4096, 32, 32, 8, 14336),
+    "llama-65b": _llama(LLAMA, 32000, 8192, 80, 64, 64, 22016),    # the QLoRA paper's 65B (LLaMA 1)
+    "llama-2-70b": _llama(LLAMA, 32000, 8192, 80, 64, 8, 28672),
 }
 
 # PEFT target_modules regexes (re.fullmatch on module names), one per abstract target.
@@ -110,7 +112,7 @@ def test_every_model_has_an_oracle_except_gpt3():
     assert set(MODELS) == set(ARCH) | {"gpt3-175b"}
     assert list(MODELS) == ["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "bert-base", "roberta-base",
                             "roberta-large", "t5-base", "llama-2-7b", "llama-2-13b", "llama-3-8b",
-                            "mistral-7b", "gpt3-175b"]
+                            "mistral-7b", "llama-65b", "llama-2-70b", "gpt3-175b"]
 
 
 @pytest.mark.parametrize("key", list(ARCH))

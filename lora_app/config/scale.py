@@ -14,9 +14,11 @@ from typing import NamedTuple
 from lora_core.scale import MODELS, TARGETS
 
 from . import fields
-from .fields import CHOICE, INT, NAMES, NEAREST, Field
+from .fields import BOOL, CHOICE, INT, NAMES, NEAREST, Field
 
 R_CHOICES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+SEQ_CHOICES = (128, 256, 512, 1024, 2048, 4096, 8192)
+BATCH_CHOICES = (1, 2, 4, 8, 16, 32)
 WEIGHT_BYTES = 2  # weights held in fp16/bf16 with an fp32 master copy of what is trained, as the paper trains
 
 BENCH_SIZES = (256, 512, 1024, 2048, 4096, 8192)
@@ -34,8 +36,15 @@ class ScaleConfig:
     targets: tuple[str, ...] = ("q", "v")  # in TARGETS order
     r: int = 4
 
+    seq: int = 512                          # which GPU: b sequences of s tokens
+    batch: int = 1
+    checkpointing: bool = True
+    double_quant: bool = True                # QLoRA's absmax constants in 8 bits
+
     def url_params(self) -> dict[str, str]:
-        return {"model": self.model, "targets": ",".join(self.targets) or "none", "scale_r": str(self.r)}
+        return {"model": self.model, "targets": ",".join(self.targets) or "none", "scale_r": str(self.r),
+                "gpu_seq": str(self.seq), "gpu_batch": str(self.batch), "gpu_ckpt": fields.format_value(self.checkpointing),
+                "gpu_dq": fields.format_value(self.double_quant)}
 
 
 @dataclass(frozen=True)
@@ -158,6 +167,11 @@ FIELDS = (
     Field("model", CHOICE, "gpt3-175b", choices=tuple(MODELS), unreadable="is not a model on this page (choose {choices})"),
     Field("targets", NAMES, ("q", "v"), choices=TARGETS, unreadable="is not a target (choose from {choices})"),
     Field("scale_r", INT, 4, choices=R_CHOICES, fit=NEAREST, moved="is not an offered rank ({choices})"),
+    # which GPU: the workload the activations depend on, and QLoRA's double quantization
+    Field("gpu_seq", INT, 512, choices=SEQ_CHOICES, fit=NEAREST, moved="is not an offered length ({choices})"),
+    Field("gpu_batch", INT, 1, choices=BATCH_CHOICES, fit=NEAREST, moved="is not an offered batch size ({choices})"),
+    Field("gpu_ckpt", BOOL, True),
+    Field("gpu_dq", BOOL, True),
 )
 # the benchmark's sizes, each snapped silently to its offered choices
 BENCH_FIELDS = tuple(Field(key, INT, BENCH_DEFAULTS[key], choices=choices, fit=NEAREST) for key, choices in (
@@ -171,7 +185,9 @@ def sanitize_scale(raw: dict) -> tuple[dict, list[str]]:
 
 
 def scale_config(values: dict) -> ScaleConfig:
-    return ScaleConfig(values["model"], _targets(values["targets"] or ()), int(values["scale_r"]))
+    v = {**fields.defaults(FIELDS), **values}
+    return ScaleConfig(v["model"], _targets(v["targets"] or ()), int(v["scale_r"]), int(v["gpu_seq"]),
+                       int(v["gpu_batch"]), bool(v["gpu_ckpt"]), bool(v["gpu_dq"]))
 
 
 def bench_config(values: dict) -> BenchConfig:

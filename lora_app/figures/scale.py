@@ -85,3 +85,47 @@ def benchmark_figure(full_ms: np.ndarray, lora_ms: np.ndarray, full_state: int, 
     fig.update_yaxes(showticklabels=False, row=1, col=2)
     fig.update_annotations(font=dict(size=16, color=HIGHLIGHT))
     return _style(fig, "Measured on this machine", 320)
+
+
+METHOD_COLOURS = {"full": FULL_COLOUR, "lora": LORA_COLOUR, "qlora": "#2ca02c"}
+METHOD_SHORT = {"full": "full", "lora": "LoRA", "qlora": "QLoRA"}
+
+
+def gpu_totals(totals: dict[str, float], names: dict[str, str], cards: list[tuple[str, float]], title: str, *,
+               height: int = 330, scale: float = 1.0, width: float = 700) -> go.Figure:
+    """Each method's estimated peak memory as a bar, on a log axis with a dotted line at each card's memory.
+
+    ``totals`` are keyed "full", "lora", "qlora"; ``names`` give their long names (for hovering). Card labels take
+    turns on two lines, and one that would still touch its neighbour on a narrow screen is left out (its line stays).
+    """
+    keys = list(totals)
+    values = np.array([totals[k] for k in keys], dtype=float) / 1e9
+    size = round(FONT["size"] * scale)
+    fig = go.Figure(go.Bar(y=[METHOD_SHORT[k] for k in keys], x=values, orientation="h",
+                           marker_color=[METHOD_COLOURS[k] for k in keys], text=[f"{v:,.1f} GB" for v in values],
+                           textposition="outside", cliponaxis=False, customdata=[names[k] for k in keys],
+                           hovertemplate="%{customdata}: %{x:,.1f} GB<extra></extra>", showlegend=False))
+    sizes = sorted({gb for _, gb in cards})
+    low = min(values.min(), sizes[0] / 1e9) / 1.6
+    high = max(values.max(), sizes[-1] / 1e9) * 4
+    left = int(max(text_width(METHOD_SHORT[k], size) for k in keys) + 16 * scale)
+    right = int(text_width(f"{values.max():,.1f} GB", size) + 12 * scale)
+    plot_w = max(width - left - right, 80)
+    label_font = round(12 * scale)
+    ends = [-1e9, -1e9]  # where the last label on each of the two lines ends, in px
+    for i, gb in enumerate(sizes):
+        fig.add_vline(x=gb / 1e9, line=dict(color="#6b7280", width=1.5, dash="dot"))
+        text = f"{gb / 1e9:g} GB"
+        centre = (np.log10(gb / 1e9) - np.log10(low)) / (np.log10(high) - np.log10(low)) * plot_w
+        half = text_width(text, label_font) / 2 + 3
+        line = i % 2 if centre - half > ends[i % 2] else 1 - i % 2
+        if centre - half <= ends[line]:
+            continue  # no room on either line
+        ends[line] = centre + half
+        fig.add_annotation(x=np.log10(gb / 1e9), y=1, yref="paper", yanchor="bottom", text=text,
+                           hovertext=" / ".join(name for name, mem in cards if mem == gb), showarrow=False,
+                           yshift=round((2 + 18 * line) * scale), font=dict(size=label_font, color="#4b5563"))
+    fig.update_xaxes(type="log", range=[np.log10(low), np.log10(high)], dtick=1, title="GB, log scale (10⁹ bytes)")
+    fig = _style(fig, title, height, scale=scale)
+    fig.update_layout(margin=dict(t=round(104 * scale), l=left, r=right))
+    return fig

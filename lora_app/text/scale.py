@@ -65,3 +65,47 @@ speedup on GPT-3 175B ({lora} tokens/s per V100 GPU with LoRA against {full} wit
 not several times. The savings in gradients and AdamW states carry over to a deep model; its
 activations, which LoRA does not shrink, come on top.
 """
+
+
+GPU_INTRO = """
+The blog's last table says full fine-tuning needs a large GPU (an A100) and LoRA a small one (a T4 or an A10).
+Here that row is put to the test for the model, targets and rank chosen above. Each method's memory for one
+training step is estimated, and each card is marked as fitting it or not. In practice, what puts a 7B or 13B
+model on a 16 GB card is LoRA over a **4-bit** base: QLoRA.
+"""
+
+GPU_ASSUMPTIONS = """
+**What is counted.** Full fine-tuning takes 12 bytes a parameter, as the QLoRA paper counts it: a 16-bit weight
+and gradient and two 32-bit AdamW states. LoRA keeps the frozen base in 16 bits (2 bytes) and counts 12 bytes for
+each adapter number. QLoRA stores the blocks' linear weights in NF4 (4.5 bits, or 4.127 with double
+quantization); embeddings, the output head and norms stay in 16 bits. Activations follow Korthikanti et al.
+(2022): s·b·h·(34 + 5·a·s/h) bytes a layer. With gradient checkpointing a layer keeps only its input and one
+layer is recomputed at a time. The float32 logits and their gradient add 8·b·s·V. Half a GB is added for the
+CUDA context. This is an estimate: fragmentation and temporary buffers are left out, and FlashAttention
+saves the 5·a·s/h term. PEFT keeps adapters in float32 unless told otherwise, which adds 4 bytes an adapter number.
+"""
+
+
+def seed_claim_sentence(largest: dict, names: dict, t4: str, a100: str) -> str:
+    """What the table says about the blog's row, from the largest model each method fits on a T4 and an A100 80 GB."""
+    def name(card, method):
+        key = largest[(card, method)]
+        return f"**{names[key]}**" if key else "no model on this page"
+    return (f"On a {t4}, plain LoRA fits up to {name('t4', 'lora')} and QLoRA up to {name('t4', 'qlora')}; "
+            f"full fine-tuning fits up to {name('t4', 'full')}. On an {a100}, full fine-tuning fits up to "
+            f"{name('a100-80', 'full')}, LoRA up to {name('a100-80', 'lora')} and QLoRA up to "
+            f"{name('a100-80', 'qlora')}. So the blog's row holds for small models. For 7B and larger, the small "
+            "card needs QLoRA, and full fine-tuning needs more than one large card.")
+
+
+def paper_65b_sentence(full_gb: float, qlora_gb: float, paper_full: int, paper_qlora: int) -> str:
+    """The QLoRA paper's two 65B figures as it states them, beside this page's count under its conditions."""
+    def verdict(holds: bool) -> str:
+        return "✓" if holds else "✗"
+    return (f"**The QLoRA paper's 65B figures** (Dettmers et al. 2023): fine-tuning LLaMA-65B takes \"more than "
+            f"{paper_full} GB\" of GPU memory with 16-bit weights and gradients and 32-bit Adam states, and \"under "
+            f"{paper_qlora} GB\" with QLoRA, on a single 48 GB GPU. Counted here with LoRA at r = 64 on every linear "
+            "layer, as in the paper, NF4 with double quantization, 512 tokens, a batch of 1 and gradient "
+            f"checkpointing: full fine-tuning **{full_gb:,.1f} GB** (more than {paper_full}: "
+            f"{verdict(full_gb > paper_full)}), QLoRA **{qlora_gb:,.1f} GB** (under {paper_qlora}: "
+            f"{verdict(qlora_gb < paper_qlora)}).")
