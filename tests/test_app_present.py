@@ -1,7 +1,8 @@
 """AppTest of the Present page: the slides, their navigation, their URL, and the live controls."""
+import numpy as np
 import pytest
 
-from helpers import figures
+from helpers import figures, heatmap_z
 from lora_app.config.present import SLIDES
 
 
@@ -92,7 +93,35 @@ def markdown(at) -> str:
 def test_the_real_slides_come_after_where_and_before_why_it_matters():
     keys = [key for key, _ in SLIDES]
     assert keys.index("where") + 1 == keys.index("real") == keys.index("real_grid") - 1 == keys.index("real_rank") - 2
-    assert keys.index("real_rank") + 1 == keys.index("matters") == len(keys) - 1
+    # then the family's: QLoRA, DoRA, which GPU; and last, why it matters
+    assert keys.index("real_rank") + 1 == keys.index("qlora") == keys.index("dora") - 1 == keys.index("gpu") - 2
+    assert keys.index("gpu") + 1 == keys.index("matters") == len(keys) - 1
+
+
+def test_the_family_slides_show_the_cores_numbers(app_test):
+    from lora_core.gpu import Workload, gigabytes, gpu_estimate
+    from lora_core.lora import seed_example
+    from lora_core.nf4 import nf4_quantize
+    keys = [key for key, _ in SLIDES]
+    app_test.query_params["slide"] = str(keys.index("qlora") + 1)
+    at = app_test.switch_page("pages/present.py").run()
+    assert not at.exception
+    W = seed_example().W
+    np.testing.assert_array_equal(heatmap_z(figures(at)["W̃_Q (5×3)"]), nf4_quantize(W).dequantized.double().numpy())
+    assert "**4.5 bits a weight** instead of 16, on 15 weights in 1 block of up to 64." in markdown(at)
+    at.query_params["slide"] = str(keys.index("gpu") + 1)
+    at.session_state["slide"] = keys.index("gpu") + 1
+    at.run()
+    assert not at.exception
+    est = gpu_estimate("llama-2-7b", ("q", "v"), 8, Workload(512, 1, True))
+    said = markdown(at)
+    assert est.methods["full"].total > 80e9
+    assert (f"full fine-tuning needs **{gigabytes(est.methods['full'].total):,.1f} GB**, more than any single card "
+            "here holds") in said
+    assert (f"LoRA, 16-bit base needs **{gigabytes(est.methods['lora'].total):,.1f} GB**, the smallest card here that "
+            "holds it is the T4 16 GB") in said
+    assert (f"QLoRA, NF4 base needs **{gigabytes(est.methods['qlora'].total):,.1f} GB**, the smallest card here that "
+            "holds it is the 8 GB card") in said
 
 
 def real_settings(seed: int):

@@ -17,6 +17,9 @@ SLIDES = (
     ("real", "A real transformer learns a new task"),
     ("real_grid", "Where LoRA goes, measured"),
     ("real_rank", "How small r can be, measured"),
+    ("qlora", "QLoRA: the frozen weight in 4 bits"),
+    ("dora", "DoRA: a length and a direction"),
+    ("gpu", "Which GPU: the blog's last row, counted"),
     ("matters", "Why it matters"),
 )
 FONT_SIZES = {"S": 18, "M": 22, "L": 27, "XL": 33}  # px for body text; L reads from the back of a classroom

@@ -101,8 +101,9 @@ def gpu_totals(totals: dict[str, float], names: dict[str, str], cards: list[tupl
     keys = list(totals)
     values = np.array([totals[k] for k in keys], dtype=float) / 1e9
     size = round(FONT["size"] * scale)
+    shown = np.ceil(values * 10) / 10  # rounded up to the tenth, as the tables and sentences round a total
     fig = go.Figure(go.Bar(y=[METHOD_SHORT[k] for k in keys], x=values, orientation="h",
-                           marker_color=[METHOD_COLOURS[k] for k in keys], text=[f"{v:,.1f} GB" for v in values],
+                           marker_color=[METHOD_COLOURS[k] for k in keys], text=[f"{v:,.1f} GB" for v in shown],
                            textposition="outside", cliponaxis=False, customdata=[names[k] for k in keys],
                            hovertemplate="%{customdata}: %{x:,.1f} GB<extra></extra>", showlegend=False))
     sizes = sorted({gb for _, gb in cards})

@@ -99,3 +99,20 @@ def train_prompt(runs: int) -> str:
     if runs == 1:
         return "**1** run to train; the slide draws it as it goes."
     return f"**{runs}** runs to train; the slide draws them as they go."
+
+QLORA = """
+- **QLoRA** keeps A_Q and B_Q as they are and stores the **frozen** W_Q in **4 bits**.
+- Each block of 64 weights keeps its largest |value| (absmax); each weight becomes one of 16 NF4 levels × absmax.
+- Training sees W̃_Q, the rounded copy: the rounding error stays frozen, and A_Q·B_Q can learn around part of it.
+"""
+
+DORA = """
+- **DoRA** splits each column of W_Q + s·A_Q·B_Q into a **length** m and a **direction** (a unit column).
+- m starts at the columns' lengths, so DoRA starts out computing exactly what LoRA does. Then m trains beside
+  A_Q and B_Q, and a step can change a column's length without turning it.
+"""
+
+GPU = """
+The blog says full fine-tuning needs a large GPU and LoRA a small one. Counted for **{model}** (LoRA r = {r} on
+W_Q and W_V, 512 tokens, checkpointing): {sentence}
+"""
