@@ -3,6 +3,7 @@
 Through AppTest (the whole script: app.py and the page), cold (every cache cleared, then the first
 run of that part) and warm (median of reruns with the caches filled). The sidebar is at its
 largest: n = 64, d = k = 1024, r = 1024 (r ≤ min(d, k)). Page controls at their largest too:
+Family at 1,000 steps (the comparison trains fewer where its step model says they would take too long);
 Attention with every adapter on (heads ≤ 1024 / k, so 1 head at k = 1024; also 4 heads at
 k = 256), Scale on GPT-3 with every target at r = 256, Training at its default 300 steps or at the
 largest run the page offers there, Present on every slide. Scale's live "Measure" benchmark is a
@@ -32,12 +33,12 @@ from streamlit.testing.v1 import AppTest
 
 from helpers import keep_navigation_mode
 
-PAGES = ("explore", "training", "attention", "rank", "scale", "present")
+PAGES = ("explore", "training", "family", "attention", "rank", "scale", "present")
 
 
 def sections(page: str) -> dict[str, str]:
     from lora_app import text
-    return {"explore": text.explore.EXPLORE_SECTIONS, "training": text.training.SECTIONS,
+    return {"explore": text.explore.EXPLORE_SECTIONS, "training": text.training.SECTIONS, "family": text.family.SECTIONS,
             "attention": text.attention.SECTIONS, "rank": text.rank.SECTIONS}.get(page, {})
 
 
@@ -114,7 +115,12 @@ def variants(page: str):
         return [("GPT-3, every target, r = 256", biggest)]
     out = []
     for slug in sections(page):
-        if page == "attention":
+        if page == "family":
+            def longest(at, slug=slug):  # the most steps the page offers; the comparison caps them by its step model
+                at.session_state["fam_steps"] = 1000
+                part(slug)(at)
+            out.append((slug, longest))
+        elif page == "attention":
             def every(at, slug=slug):
                 for key in ("lora_q", "lora_k", "lora_v", "lora_o", "lora_ffn"):
                     at.session_state[key] = True

@@ -92,10 +92,13 @@ def test_target_edits_keep_the_cells_inside_the_current_size_in_order():
 
 def test_scale_defaults_are_the_papers_checkpoint_example():
     values, notices = sanitize_scale({})
-    assert notices == [] and values == {"model": "gpt3-175b", "targets": ["q", "v"], "scale_r": 4}
+    # which GPU: one sequence of 512 tokens, gradient checkpointing and double quantization, as QLoRA trains
+    assert notices == [] and values == {"model": "gpt3-175b", "targets": ["q", "v"], "scale_r": 4,
+                                        "gpu_seq": 512, "gpu_batch": 1, "gpu_ckpt": True, "gpu_dq": True}
     cfg = scale_config(values)
-    assert cfg == ScaleConfig("gpt3-175b", ("q", "v"), 4)
-    assert cfg.url_params() == {"model": "gpt3-175b", "targets": "q,v", "scale_r": "4"}
+    assert cfg == ScaleConfig("gpt3-175b", ("q", "v"), 4, 512, 1, True, True)
+    assert cfg.url_params() == {"model": "gpt3-175b", "targets": "q,v", "scale_r": "4", "gpu_seq": "512",
+                                "gpu_batch": "1", "gpu_ckpt": "1", "gpu_dq": "1"}
 
 
 @pytest.mark.parametrize("raw,expected,words", [

@@ -24,9 +24,9 @@ from ..config.family import WEIGHT_DECAY, FamilyConfig
 from .device import device_choice, to_numpy
 from .explore import explore_arrays
 
-# the comparison trains six variants; past this many multiply-adds it trains fewer steps (FAMILY_SECONDS)
+# the comparison trains six variants; where their steps would take longer than FAMILY_SECONDS it trains fewer
 FAMILY_SECONDS = 3.0   # the longest the six runs may take together on the project's 2-core machine
-MACS_PER_S, STEP_OVERHEAD_S = 3e9, 1.2e-3  # one step of one variant, fitted to bench/bench_family.py's timings
+MACS_PER_S, STEP_OVERHEAD_S = 2.0e10, 3.3e-4  # one step of one variant: the fit in bench/bench_family.py (2 cores, float64)
 REFERENCE = (4096, 4096, 16)  # a 7B model's attention projection at r = 16: the sizes people train at
 
 
@@ -36,16 +36,21 @@ def settings(cfg: FamilyConfig, steps: int | None = None) -> FamilySettings:
                           seed=ex.seed, weight_decay=WEIGHT_DECAY, ratio=cfg.ratio, double_quant=cfg.double_quant)
 
 
+def step_macs(variant: str, n: int, d: int, k: int, r: int) -> int:
+    """Multiply-adds of one step: X·W (n·d·k), the adapter's path forward and back (3·n·r·(d + k)); DoRA also
+    forms W + s·A·B and its norms, and takes their gradient (3·d·r·k)."""
+    return n * d * k + 3 * n * r * (d + k) + (3 * d * r * k if variant == "dora" else 0)
+
+
 def step_seconds(n: int, d: int, k: int, r: int) -> float:
-    """One step of one variant: the forward and backward pass (DoRA also forms W + s·A·B, d·k·r) and AdamW."""
-    return (6 * n * r * (d + k) + 3 * d * k * r + 2 * n * d * k) / MACS_PER_S + STEP_OVERHEAD_S
+    """One step of every variant, on the project's 2-core machine (the fit in bench/bench_family.py)."""
+    return sum(step_macs(v, n, d, k, r) / MACS_PER_S + STEP_OVERHEAD_S for v in VARIANTS)
 
 
 def steps_for(cfg: FamilyConfig) -> int:
-    """The steps the comparison trains: the config's, or fewer where six runs of them would take too long."""
+    """The steps the comparison trains: the config's, or fewer where the six runs would take too long."""
     ex = cfg.example
-    fit = int(FAMILY_SECONDS / (len(VARIANTS) * step_seconds(ex.n, ex.d, ex.k, ex.r)))
-    return max(1, min(cfg.steps, fit))
+    return max(1, min(cfg.steps, int(FAMILY_SECONDS / step_seconds(ex.n, ex.d, ex.k, ex.r))))
 
 
 def _tensors(cfg: FamilyConfig):

@@ -118,10 +118,11 @@ def pissa_sentence(share: float, r: int, rebuilt_error: float) -> str:
             f"Added back together they give W again, {again}.")
 
 
-def counts_sentence(lora: int, vera: int, r: int, d: int, k: int) -> str:
+def counts_sentence(lora: int, vera: int, r: int, d: int, k: int, lr: float) -> str:
     ratio = lora / vera
     return (f"At {d}×{k} and r = {r}, VeRA trains r + k = **{vera:,}** numbers where LoRA trains r·(d + k) = "
-            f"**{lora:,}** ({ratio:.3g}× as many).")
+            f"**{lora:,}** ({ratio:.3g}× as many). d and b train with AdamW at lr = {lr:g}, as A and B do in LoRA; "
+            "A and B stay as they were drawn.")
 
 
 def compare_sentence(names: dict, finals: dict, best: str, steps: int, asked: int) -> str:

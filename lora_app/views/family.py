@@ -1,4 +1,4 @@
-"""The Family page's parts, one per variant and one that compares them; the slides draw the first two as well."""
+"""The Family page's parts, one per variant and one that compares them (the family's slides: lora_app/slides/family.py)."""
 from __future__ import annotations
 
 import math
@@ -119,7 +119,8 @@ def vera(cfg: FamilyConfig) -> None:
                        (res.delta_W, "ΔW = A·diag(d)·B·diag(b)", {"show_scale": True})], "fam_v_after")
     comp = compute.comparison(cfg)
     ex = cfg.example
-    st.markdown(text.counts_sentence(comp.sizes["lora"].trained, comp.sizes["vera"].trained, ex.r, ex.d, ex.k))
+    st.markdown(text.counts_sentence(comp.sizes["lora"].trained, comp.sizes["vera"].trained, ex.r, ex.d, ex.k,
+                                     comp.runs["vera"].lrs["d"]))
     curves(comp, ("lora", "vera"), "fam_v_curves")
     st.markdown(text.pair_sentence(NAMES, "vera", finals_of(comp), comp.steps))
     st.caption(f"In PEFT: {text.PEFT_OPTION['vera']}.")

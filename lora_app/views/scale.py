@@ -1,4 +1,4 @@
-"""Scale's "which GPU" part: the blog's GPU row tested card by card (the Scale page and its slide)."""
+"""Scale's "which GPU" part: the blog's GPU row tested card by card (its slide: lora_app/slides/family.py)."""
 from __future__ import annotations
 
 import streamlit as st
@@ -21,10 +21,9 @@ def gpu_controls() -> None:
     row.toggle("double quantization (QLoRA)", key="gpu_dq", persist_state="session")
 
 
-def which_gpu(cfg: ScaleConfig, *, controls: bool = True) -> None:
+def which_gpu(cfg: ScaleConfig) -> None:
     st.markdown(text.GPU_INTRO)
-    if controls:
-        gpu_controls()
+    gpu_controls()
     num = gpu.gpu_numbers(cfg)
     est, spec = num.estimate, MODELS[cfg.model]
     totals = {m: est.methods[m].total for m in METHODS}
