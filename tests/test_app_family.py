@@ -198,3 +198,16 @@ def test_a_forged_value_that_reaches_the_session_gives_way_to_the_last_good_one(
     assert not at.exception
     assert at.session_state["fam_rstar"] == 2 and at.query_params["fam_rstar"] == "2"
     assert any("fam_rstar = `9` is outside 1…min(d, k) = 3; using fam_rstar=2." in w.value for w in at.warning)
+
+
+def test_a_zero_column_has_no_direction_and_dora_says_so_instead_of_dividing_by_zero(app_test):
+    """At d = 1 with B = 0, a column of V = W + s·A·B is zero when W's is (PEFT divides by its norm, 0, too)."""
+    app_test.query_params.update({"preset": "peft", "d": "1", "k": "4", "r": "1", "n": "2", "view": "dora"})
+    at = app_test.switch_page(PAGE).run()
+    assert not at.exception
+    V = heatmap_z(figures(at)["V = W_Q + s·A_Q·B_Q (1×4)"])
+    zero = [j for j in range(4) if V[0, j] == 0]
+    assert zero, "the example must hold a zero column for this test to mean anything"
+    said = " ".join(w.value for w in at.warning)
+    assert f"Column {', '.join(str(j + 1) for j in zero)} of V = W_Q + s·A_Q·B_Q is all zeros" in said
+    assert "direction after (1×4)" not in figures(at)

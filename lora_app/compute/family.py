@@ -100,12 +100,13 @@ class DoraView(NamedTuple):
     V: np.ndarray             # W + s·A·B
     norm: np.ndarray          # ‖W + s·A·B‖ per column (k): where m starts
     direction: np.ndarray     # V/‖V‖, unit columns
-    m_after: np.ndarray       # m after one AdamW step on the task
-    direction_after: np.ndarray
-    turned_deg: np.ndarray    # the angle each column's direction turned in that step, in degrees
+    m_after: np.ndarray | None       # m after one AdamW step on the task (None: a zero column, no step)
+    direction_after: np.ndarray | None
+    turned_deg: np.ndarray | None    # the angle each column's direction turned in that step, in degrees
     loss_before: float
     loss_after: float
     lr: float
+    zero_columns: tuple[int, ...] = ()  # columns of W + s·A·B that are all zero: no direction, m/‖V‖ undefined
 
 
 @st.cache_data(max_entries=32, max_size="256MB", show_spinner=False)
@@ -114,6 +115,10 @@ def dora_view(cfg: FamilyConfig) -> DoraView:
     X, W, A, B, T, s = _tensors(cfg)
     m = column_norms(W, A, B, s)
     V = W + s * (A @ B)
+    zero = tuple(int(j) for j in torch.nonzero(m == 0).flatten())
+    if zero:  # DoRA divides by ‖V‖ (PEFT too): a zero column has no direction, and no step can be taken
+        direction = torch.where(m > 0, V / torch.where(m > 0, m, 1.0), torch.zeros_like(V))
+        return DoraView(_np(V), _np(m), _np(direction), None, None, None, math.nan, math.nan, cfg.lr, zero)
     run = train("dora", X, T, {"A": A, "B": B, "m": m}, {"W": W}, settings(cfg), steps=1)
     V1 = W + s * (run.params["A"] @ run.params["B"])
     d0, d1 = V / m, V1 / torch.linalg.vector_norm(V1, dim=0)

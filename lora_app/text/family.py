@@ -111,6 +111,14 @@ def dora_sentence(norm, m_after, turned_deg, loss_before: float, loss_after: flo
             f"{loss_after:.4g}. Length and direction move separately: that separation is what DoRA adds to LoRA.")
 
 
+def zero_columns_sentence(columns) -> str:
+    """Why DoRA cannot start here: a column of V = W + s·A·B with no length has no direction."""
+    which = ", ".join(str(j + 1) for j in columns)
+    return (f"Column{'s' if len(columns) != 1 else ''} {which} of V = W_Q + s·A_Q·B_Q {'are' if len(columns) != 1 else 'is'} "
+            "all zeros. A zero column has length 0 and no direction, so DoRA's V/‖V‖ divides by zero there (PEFT's "
+            "layer does too) and no step can be taken. Change the seed, the sizes or the preset, or edit W_Q on Explore.")
+
+
 def pissa_sentence(share: float, r: int, rebuilt_error: float) -> str:
     again = "exactly" if rebuilt_error == 0 else f"to within {sci_text(rebuilt_error, 2)} (rounding)"
     return (f"The top {r} direction{'s' if r != 1 else ''} hold **{share:.1%}** of W's energy (Σσᵢ² over the top "
@@ -128,7 +136,7 @@ def counts_sentence(lora: int, vera: int, r: int, d: int, k: int, lr: float) -> 
 def compare_sentence(names: dict, finals: dict, best: str, steps: int, asked: int) -> str:
     """Which variant fell furthest, by how much against LoRA, and the caveat; built from the losses."""
     if not best:
-        return "Every run diverged at this learning rate: lower it."
+        return "No run reached a finite loss: lower the learning rate."
     lora = finals["lora"]
     head = f"After {steps:,} steps, **{names[best]}** reached the lowest loss here, {sci_text(finals[best], 3)}"
     if best == "lora":
@@ -139,11 +147,13 @@ def compare_sentence(names: dict, finals: dict, best: str, steps: int, asked: in
         head += f"; LoRA's is {sci_text(lora, 3)}."
     diverged = [names[v] for v, f in finals.items() if not math.isfinite(f)]
     if diverged:
-        head += f" {', '.join(diverged)} diverged."
+        head += (f" {', '.join(diverged)} did not reach a finite loss: the learning rate is too large for "
+                 f"{'them' if len(diverged) > 1 else 'it'}" + (", or W_Q + s·A_Q·B_Q has a zero column, which DoRA "
+                 "divides by" if "DoRA" in diverged else "") + ".")
     if steps < asked:
         head += f" (At these sizes the runs stop at {steps:,} of the {asked:,} steps asked for, to answer in seconds.)"
-    return head + (" This is one small task with one seed. On real models the papers report gains of a few "
-                   "points, and which variant wins depends on the task.")
+    return head + (" This is one small task with one seed: each variant's paper measures it on real models and "
+                   "their own benchmarks, and which one wins depends on the task.")
 
 
 SIZES_NOTE = ("Trained numbers here are at {d}×{k} with r = {r}. The other columns are for one {D}×{K} projection at "
@@ -157,7 +167,7 @@ def pair_sentence(names: dict, variant: str, finals: dict, steps: int) -> str:
     mine, lora = finals[variant], finals["lora"]
     if not (math.isfinite(mine) and math.isfinite(lora)):
         which = names[variant] if not math.isfinite(mine) else "LoRA"
-        return f"After {steps:,} steps {which} has diverged at this learning rate."
+        return f"After {steps:,} steps {which} has not reached a finite loss: lower the learning rate."
     if mine == lora:
         return f"After {steps:,} steps both reach the same loss, {sci_text(mine, 3)}."
     lower, higher = (variant, "lora") if mine < lora else ("lora", variant)

@@ -69,6 +69,9 @@ def dora(cfg: FamilyConfig) -> None:
     charts.matrix_row([(res.V, "V = W_Q + s·A_Q·B_Q", {}),
                        (res.direction, "direction V/‖V‖", {"zmax": 1.0}),
                        (res.norm[None], "m = ‖V‖ at the start", {"role": "trainable"})], "fam_dora_start")
+    if res.zero_columns:
+        st.warning(text.zero_columns_sentence(res.zero_columns), icon=":material/warning:")
+        return
     st.markdown("**After one AdamW step on the task**")
     charts.matrix_row([(res.direction_after, "direction after", {"zmax": 1.0}),
                        (res.m_after[None], "m after", {"role": "trainable"}),
@@ -155,7 +158,7 @@ def size_table(res, finals: dict) -> pd.DataFrame:
     for v in VARIANTS:
         here, big = res.sizes[v], res.reference[v]
         rows.append({"variant": NAMES[v], "trained here": f"{here.trained:,}",
-                     "final loss": text.sci_text(finals[v], 3) if math.isfinite(finals[v]) else "diverged",
+                     "final loss": text.sci_text(finals[v], 3) if math.isfinite(finals[v]) else "not finite",
                      f"trained at {D}×{K}, r = {R}": f"{big.trained:,}",
                      "frozen base": _bytes(big.base_bytes), "adapter file": _bytes(big.adapter_bytes)})
     return pd.DataFrame(rows).set_index("variant")
