@@ -52,12 +52,15 @@ def _check_export_args(A, B, r, alpha, target_module, rslora, dtype) -> None:
                          f"with r={r} they must be d×{r} and {r}×k")
 
 
-def _peft_tensors(adapters: dict, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    # peft stores the transposes: lora_A.weight = Aᵀ (r×d), lora_B.weight = Bᵀ (k×r)
+def _peft_tensors(adapters: dict, dtype: torch.dtype, magnitudes: dict | None = None) -> dict[str, torch.Tensor]:
+    # peft stores the transposes: lora_A.weight = Aᵀ (r×d), lora_B.weight = Bᵀ (k×r); DoRA's m (k numbers) as
+    # ``lora_magnitude_vector``, with no ``.weight`` (what save_pretrained writes)
     tensors = {}
     for module, (A, B) in adapters.items():
         tensors[peft_key(module, "lora_A")] = A.detach().to("cpu", dtype).T.contiguous()
         tensors[peft_key(module, "lora_B")] = B.detach().to("cpu", dtype).T.contiguous()
+        if magnitudes:
+            tensors[f"{KEY_PREFIX}{module}.lora_magnitude_vector"] = magnitudes[module].detach().to("cpu", dtype).contiguous()
     for key, t in tensors.items():
         # checked after the cast: a finite float64 can overflow to inf in float16
         if not torch.isfinite(t).all():
@@ -65,8 +68,8 @@ def _peft_tensors(adapters: dict, dtype: torch.dtype) -> dict[str, torch.Tensor]
     return tensors
 
 
-def _peft_config(r: int, alpha: float, target_modules: list[str], rslora: bool) -> dict:
-    """The fields ``LoraConfig.save_pretrained`` writes that matter for loading plain LoRA modules."""
+def _peft_config(r: int, alpha: float, target_modules: list[str], rslora: bool, dora: bool = False) -> dict:
+    """The fields ``LoraConfig.save_pretrained`` writes that matter for loading LoRA (or DoRA) modules."""
     return {
         "peft_type": "LORA",
         "task_type": None,
@@ -80,7 +83,7 @@ def _peft_config(r: int, alpha: float, target_modules: list[str], rslora: bool) 
         "lora_dropout": 0.0,
         "bias": "none",
         "lora_bias": False,
-        "use_dora": False,
+        "use_dora": dora,
         "fan_in_fan_out": False,
         # only decides the starting values, which the saved weights then replace
         "init_lora_weights": True,
@@ -92,10 +95,11 @@ def _peft_config(r: int, alpha: float, target_modules: list[str], rslora: bool) 
     }
 
 
-def _files(adapters: dict, *, r, alpha, rslora, dtype) -> dict[str, bytes]:
-    """The two files of an adapter whose inputs were checked; ``adapters`` maps module path → (A, B)."""
-    weights = save_safetensors(_peft_tensors(adapters, dtype), metadata={"format": "pt"})
-    config = json.dumps(_peft_config(r, alpha, list(adapters), rslora), indent=2, sort_keys=True)
+def _files(adapters: dict, *, r, alpha, rslora, dtype, magnitudes: dict | None = None) -> dict[str, bytes]:
+    """The two files of an adapter whose inputs were checked; ``adapters`` maps module path → (A, B), and
+    ``magnitudes`` (DoRA) module path → m."""
+    weights = save_safetensors(_peft_tensors(adapters, dtype, magnitudes), metadata={"format": "pt"})
+    config = json.dumps(_peft_config(r, alpha, list(adapters), rslora, bool(magnitudes)), indent=2, sort_keys=True)
     return {CONFIG_NAME: config.encode(), WEIGHTS_NAME: weights}
 
 
@@ -125,6 +129,19 @@ def _check_many(adapters, r, alpha, rslora, dtype) -> dict:
             raise ValueError(f"{module}: {exc}") from None
         out[module] = (A, B)
     return out
+
+
+def _check_magnitudes(magnitudes, adapters: dict) -> dict | None:
+    """DoRA's m for every module and no other, each a 1-D tensor with one number per output (B's columns)."""
+    if not magnitudes:
+        return None
+    if not isinstance(magnitudes, dict) or set(magnitudes) != set(adapters):
+        raise ValueError("DoRA needs a magnitude for every adapted module and for no other")
+    for module, m in magnitudes.items():
+        k = adapters[module][1].shape[1]
+        if not isinstance(m, torch.Tensor) or m.shape != (k,) or not m.dtype.is_floating_point:
+            raise ValueError(f"{module}: DoRA's magnitude must be {k} floating-point numbers, one per output")
+    return {module: magnitudes[module] for module in adapters}
 
 
 def _write_folder(path, files: dict[str, bytes]) -> Path:
@@ -159,18 +176,21 @@ def adapter_zip_bytes(A: torch.Tensor, B: torch.Tensor, *, r: int, alpha: float,
 
 
 def export_peft_adapters(path, adapters: dict[str, tuple[torch.Tensor, torch.Tensor]], *, r: int, alpha: float,
-                         rslora: bool = False, dtype: torch.dtype = torch.float32) -> Path:
+                         rslora: bool = False, dtype: torch.dtype = torch.float32, magnitudes: dict | None = None) -> Path:
     """Write one PEFT adapter for many modules, e.g. ``{"layers.0.q_proj": (A, B), …}`` with A d_in×r, B r×d_out.
 
     ``target_modules`` lists the full module paths, so ``PeftModel.from_pretrained(model, path)`` adapts
     exactly those modules of ``model``; every module shares one r and one lora_alpha, as PEFT's config does.
+    With ``magnitudes`` (module path → m, one number per output) it is a DoRA adapter (``use_dora: true``).
     """
     checked = _check_many(adapters, r, alpha, rslora, dtype)
-    return _write_folder(path, _files(checked, r=r, alpha=alpha, rslora=rslora, dtype=dtype))
+    mags = _check_magnitudes(magnitudes, checked)
+    return _write_folder(path, _files(checked, r=r, alpha=alpha, rslora=rslora, dtype=dtype, magnitudes=mags))
 
 
 def adapters_zip_bytes(adapters: dict[str, tuple[torch.Tensor, torch.Tensor]], *, r: int, alpha: float,
-                       rslora: bool = False, dtype: torch.dtype = torch.float32) -> bytes:
+                       rslora: bool = False, dtype: torch.dtype = torch.float32, magnitudes: dict | None = None) -> bytes:
     """The same two files as :func:`export_peft_adapters`, zipped in memory (for a download button)."""
     checked = _check_many(adapters, r, alpha, rslora, dtype)
-    return _zip(_files(checked, r=r, alpha=alpha, rslora=rslora, dtype=dtype))
+    mags = _check_magnitudes(magnitudes, checked)
+    return _zip(_files(checked, r=r, alpha=alpha, rslora=rslora, dtype=dtype, magnitudes=mags))

@@ -13,8 +13,9 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import NamedTuple
 
 import torch
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 
 from .checks import is_whole
 from .device import torch_threads
+from .dora import column_norms
 from .lora import init_peft_default, lora_scaling
 from .rank import sigma_energy_share
 from .tiny import (
@@ -58,12 +60,13 @@ class FinetuneSettings:
     steps: int = 300
     seed: int = 0
     full: bool = False                       # full fine-tuning: every parameter trains, no adapter
+    dora: bool = False                       # DoRA: each adapted layer also trains a magnitude per output
 
     def __post_init__(self):
         # full fine-tuning has no adapter: its LoRA fields take their defaults, so one baseline run serves
         # every LoRA setting of the same task, learning rate, steps and seed (and is cached once)
         if self.full:
-            for name in ("targets", "layers", "r", "alpha", "rslora"):
+            for name in ("targets", "layers", "r", "alpha", "rslora", "dora"):
                 object.__setattr__(self, name, _LORA_DEFAULTS[name])
 
     @property
@@ -75,11 +78,11 @@ class FinetuneSettings:
         if self.full:
             return f"full-{self.task}-lr{self.lr!r}-steps{self.steps}-seed{self.seed}"
         layers = "all" if not self.layers else "".join(map(str, self.layers))
-        return (f"lora-{self.task}-{'+'.join(self.targets)}-L{layers}-r{self.r}-a{self.alpha!r}"
-                f"-{'rs' if self.rslora else 'std'}-lr{self.lr!r}-steps{self.steps}-seed{self.seed}")
+        return (f"{'dora' if self.dora else 'lora'}-{self.task}-{'+'.join(self.targets)}-L{layers}-r{self.r}"
+                f"-a{self.alpha!r}-{'rs' if self.rslora else 'std'}-lr{self.lr!r}-steps{self.steps}-seed{self.seed}")
 
 
-_LORA_DEFAULTS = {"targets": ("q", "v"), "layers": (), "r": 4, "alpha": 8.0, "rslora": False}
+_LORA_DEFAULTS = {"targets": ("q", "v"), "layers": (), "r": 4, "alpha": 8.0, "rslora": False, "dora": False}
 assert all(getattr(FinetuneSettings(), k) == v for k, v in _LORA_DEFAULTS.items())
 
 
@@ -119,6 +122,8 @@ def check_settings(cfg: TinyConfig, s: FinetuneSettings) -> None:
                          f"has rank at most {widest}, so r can be at most {widest} here")
     if not (isinstance(s.alpha, (int, float)) and math.isfinite(s.alpha) and 0 < s.alpha <= 1024):
         raise ValueError(f"α must be a finite number in (0, 1024], got {s.alpha!r}")
+    if not isinstance(s.dora, bool):
+        raise ValueError(f"dora must be True or False, got {s.dora!r}")
 
 
 # --- the data: the same for LoRA, full fine-tuning and the PEFT oracle ---------------------------
@@ -164,6 +169,7 @@ class FinetuneRun(NamedTuple):
     device: str
     dtype: str
     stopped: bool                             # Stop was pressed before the last step
+    magnitudes: Mapping = MappingProxyType({})  # DoRA: name → m (d_out) on the CPU; empty for LoRA
 
     @property
     def accuracy(self) -> float:
@@ -229,10 +235,13 @@ def _finetune(base, settings, on_step, eval_every, held_out) -> FinetuneRun:
         adapters = {n: (A.to(device), B.to(device)) for n, (A, B) in initial_adapters(cfg, settings, dtype).items()}
         params = [t.clone().requires_grad_(True) for pair in adapters.values() for t in pair]
         scaling = settings.scaling
+        if settings.dora:  # m starts at ‖W + s·A·B‖ per output column (‖W‖, as B = 0), after every A and B
+            params += [initial_magnitude(base, n, A, B, scaling).requires_grad_(True) for n, (A, B) in adapters.items()]
 
         def forward(x):
             pairs = {n: (params[2 * i], params[2 * i + 1]) for i, n in enumerate(adapters)}
-            return model(x, pairs, scaling)
+            mags = {n: params[2 * len(adapters) + i] for i, n in enumerate(adapters)} if settings.dora else None
+            return model(x, pairs, scaling, magnitudes=mags)
 
     def accuracy() -> float:
         with torch.no_grad():
@@ -286,16 +295,26 @@ def _finetune(base, settings, on_step, eval_every, held_out) -> FinetuneRun:
         how = ("bytes of every tensor training holds at its peak: the weights, the trained tensors, their "
                "gradients, AdamW's two moments and the activations autograd saved for the backward pass")
     wall = time.perf_counter() - start
+    magnitudes_out = {}
     with torch.no_grad():
         if settings.full:
             adapters_out, full_state = {}, {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
         else:
             adapters_out = {n: (params[2 * i].detach().to("cpu").clone(), params[2 * i + 1].detach().to("cpu").clone())
                             for i, n in enumerate(adapters)}
+            if settings.dora:
+                magnitudes_out = {n: params[2 * len(adapters) + i].detach().to("cpu").clone()
+                                  for i, n in enumerate(adapters)}
             full_state = {}
     return FinetuneRun(settings, tuple(losses), tuple(eval_steps), tuple(accs), adapters_out, full_state, scaling,
                        sum(p.numel() for p in params), sum(p.numel() for p in base.parameters()), wall, int(peak),
-                       how, str(device), str(dtype).replace("torch.", ""), stopped)
+                       how, str(device), str(dtype).replace("torch.", ""), stopped, MappingProxyType(magnitudes_out))
+
+
+def initial_magnitude(base: TinyTransformer, name: str, A: torch.Tensor, B: torch.Tensor, scaling: float) -> torch.Tensor:
+    """DoRA's m at the start: ‖W + s·A·B‖ per output column of the named layer (PEFT's initialisation)."""
+    W = base.weight(name).detach()
+    return column_norms(W, A.to(W), B.to(W), scaling)
 
 
 def finetuned_model(base: TinyTransformer, run: FinetuneRun) -> TinyTransformer:
@@ -315,13 +334,15 @@ def predict(base: TinyTransformer, run: FinetuneRun | None, tokens: torch.Tensor
             return base(tokens.to(device)).argmax(-1).cpu()
         if run.settings.full:
             return finetuned_model(base, run)(tokens.to(device)).argmax(-1).cpu()
-        pairs = {n: (A.to(device, base.embed.weight.dtype), B.to(device, base.embed.weight.dtype))
-                 for n, (A, B) in run.adapters.items()}
-        return base(tokens.to(device), pairs, run.scaling).argmax(-1).cpu()
+        dtype = base.embed.weight.dtype
+        pairs = {n: (A.to(device, dtype), B.to(device, dtype)) for n, (A, B) in run.adapters.items()}
+        mags = {n: m.to(device, dtype) for n, m in run.magnitudes.items()}
+        return base(tokens.to(device), pairs, run.scaling, magnitudes=mags).argmax(-1).cpu()
 
 
 def weight_updates(base: TinyTransformer, run: FinetuneRun) -> dict[str, torch.Tensor]:
-    """ΔW (d_in×d_out, float64, CPU) per linear layer: s·A·B for LoRA, W_after − W_before for full fine-tuning."""
+    """ΔW (d_in×d_out, float64, CPU) per linear layer: s·A·B for LoRA, W_after − W_before for full fine-tuning,
+    and for DoRA m ⊙ (W + s·A·B)/‖W + s·A·B‖ − W, the change the layer's weight undergoes."""
     if run.settings.full:
         out = {}
         for name in base.cfg.module_names():
@@ -329,7 +350,15 @@ def weight_updates(base: TinyTransformer, run: FinetuneRun) -> dict[str, torch.T
             after = run.full_state[f"{name}.weight"].to(torch.float64)
             out[name] = (after - before).T
         return out
-    return {n: run.scaling * (A.double() @ B.double()) for n, (A, B) in run.adapters.items()}
+    out = {}
+    for n, (A, B) in run.adapters.items():
+        delta = run.scaling * (A.double() @ B.double())
+        if n in run.magnitudes:
+            W = base.weight(n).detach().to("cpu", torch.float64)
+            V = W + delta
+            delta = run.magnitudes[n].double() * V / torch.linalg.vector_norm(V, dim=0) - W
+        out[n] = delta
+    return out
 
 
 # --- the paper's experiments ---------------------------------------------------------------------

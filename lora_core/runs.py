@@ -19,6 +19,7 @@ import os
 import tempfile
 from dataclasses import asdict, fields
 from pathlib import Path
+from types import MappingProxyType
 
 import torch
 from safetensors.torch import load as load_safetensors
@@ -43,7 +44,10 @@ def _settings_dict(s: FinetuneSettings) -> dict:
 
 
 def _settings_from(d) -> FinetuneSettings:
-    if not isinstance(d, dict) or set(d) != {f.name for f in fields(FinetuneSettings)}:
+    names = {f.name for f in fields(FinetuneSettings)}
+    if isinstance(d, dict) and set(d) == names - {"dora"}:  # written before DoRA: a LoRA or full run
+        d = {**d, "dora": False}
+    if not isinstance(d, dict) or set(d) != names:
         raise ValueError("its settings are not a run's settings")
     d = dict(d)
     if not isinstance(d["targets"], list) or not isinstance(d["layers"], list):
@@ -55,7 +59,8 @@ def _settings_from(d) -> FinetuneSettings:
 def run_bytes(run: FinetuneRun, digest: str) -> bytes:
     """The run as safetensors bytes: its weights as tensors, everything else as JSON metadata."""
     tensors = ({f"full.{k}": v.contiguous() for k, v in run.full_state.items()} if run.settings.full else
-               {f"{n}.{part}": t.contiguous() for n, (A, B) in run.adapters.items() for part, t in (("A", A), ("B", B))})
+               {f"{n}.{part}": t.contiguous() for n, (A, B) in run.adapters.items() for part, t in (("A", A), ("B", B))}
+               | {f"{n}.m": m.contiguous() for n, m in run.magnitudes.items()})
     meta = {"format": FORMAT, "base": digest, "settings": _settings_dict(run.settings), "losses": list(run.losses),
             "eval_steps": list(run.eval_steps), "accuracies": list(run.accuracies), "scaling": run.scaling,
             "trainable": run.trainable, "total": run.total, "wall_s": run.wall_s, "peak_bytes": run.peak_bytes,
@@ -128,20 +133,24 @@ def read_run(data: bytes, base: TinyTransformer, settings: FinetuneSettings | No
         for n in module_names(base.cfg, found):
             d_in, d_out = base.cfg.module_shape(n.rsplit(".", 1)[1])
             expected[f"{n}.A"], expected[f"{n}.B"] = (d_in, found.r), (found.r, d_out)
+            if found.dora:
+                expected[f"{n}.m"] = (d_out,)
     if {k: tuple(v.shape) for k, v in tensors.items()} != expected:
         raise ValueError("its tensors are not the ones its settings train")
     if not all(t.is_floating_point() and bool(torch.isfinite(t).all()) for t in tensors.values()):
         raise ValueError("a tensor holds a value that is not a finite number")
+    magnitudes = {}
     if found.full:
         adapters, full_state = {}, {k[len("full."):]: v for k, v in tensors.items()}
     else:
         adapters = {n: (tensors[f"{n}.A"], tensors[f"{n}.B"]) for n in module_names(base.cfg, found)}
+        magnitudes = {n: tensors[f"{n}.m"] for n in module_names(base.cfg, found)} if found.dora else {}
         full_state = {}
     scaling = 1.0 if found.full else found.scaling
     run = FinetuneRun(found, losses, tuple(steps), accs, adapters, full_state, scaling, int(meta.get("trainable", -1)),
                       int(meta.get("total", -1)), float(meta.get("wall_s", math.nan)), int(meta.get("peak_bytes", -1)),
                       str(meta.get("memory_how", ""))[:300], str(meta.get("device", ""))[:40],
-                      str(meta.get("dtype", ""))[:20], False)
+                      str(meta.get("dtype", ""))[:20], False, MappingProxyType(magnitudes))
     held = held_out_set(base.cfg, HELD_OUT)
     with torch_threads(1):
         measured = float((predict(base, run, held) == task_targets(found.task, held)).double().mean())

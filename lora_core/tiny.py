@@ -11,7 +11,9 @@ the seed's row convention. The attention maths is :func:`lora_core.attention.att
 function the Attention page runs.
 
 A forward pass can carry LoRA without touching the base: ``model(tokens, lora={name: (A, B)},
-scaling=s)`` adds s·(x·A)·B to the named linear layers. The model's own tensors are never written.
+scaling=s)`` adds s·(x·A)·B to the named linear layers. With ``magnitudes={name: m}`` as well, a layer is
+DoRA's (:mod:`lora_core.dora`): its output is scaled, column by column, by m/‖W + s·A·B‖, the norm held
+constant for the gradient as PEFT holds it. The model's own tensors are never written.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ FFN_MODULES = ("up_proj", "down_proj")
 MODULE_TYPES = ATTENTION_MODULES + FFN_MODULES
 
 LoraPairs = Mapping[str, tuple[torch.Tensor, torch.Tensor]]
+Magnitudes = Mapping[str, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -83,13 +86,17 @@ class Block(nn.Module):
         self.down_proj = nn.Linear(f, d, bias=False)
 
     def forward(self, x: torch.Tensor, prefix: str, lora: LoraPairs, scaling: float,
-                keep: list | None = None) -> torch.Tensor:
+                keep: list | None = None, magnitudes: Magnitudes | None = None) -> torch.Tensor:
         def proj(name: str, h: torch.Tensor) -> torch.Tensor:
-            out = getattr(self, name)(h)  # h·W
+            linear = getattr(self, name)
+            out = linear(h)  # h·W
             pair = lora.get(f"{prefix}{name}")
             if pair is not None:
                 A, B = pair
                 out = out + scaling * ((h @ A) @ B)  # + s·(h·A)·B, never forming ΔW, as PEFT does
+                m = (magnitudes or {}).get(f"{prefix}{name}")
+                if m is not None:  # DoRA: each output column to length m, the norm a constant for the gradient
+                    out = out * (m / torch.linalg.vector_norm(linear.weight.T + scaling * (A @ B), dim=0).detach())
             return out
 
         h = self.attn_norm(x)
@@ -113,15 +120,18 @@ class TinyTransformer(nn.Module):
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab, bias=False)
 
     def forward(self, tokens: torch.Tensor, lora: LoraPairs | None = None, scaling: float = 1.0,
-                keep: list | None = None) -> torch.Tensor:
+                keep: list | None = None, magnitudes: Magnitudes | None = None) -> torch.Tensor:
         """Logits (…, seq_len, vocab); ``keep``, if a list, receives each layer's attention weights."""
-        lora = dict(lora or {})
+        lora, magnitudes = dict(lora or {}), dict(magnitudes or {})
         unknown = sorted(set(lora) - set(self.cfg.module_names()))
         if unknown:
             raise ValueError(f"no linear layer named {unknown[0]!r} in this model")
+        alone = sorted(set(magnitudes) - set(lora))
+        if alone:
+            raise ValueError(f"{alone[0]!r} has a DoRA magnitude but no LoRA pair")
         x = self.embed(tokens) + self.pos.weight[: tokens.shape[-1]]
         for i, block in enumerate(self.layers):
-            x = block(x, f"layers.{i}.", lora, scaling, keep)
+            x = block(x, f"layers.{i}.", lora, scaling, keep, magnitudes)
         return self.lm_head(self.norm(x))
 
     def weight(self, name: str) -> torch.Tensor:
@@ -267,10 +277,10 @@ def parameter_count(model: TinyTransformer) -> int:
 
 
 def layer_attention(model: TinyTransformer, tokens: torch.Tensor, lora: LoraPairs | None = None,
-                    scaling: float = 1.0) -> list[torch.Tensor]:
+                    scaling: float = 1.0, magnitudes: Magnitudes | None = None) -> list[torch.Tensor]:
     """Each layer's attention weights (heads×n×n) for one sequence."""
     keep: list = []
     with torch.no_grad():
-        model(tokens.unsqueeze(0), lora, scaling, keep)
+        model(tokens.unsqueeze(0), lora, scaling, keep, magnitudes)
     return [w[0] for w in keep]
 

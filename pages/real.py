@@ -97,7 +97,7 @@ def experiment(settings: tuple, button: str, key: str, draw) -> None:
 def where_it_goes() -> None:
     g = compute.grid_table(cfg)
     ffn = g.rows.index("FFN")
-    st.markdown(t.where_note(g.trainable[0], g.ranks[ffn], g.trainable[ffn], compute.ffn_shapes()))
+    st.markdown(t.where_note(g.trainable[0], g.ranks[ffn], g.trainable[ffn], compute.ffn_shapes(), cfg.settings.dora))
     show_problems()
     experiment(compute.grid_settings(cfg), "Run the grid", "real_grid_run",
                lambda tag: views.grid_view(compute.grid_table(cfg), key=f"fig_real_grid_{tag}"))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load as load_safetensors
 from streamlit.testing.v1 import AppTest
 
 from lora_app import text
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/real.py"
 pct = text.real.pct
 URL_KEYS = ("real_lora", "real_task", "real_layers", "real_r", "real_alpha", "real_rslora", "real_lr", "real_steps",
-            "real_seed", "real_full", "real_text", "real_sweep")
+            "real_seed", "real_full", "real_dora", "real_text", "real_sweep")
 
 
 @pytest.fixture(autouse=True)
@@ -102,6 +103,32 @@ def assert_results_of(at, base, s: FinetuneSettings):
     assert "real_train" not in keys(at)
 
 
+def test_dora_on_trains_the_cores_dora_run_and_its_adapter_says_use_dora(app_test):
+    """The DoRA toggle: the run is the core's DoRA run (its trained numbers count each output's m), the link keeps
+    it, and the download is a DoRA adapter with a magnitude for every adapted module."""
+    import io
+    import json
+    import zipfile
+
+    from lora_app.compute.real import adapter_zip
+    base = jobs.base_model()
+    at = open_real(app_test, view="finetune", real_steps=25, real_seed=9011, real_dora=1)
+    s = settings(9011, dora=True)
+    train(at)
+    assert not at.error
+    dora = finetune(base, s)
+    m = metrics(at)
+    assert m["Held-out accuracy on reverse"] == pct(dora.accuracy)
+    assert m["Trained numbers"] == f"{dora.trainable:,}"
+    assert dora.trainable == sum(A.numel() + B.numel() for A, B in dora.adapters.values()) + 4 * 32  # m: 32 per matrix
+    assert url(at)["real_dora"] == "1"
+    with zipfile.ZipFile(io.BytesIO(adapter_zip(jobs.STORE.get(s)))) as zf:
+        config = json.loads(zf.read("adapter_config.json"))
+        assert config["use_dora"] is True
+        assert sum(key.endswith("lora_magnitude_vector") for key in
+                   load_safetensors(zf.read("adapter_model.safetensors"))) == 4
+
+
 # --- every tab ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("view", ["model", "finetune", "where", "rank", "before"])
@@ -135,7 +162,7 @@ def test_train_shows_the_numbers_of_an_independent_run_and_a_second_session_gets
     assert {k: u[k] for k in URL_KEYS} == {
         "real_lora": "q,v", "real_task": "reverse", "real_layers": "all", "real_r": "4", "real_alpha": "8",
         "real_rslora": "0", "real_lr": "0.01", "real_steps": "25", "real_seed": "9001", "real_full": "0",
-        "real_text": DEFAULT_TEXT, "real_sweep": "q+v", } and u["view"] == "finetune"
+        "real_dora": "0", "real_text": DEFAULT_TEXT, "real_sweep": "q+v", } and u["view"] == "finetune"
 
     def no_training(*args, **kwargs):
         raise AssertionError("the second session submitted a job")

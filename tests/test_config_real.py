@@ -47,7 +47,8 @@ def test_the_defaults_are_the_cores_default_run_on_the_example_sequence():
     assert cfg == RealConfig(FinetuneSettings(), (3, 1, 4, 1, 5, 9, 2, 6), ("q", "v"))
     assert real_url(values) == {"real_lora": "q,v", "real_task": "reverse", "real_layers": "all", "real_r": "4",
                                 "real_alpha": "8", "real_rslora": "0", "real_lr": "0.01", "real_steps": "300",
-                                "real_seed": "0", "real_full": "0", "real_text": DEFAULT_TEXT, "real_sweep": "q+v"}
+                                "real_seed": "0", "real_full": "0", "real_dora": "0", "real_text": DEFAULT_TEXT,
+                                "real_sweep": "q+v"}
 
 
 # --- the typed sequence ---------------------------------------------------------------------
@@ -179,7 +180,7 @@ VALID = st.fixed_dictionaries({
     "real_task": st.sampled_from(ADAPT_TASKS), "real_layers": st.sampled_from(LAYER_CHOICES),
     "real_r": st.integers(1, RANK_MAX), "real_alpha": st.integers(25, 25_600).map(lambda c: c / 100),
     "real_rslora": st.booleans(), "real_lr": st.sampled_from(LR_CHOICES), "real_steps": st.sampled_from(STEP_CHOICES),
-    "real_seed": st.integers(0, SEED_MAX), "real_full": st.booleans(),
+    "real_seed": st.integers(0, SEED_MAX), "real_full": st.booleans(), "real_dora": st.booleans(),
     "real_text": st.lists(st.sampled_from("0123456789"), min_size=8, max_size=8).flatmap(
         lambda ds: st.sampled_from(["".join(ds), " ".join(ds), ",".join(ds)])),
     "real_sweep": st.sampled_from(SWEEP_CHOICES),

@@ -11,6 +11,7 @@ from lora_core.tiny import load_base_model, model_digest
 
 LORA = FinetuneSettings(task="reverse", targets=("q", "v"), r=4, steps=25, seed=7001)
 FULL = FinetuneSettings(task="permute", steps=25, seed=7002, full=True)
+DORA = FinetuneSettings(task="reverse", targets=("q", "v", "ffn"), r=4, steps=25, seed=7003, dora=True)
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def base():
 
 @pytest.fixture(scope="module")
 def trained(base):
-    return {"lora": finetune(base, LORA), "full": finetune(base, FULL)}
+    return {"lora": finetune(base, LORA), "full": finetune(base, FULL), "dora": finetune(base, DORA)}
 
 
 def assert_same_run(a, b):
@@ -34,9 +35,12 @@ def assert_same_run(a, b):
             assert torch.equal(x, y), n
     for k in a.full_state:
         assert torch.equal(a.full_state[k], b.full_state[k]), k
+    assert a.magnitudes.keys() == b.magnitudes.keys()
+    for n in a.magnitudes:
+        assert torch.equal(a.magnitudes[n], b.magnitudes[n]), n
 
 
-@pytest.mark.parametrize("kind", ["lora", "full"])
+@pytest.mark.parametrize("kind", ["lora", "full", "dora"])
 def test_a_run_reads_back_as_exactly_the_run_that_was_written(base, trained, kind):
     run = trained[kind]
     back = read_run(run_bytes(run, model_digest(base)), base, run.settings)
@@ -44,7 +48,7 @@ def test_a_run_reads_back_as_exactly_the_run_that_was_written(base, trained, kin
     assert read_run(run_bytes(run, model_digest(base)), base).settings == run.settings  # no settings asked
 
 
-@pytest.mark.parametrize("kind", ["lora", "full"])
+@pytest.mark.parametrize("kind", ["lora", "full", "dora"])
 def test_save_and_load_through_a_folder(base, trained, tmp_path, kind):
     run = trained[kind]
     path = save_run(tmp_path, run, model_digest(base))
@@ -195,3 +199,24 @@ def test_a_failed_save_leaves_no_temporary_file_and_the_old_file_in_place(base, 
         save_run(tmp_path, trained["lora"], model_digest(base))
     assert old.read_bytes() == b"an older version"
     assert [p.name for p in tmp_path.iterdir()] == [old.name]
+
+
+def test_a_dora_run_is_its_own_file_and_a_file_written_before_dora_still_reads(base, trained):
+    """DoRA's settings name a file of their own (a LoRA run's name is as it was), its magnitudes are checked like its
+    factors, and a file whose settings predate the dora field reads as the LoRA run it is."""
+    import json
+    dora, lora = trained["dora"], trained["lora"]
+    assert dora.settings.key().startswith("dora-") and lora.settings.key().startswith("lora-")
+    assert dora.trainable == sum(A.numel() + B.numel() for A, B in dora.adapters.values()) + sum(
+        m.numel() for m in dora.magnitudes.values())
+    without_m = dora._replace(magnitudes={})
+    refused(run_bytes(without_m, model_digest(base)), base, DORA, "its tensors are not the ones its settings train")
+    blob = run_bytes(lora, model_digest(base))
+    header_len = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + header_len])
+    meta = json.loads(header["__metadata__"]["run"])
+    del meta["settings"]["dora"]  # as every run saved before DoRA was written
+    header["__metadata__"]["run"] = json.dumps(meta)
+    old = json.dumps(header).encode()
+    old = len(old).to_bytes(8, "little") + old + blob[8 + header_len:]
+    assert_same_run(lora, read_run(old, base, LORA))

@@ -357,3 +357,35 @@ def test_loaded_model_is_frozen_and_in_eval_mode(base32):
     assert not base32.training
     assert not any(p.requires_grad for p in base32.parameters())
     assert base32.embed.weight.dtype == torch.float32
+
+
+def test_a_dora_layer_is_the_cores_dora_forward_and_a_magnitude_needs_its_pair():
+    """One adapted layer, checked against lora_core.dora (itself checked against PEFT): layer 0's query is X·W′ with
+    W′ = m ⊙ (W + s·A·B)/‖W + s·A·B‖, X being what q_proj reads; a magnitude without a LoRA pair is refused by name."""
+    import pytest
+
+    from lora_core import tiny as tiny_module
+    from lora_core.dora import dora_forward
+    model = tiny_module.load_base_model(dtype=torch.float64)
+    g = torch.Generator().manual_seed(3)
+    A, B = torch.randn(32, 4, generator=g, dtype=torch.float64), torch.randn(4, 32, generator=g, dtype=torch.float64)
+    m = torch.rand(32, generator=g, dtype=torch.float64) + 0.5
+    tokens = torch.randint(0, 10, (2, 8), generator=g)
+    seen = {}
+    hook = model.layers[0].q_proj.register_forward_hook(lambda mod, inp, out: seen.setdefault("x", inp[0]))
+    model(tokens)  # layer 0's q_proj reads the same X with or without an adapter on it
+    hook.remove()
+    x = seen["x"]
+    expected = dora_forward(x.reshape(-1, 32), model.weight("layers.0.q_proj"), A, B, m, 0.5).q.reshape(x.shape)
+    attend, queries = tiny_module.attend, []
+    tiny_module.attend = lambda q, k, v, heads: (queries.append(q), attend(q, k, v, heads))[1]
+    try:
+        model(tokens, {"layers.0.q_proj": (A, B)}, 0.5, magnitudes={"layers.0.q_proj": m})
+    finally:
+        tiny_module.attend = attend
+    # the same products summed in another order: each entry sums d_in + r = 36 products, and the two orders may each
+    # round every partial sum, so 2·36 ulps of the largest entry bound the difference
+    eps = torch.finfo(torch.float64).eps
+    torch.testing.assert_close(queries[0], expected, rtol=0, atol=2 * 36 * eps * float(expected.abs().max()))
+    with pytest.raises(ValueError, match="has a DoRA magnitude but no LoRA pair"):
+        model(tokens, {}, magnitudes={"layers.0.q_proj": m})

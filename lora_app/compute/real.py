@@ -214,7 +214,8 @@ def attention_maps(cfg: RealConfig, lora_run: FinetuneRun | None) -> tuple[list[
     else:
         dt, dev = base.embed.weight.dtype, base.embed.weight.device
         pairs = {n: (A.to(dev, dt), B.to(dev, dt)) for n, (A, B) in lora_run.adapters.items()}
-        after = layer_attention(base, x, pairs, lora_run.scaling)
+        mags = {n: m.to(dev, dt) for n, m in lora_run.magnitudes.items()}
+        after = layer_attention(base, x, pairs, lora_run.scaling, mags)
     return before, [w.cpu().double().numpy() for w in after]
 
 
@@ -233,9 +234,10 @@ def base_accuracies(digest: str) -> dict[str, float]:
 
 
 def adapter_zip(lora_run: FinetuneRun) -> bytes:
-    """The run's adapters as a zipped PEFT folder."""
+    """The run's adapters as a zipped PEFT folder (a DoRA run's with its magnitudes and ``use_dora``)."""
     s = lora_run.settings
-    return adapters_zip_bytes(lora_run.adapters, r=s.r, alpha=s.alpha, rslora=s.rslora)
+    return adapters_zip_bytes(lora_run.adapters, r=s.r, alpha=s.alpha, rslora=s.rslora,
+                              magnitudes=dict(lora_run.magnitudes) or None)
 
 
 def ffn_shapes() -> list[tuple[int, int]]:

@@ -3,7 +3,8 @@
 URL parameters (each is a widget key): ``real_task`` (reverse, permute), ``real_lora`` (a comma list
 of q, k, v, o, ffn, or ``none``; split into the checkboxes ``real_lora_q`` …), ``real_layers``
 (all, 1, 2: layers count from 1 on screen), ``real_r``, ``real_alpha``, ``real_rslora``, ``real_lr``,
-``real_steps``, ``real_seed``, ``real_full`` (0/1), ``real_text`` (the typed sequence) and
+``real_steps``, ``real_seed``, ``real_full`` (0/1), ``real_dora`` (0/1: DoRA's magnitudes train too),
+``real_text`` (the typed sequence) and
 ``real_sweep`` (the placement of the rank sweep, e.g. q+v).
 
 Every value is checked here, on the server: the browser's widget limits are not a check.
@@ -35,7 +36,8 @@ RANK_MAX = min(min(TINY.module_shape(m)) for m in MODULE_TYPES)
 TEXT_MAX = 64                                 # characters of a typed sequence
 DEFAULT_TEXT = "3 1 4 1 5 9 2 6"
 DEFAULTS = {"real_task": "reverse", "real_layers": "all", "real_r": 4, "real_alpha": 8.0, "real_rslora": False,
-            "real_lr": 1e-2, "real_steps": 300, "real_seed": 0, "real_full": False, "real_text": DEFAULT_TEXT,
+            "real_lr": 1e-2, "real_steps": 300, "real_seed": 0, "real_full": False, "real_dora": False,
+            "real_text": DEFAULT_TEXT,
             "real_sweep": "q+v"}
 DEFAULT_LORA = ("q", "v")
 WIDGET_KEYS = (*LORA_KEYS.values(), *DEFAULTS)
@@ -88,6 +90,7 @@ def real_fields(seq_len: int) -> tuple[Field, ...]:
           for key, choices in (("real_task", ADAPT_TASKS), ("real_layers", LAYER_CHOICES), ("real_sweep", SWEEP_CHOICES))),
         Field("real_rslora", BOOL, DEFAULTS["real_rslora"]),
         Field("real_full", BOOL, DEFAULTS["real_full"]),
+        Field("real_dora", BOOL, DEFAULTS["real_dora"]),
         Field("real_r", INT, DEFAULTS["real_r"], lo=1, hi=RANK_MAX,
               above="is above the width of this model's matrices: each is {hi} wide on its narrow side, so its rank, "
                     "and r, is at most {hi}"),
@@ -118,7 +121,7 @@ def settings_of(values: dict) -> FinetuneSettings:
                             r=int(values["real_r"]), alpha=float(values["real_alpha"]),
                             rslora=bool(values["real_rslora"]), lr=float(values["real_lr"]),
                             steps=int(values["real_steps"]), seed=int(values["real_seed"]),
-                            full=bool(values["real_full"]))
+                            full=bool(values["real_full"]), dora=bool(values["real_dora"]))
 
 
 def real_config(values: dict, last_good: RealConfig | None, cfg: TinyConfig = TINY) -> tuple[RealConfig, list[str]]:

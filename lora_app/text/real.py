@@ -39,20 +39,22 @@ server by their settings. When anyone in the class asks for the same settings ag
 shows at once.
 """
 
-def where_note(budget: int, ffn_r: int, ffn_count: int, ffn_shapes: list[tuple[int, int]]) -> str:
+def where_note(budget: int, ffn_r: int, ffn_count: int, ffn_shapes: list[tuple[int, int]], dora: bool = False) -> str:
     shapes = " and ".join("×".join(map(str, shape)) for shape in ffn_shapes)
+    extra = (" With DoRA on, each adapted matrix also trains its m, one number per output column, so the counts "
+             "differ a little from one placement to the next." if dora else "")
     return f"""
 The LoRA paper's Table 5 asks which matrices to adapt when the number of trained values is fixed.
 The budget here is r = 8 on one attention matrix type, r = 4 on two, and r = 2 on all four, in both
 layers: {budget:,} numbers each time. The FFN's matrices are wider ({shapes}), so it gets the whole
 r whose count is nearest: r = {ffn_r}, {ffn_count:,} numbers. Each cell is the held-out token accuracy of
-one run. The runs use the Fine-tune tab's α, rsLoRA, learning rate, steps and seed.
+one run. The runs use the Fine-tune tab's α, rsLoRA, DoRA, learning rate, steps and seed.{extra}
 """
 
 
 RANK_NOTE = """
 The paper's Table 6 asks how small r can be. Here one placement is trained at r = 1, 2, 4, 8 and 16,
-with α fixed as on the Fine-tune tab, so s = α/r falls as r grows (rsLoRA: α/√r).
+with α fixed as on the Fine-tune tab, so s = α/r falls as r grows (rsLoRA: α/√r), and DoRA if it is on there.
 """
 
 SPECTRUM_NOTE = """
