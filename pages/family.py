@@ -9,7 +9,7 @@ from lora_app import text
 from lora_app.config.family import family_config, family_fields, sanitize_family
 from lora_app.server import navigation
 from lora_app.views import family as view
-from lora_app.widgets import notices, sections, url_state
+from lora_app.widgets import adapter_files, notices, sections, url_state
 
 navigation.entry_guard()
 
@@ -17,7 +17,8 @@ example = url_state.current_config()
 r_max = min(example.d, example.k)
 url_state.page_state("family", lambda raw: sanitize_family(raw, r_max))
 url_state.recheck("family", family_fields(r_max))
-cfg = family_config(example, {f.name: st.session_state[f.name] for f in family_fields(r_max)})
+cfg = family_config(example, {f.name: st.session_state[f.name] for f in family_fields(r_max)},
+                    adapter_files.uploaded_magnitude(example.d, example.k))
 url_state.set_page_url(cfg.url_params())
 
 st.title("The LoRA family on the same matrices")

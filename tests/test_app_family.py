@@ -211,3 +211,29 @@ def test_a_zero_column_has_no_direction_and_dora_says_so_instead_of_dividing_by_
     said = " ".join(w.value for w in at.warning)
     assert f"Column {', '.join(str(j + 1) for j in zero)} of V = W_Q + s·A_Q·B_Q is all zeros" in said
     assert "direction after (1×4)" not in figures(at)
+
+
+def test_a_dora_adapter_loaded_on_explore_gives_the_family_pages_dora_its_m(app_test):
+    """PEFT's own DoRA file: Explore takes its A and B and says where m went; the Family page's DoRA part starts
+    from that m, and its step is the core's step from it."""
+    from test_family_peft import peft_dora_zip
+
+    from helpers import open_expander
+    at = app_test.run()
+    open_expander(at, "explore_adapter")
+    data, layer = peft_dora_zip(5, 3, 2, 4.0, seed=21)
+    at.file_uploader(key="adapter_upload").set_value(("dora.zip", data, "application/zip")).run()
+    assert not at.exception
+    assert any("It is a DoRA adapter: its magnitude m (3 numbers)" in s.value for s in at.success)
+    at.switch_page(PAGE).run()
+    open_view(at, "family", "dora")
+    assert not at.exception
+    m = layer.lora_magnitude_vector["default"].weight.detach().double()
+    np.testing.assert_array_equal(heatmap_z(figures(at)["m from the uploaded adapter (1×3)"])[0], m.numpy())
+    assert any("DoRA adapter loaded on Explore" in c.value for c in at.caption)
+    ex, T = seed_task()
+    A = layer.lora_A["default"].weight.detach().double().T
+    B = layer.lora_B["default"].weight.detach().double().T
+    s = FamilySettings(r=2, alpha=4.0, lr=0.02, weight_decay=0.01)
+    run = train("dora", ex.X, T, {"A": A, "B": B, "m": m}, {"W": ex.W}, s, steps=1)
+    np.testing.assert_array_equal(heatmap_z(figures(at)["m after (1×3)"])[0], run.params["m"].numpy())

@@ -5,6 +5,8 @@ lora_magnitude_vector["default"].weight = m, VeRA's vera_A = A_vᵀ and vera_B =
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -231,3 +233,88 @@ def test_each_variants_trained_count_is_peft_s(d, k, r):
     assert lora.adapter_bytes == r * (d + k) * 4
     assert variant_size("vera", d, k, r).adapter_bytes == (r + k + r * (d + k)) * 4
     assert variant_size("vera", d, k, r, save_projection=False).adapter_bytes == (r + k) * 4
+
+
+# --- a DoRA adapter people bring: PEFT's own file through the upload reader ---------------------------------
+
+def peft_dora_zip(d: int, k: int, r: int, alpha: float, seed: int) -> tuple[bytes, torch.nn.Module]:
+    """What PEFT's save_pretrained writes for a DoRA layer on nn.Linear(d, k) holding a seeded Wᵀ, zipped flat."""
+    import io
+    import tempfile
+    import zipfile
+    from pathlib import Path
+    g = torch.Generator().manual_seed(seed)
+    base = torch.nn.Sequential()
+    base.add_module("q_proj", torch.nn.Linear(d, k, bias=False))
+    with torch.no_grad():
+        base.q_proj.weight.copy_(torch.randn(k, d, generator=g))
+    model = get_peft_model(base, LoraConfig(target_modules=["q_proj"], r=r, lora_alpha=alpha, use_dora=True))
+    layer = model.base_model.model.q_proj
+    with torch.no_grad():  # trained-looking factors and magnitudes, so that every number is PEFT's own and non-trivial
+        layer.lora_B["default"].weight.copy_(torch.randn(k, r, generator=g) * 0.1)
+        layer.lora_magnitude_vector["default"].weight.mul_(1 + 0.1 * torch.rand(k, generator=g))
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_pretrained(folder)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for f in Path(folder).iterdir():
+                zf.write(f, f.name)
+    return buf.getvalue(), layer
+
+
+def test_a_dora_adapter_saved_by_peft_loads_with_its_magnitude():
+    from lora_core.upload import load_peft_adapter_zip
+    data, layer = peft_dora_zip(5, 3, 2, 4.0, seed=11)
+    loaded = load_peft_adapter_zip(data, d=5, k=3)
+    assert torch.equal(loaded.A, layer.lora_A["default"].weight.detach().double().T)
+    assert torch.equal(loaded.B, layer.lora_B["default"].weight.detach().double().T)
+    assert torch.equal(loaded.magnitude, layer.lora_magnitude_vector["default"].weight.detach().double())
+    # and the layer it describes is PEFT's: dora_forward with the loaded numbers gives PEFT's output
+    X = torch.randn(4, 5, generator=torch.Generator().manual_seed(1))
+    W = layer.base_layer.weight.detach().double().T
+    ours = dora_forward(X.double(), W, loaded.A, loaded.B, loaded.magnitude, loaded.scaling).q
+    theirs = layer(X).detach().double()
+    # PEFT computes in float32: each output sums d + r = 7 rounded products and is scaled twice, so 2·(7 + 1) ulps of
+    # float32 of the largest output bound it against the float64 result
+    assert float((ours - theirs).abs().max()) <= 16 * torch.finfo(torch.float32).eps * float(theirs.abs().max())
+
+
+@pytest.mark.parametrize("change, words", [
+    ("drop m", "says use_dora=true but adapter_model.safetensors has no lora_magnitude_vector"),
+    ("m without use_dora", "holds a DoRA lora_magnitude_vector, but adapter_config.json does not say use_dora=true"),
+    ("m of the wrong length", "lora_magnitude_vector has shape 2, but this W_Q has 3 output columns"),
+    ("m not finite", "lora_magnitude_vector[1] is nan, which is not a finite number"),
+    ("use_dora not a boolean", "use_dora in adapter_config.json must be true or false"),
+])
+def test_a_dora_adapter_that_does_not_add_up_is_refused_by_name(change, words):
+    import io
+    import json
+    import zipfile
+
+    from safetensors.torch import load as load_st
+    from safetensors.torch import save as save_st
+
+    from lora_core.upload import load_peft_adapter_zip
+    data, _ = peft_dora_zip(5, 3, 2, 4.0, seed=12)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        files = {n: zf.read(n) for n in zf.namelist()}
+    tensors, config = load_st(files["adapter_model.safetensors"]), json.loads(files["adapter_config.json"])
+    key = "base_model.model.q_proj.lora_magnitude_vector"
+    if change == "drop m":
+        del tensors[key]
+    elif change == "m without use_dora":
+        config["use_dora"] = False
+    elif change == "m of the wrong length":
+        tensors[key] = tensors[key][:2].clone()
+    elif change == "m not finite":
+        tensors[key] = tensors[key].clone()
+        tensors[key][1] = float("nan")
+    else:
+        config["use_dora"] = "yes"
+    files["adapter_model.safetensors"], files["adapter_config.json"] = save_st(tensors), json.dumps(config).encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for n, blob in files.items():
+            zf.writestr(n, blob)
+    with pytest.raises(ValueError, match=re.escape(words)):
+        load_peft_adapter_zip(buf.getvalue(), d=5, k=3)

@@ -98,7 +98,7 @@ def qlora_view(cfg: FamilyConfig) -> QloraView:
 
 class DoraView(NamedTuple):
     V: np.ndarray             # W + s·A·B
-    norm: np.ndarray          # ‖W + s·A·B‖ per column (k): where m starts
+    m_start: np.ndarray       # m at the start (k): ‖W + s·A·B‖ per column, or an uploaded adapter's m
     direction: np.ndarray     # V/‖V‖, unit columns
     m_after: np.ndarray | None       # m after one AdamW step on the task (None: a zero column, no step)
     direction_after: np.ndarray | None
@@ -111,17 +111,19 @@ class DoraView(NamedTuple):
 
 @st.cache_data(max_entries=32, max_size="256MB", show_spinner=False)
 def dora_view(cfg: FamilyConfig) -> DoraView:
-    """DoRA from the example's A and B, with m = ‖W + s·A·B‖ (so that it starts as LoRA), and one step."""
+    """DoRA from the example's A and B, with m = ‖W + s·A·B‖ (so that it starts as LoRA) or an uploaded adapter's m,
+    and one step."""
     X, W, A, B, T, s = _tensors(cfg)
-    m = column_norms(W, A, B, s)
+    m = torch.tensor(cfg.magnitude, dtype=W.dtype, device=W.device) if cfg.magnitude else column_norms(W, A, B, s)
     V = W + s * (A @ B)
-    zero = tuple(int(j) for j in torch.nonzero(m == 0).flatten())
+    norm = torch.linalg.vector_norm(V, dim=0)
+    zero = tuple(int(j) for j in torch.nonzero(norm == 0).flatten())
     if zero:  # DoRA divides by ‖V‖ (PEFT too): a zero column has no direction, and no step can be taken
-        direction = torch.where(m > 0, V / torch.where(m > 0, m, 1.0), torch.zeros_like(V))
+        direction = torch.where(norm > 0, V / torch.where(norm > 0, norm, 1.0), torch.zeros_like(V))
         return DoraView(_np(V), _np(m), _np(direction), None, None, None, math.nan, math.nan, cfg.lr, zero)
     run = train("dora", X, T, {"A": A, "B": B, "m": m}, {"W": W}, settings(cfg), steps=1)
     V1 = W + s * (run.params["A"] @ run.params["B"])
-    d0, d1 = V / m, V1 / torch.linalg.vector_norm(V1, dim=0)
+    d0, d1 = V / norm, V1 / torch.linalg.vector_norm(V1, dim=0)
     cos = torch.clamp((d0 * d1).sum(dim=0), -1.0, 1.0)
     return DoraView(_np(V), _np(m), _np(d0), _np(run.params["m"]), _np(d1), _np(torch.rad2deg(torch.arccos(cos))),
                     run.losses[0], run.losses[1], cfg.lr)

@@ -31,6 +31,7 @@ class FamilyConfig:
     steps: int = 300
     ratio: float = RATIO        # LoRA+: B's learning rate over A's
     double_quant: bool = False  # QLoRA: the absmax constants stored in 8 bits
+    magnitude: tuple[float, ...] = ()  # DoRA's m from an uploaded adapter (k numbers), in the session only
 
     def url_params(self) -> dict[str, str]:
         return {"fam_rstar": format_value(self.rstar), "fam_lr": format_value(self.lr),
@@ -55,8 +56,10 @@ def sanitize_family(raw: dict, r_max: int) -> tuple[dict, list[str]]:
     return fields.sanitize(raw, family_fields(r_max))
 
 
-def family_config(example: ExploreConfig, values: dict) -> FamilyConfig:
-    """The config from checked values (missing ones take their defaults)."""
+def family_config(example: ExploreConfig, values: dict, magnitude: tuple[float, ...] = ()) -> FamilyConfig:
+    """The config from checked values (missing ones take their defaults); ``magnitude`` is an uploaded DoRA m,
+    used only when it has one number per output column (the loader checked its values)."""
     v = {**fields.defaults(family_fields(min(example.d, example.k))), **values}
+    m = tuple(float(x) for x in magnitude) if len(magnitude) == example.k else ()
     return FamilyConfig(example, int(v["fam_rstar"]), float(v["fam_lr"]), int(v["fam_steps"]),
-                        float(v["fam_ratio"]), bool(v["fam_dq"]))
+                        float(v["fam_ratio"]), bool(v["fam_dq"]), m)

@@ -36,7 +36,7 @@ def dora(ex: ExploreConfig, sp: SlideSpace) -> None:
     sp.markdown(text.DORA)
     res = family_compute.dora_view(family_config(ex, {}))
     sp.row([(res.V, "W_Q + s·A_Q·B_Q", {}), (res.direction, "direction", {"zmax": 1.0}),
-            (res.norm[None], "length m", {"role": "trainable"})], "slide_dora")
+            (res.m_start[None], "length m", {"role": "trainable"})], "slide_dora")
 
 
 def gpu(ex: ExploreConfig, sp: SlideSpace) -> None:

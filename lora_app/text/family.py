@@ -52,6 +52,10 @@ constant when it takes the gradient. That saves memory, and so the gradient reac
 not the norm. The numbers below do the same.
 """
 
+UPLOADED_M = ("The magnitude m comes from the DoRA adapter loaded on Explore (its lora_magnitude_vector), with its A_Q "
+              "and B_Q: this is the layer that adapter trained, W′ = m ⊙ V/‖V‖. Load a plain LoRA adapter, or change "
+              "d or k, to start from m = ‖V‖ again.")
+
 PISSA_NOTE = """
 PiSSA starts A and B on W's **largest singular directions** instead of B = 0. Write W = U·diag(σ)·Vᵀ.
 A takes the first r columns of U, B the first r rows of Vᵀ, each scaled by √(σᵢ/s), so that s·A·B is

@@ -66,17 +66,20 @@ def dora(cfg: FamilyConfig) -> None:
     st.markdown(text.DORA_NOTE)
     task_controls(cfg, steps=False)
     res = compute.dora_view(cfg)
+    start = "m from the uploaded adapter" if cfg.magnitude else "m = ‖V‖ at the start"
     charts.matrix_row([(res.V, "V = W_Q + s·A_Q·B_Q", {}),
                        (res.direction, "direction V/‖V‖", {"zmax": 1.0}),
-                       (res.norm[None], "m = ‖V‖ at the start", {"role": "trainable"})], "fam_dora_start")
+                       (res.m_start[None], start, {"role": "trainable"})], "fam_dora_start")
+    if cfg.magnitude:
+        st.caption(text.UPLOADED_M)
     if res.zero_columns:
         st.warning(text.zero_columns_sentence(res.zero_columns), icon=":material/warning:")
         return
     st.markdown("**After one AdamW step on the task**")
     charts.matrix_row([(res.direction_after, "direction after", {"zmax": 1.0}),
                        (res.m_after[None], "m after", {"role": "trainable"}),
-                       (res.m_after[None] - res.norm[None], "change in m", {})], "fam_dora_after")
-    st.markdown(text.dora_sentence(res.norm, res.m_after, res.turned_deg, res.loss_before, res.loss_after, res.lr))
+                       (res.m_after[None] - res.m_start[None], "change in m", {})], "fam_dora_after")
+    st.markdown(text.dora_sentence(res.m_start, res.m_after, res.turned_deg, res.loss_before, res.loss_after, res.lr))
     st.caption(f"In PEFT: {text.PEFT_OPTION['dora']}.")
 
 

@@ -13,6 +13,13 @@ from ..config import ALPHA_MAX, ALPHA_MIN, ALPHA_STEP, ExploreConfig
 from ..echo import echo, plain
 
 UPLOAD_KEY = "adapter_upload"
+DORA_KEY = "uploaded_magnitude"  # (d, k, m) of the last uploaded DoRA adapter, read by the Family page
+
+
+def uploaded_magnitude(d: int, k: int) -> tuple[float, ...]:
+    """The last uploaded DoRA adapter's m, while the example is still its d×k; () otherwise."""
+    kept = st.session_state.get(DORA_KEY)
+    return kept[2] if kept and kept[:2] == (d, k) else ()
 
 
 def download_button(A: np.ndarray, B: np.ndarray, cfg: ExploreConfig, label: str, key: str) -> None:
@@ -64,9 +71,12 @@ def upload_outcome(upload, d: int, k: int) -> tuple[LoadedAdapter | None, tuple[
                              f"({ALPHA_MIN:g}…{ALPHA_MAX:g} in steps of {ALPHA_STEP:g})")
     except ValueError as err:
         return None, ("error", f"{name} was not loaded: {plain(str(err))}. Nothing was changed.")
+    dora = ("" if loaded.magnitude is None else
+            f" It is a DoRA adapter: its magnitude m ({k} numbers) is not part of LoRA's Q, which this page shows; the "
+            "Family page's DoRA part uses it.")
     return loaded, ("success", f"Loaded {name}: {echo(loaded.target_module)} with r = {loaded.r}, "
                                f"lora_alpha = {loaded.alpha:g}{', rsLoRA' if loaded.rslora else ''}. "
-                               "Its A_Q and B_Q now fill every figure, here and on the Training page.")
+                               f"Its A_Q and B_Q now fill every figure, here and on the Training page.{dora}")
 
 
 def _load() -> None:
@@ -83,6 +93,8 @@ def _load() -> None:
     edits["A"] = {(i, j): float(v) for (i, j), v in np.ndenumerate(loaded.A.numpy())}
     edits["B"] = {(i, j): float(v) for (i, j), v in np.ndenumerate(loaded.B.numpy())}
     ss.update(r=loaded.r, alpha=float(loaded.alpha), rslora=loaded.rslora)
+    # DoRA's m belongs to this d×k and these A and B; a plain LoRA upload takes an earlier one away
+    ss[DORA_KEY] = None if loaded.magnitude is None else (int(ss["d"]), int(ss["k"]), tuple(loaded.magnitude.tolist()))
     ss["editor_version"] = {name: v + 1 for name, v in ss.get("editor_version", {}).items()}
 
 

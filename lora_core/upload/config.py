@@ -1,4 +1,4 @@
-"""An upload's adapter_config.json: r, lora_alpha and use_rslora, refusing what one plain A·B cannot represent."""
+"""An upload's adapter_config.json: r, lora_alpha, use_rslora and use_dora, refusing what one A·B cannot represent."""
 from __future__ import annotations
 
 import math
@@ -17,8 +17,8 @@ def parse_config(blob: bytes) -> dict:
     return config
 
 
-def config_hyperparams(config: dict, d: int, k: int) -> tuple[int, float, bool]:
-    """r, lora_alpha and use_rslora from a LoRA config, refusing what one plain A·B cannot represent."""
+def config_hyperparams(config: dict, d: int, k: int) -> tuple[int, float, bool, bool]:
+    """r, lora_alpha, use_rslora and use_dora from a LoRA config, refusing what one A·B cannot represent."""
     if config.get("peft_type") != "LORA":
         raise ValueError(f"peft_type is {shown(repr(config.get('peft_type')))}; only 'LORA' adapters are accepted")
     for field in ("r", "lora_alpha"):
@@ -30,17 +30,19 @@ def config_hyperparams(config: dict, d: int, k: int) -> tuple[int, float, bool]:
         raise ValueError(f"lora_alpha in {CONFIG_NAME} must be a finite number > 0, got {shown(repr(alpha))}")
     if not isinstance(rslora, bool):
         raise ValueError(f"use_rslora in {CONFIG_NAME} must be true or false, got {shown(repr(rslora))}")
+    dora = config.get("use_dora", False)
+    if not isinstance(dora, bool):
+        raise ValueError(f"use_dora in {CONFIG_NAME} must be true or false, got {shown(repr(dora))}")
     if r > min(d, k):
         raise ValueError(f"r = {r:,} in {CONFIG_NAME} is above min(d, k) = {min(d, k)}: "
                          f"a {d}×{k} matrix has rank at most {min(d, k)}")
     _refuse_variants(config)
-    return r, float(alpha), rslora
+    return r, float(alpha), rslora, dora
 
 
 def _refuse_variants(config: dict) -> None:
     # each of these changes what the stored tensors mean, so reading them as plain A, B would be wrong
-    if config.get("use_dora"):
-        raise ValueError("this is a DoRA adapter (use_dora=true); only plain LoRA is accepted")
+    # (DoRA does not: its A and B are LoRA's, and its magnitude is read beside them)
     if config.get("fan_in_fan_out"):
         raise ValueError("fan_in_fan_out=true (a Conv1D layout such as GPT-2's) is not accepted; "
                          "only nn.Linear adapters")

@@ -13,14 +13,15 @@ DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}  # safetensors' names of
 _MIB = 1024 * 1024
 
 
-def weights_max_bytes(d: int, k: int, r: int | None = None) -> int:
+def weights_max_bytes(d: int, k: int, r: int | None = None, dora: bool = False) -> int:
     """The largest adapter_model.safetensors for a d×k matrix: lora_A (r×d) and lora_B (k×r) in the widest
-    accepted dtype, at rank ``r`` (by default the largest, min(d, k)), plus the 8-byte length and the header."""
+    accepted dtype, at rank ``r`` (by default the largest, min(d, k)), plus the 8-byte length and the header;
+    DoRA's magnitude adds k numbers."""
     r = min(d, k) if r is None else r
-    return 8 + HEADER_MAX_BYTES + max(DTYPE_BYTES.values()) * r * (d + k)
+    return 8 + HEADER_MAX_BYTES + max(DTYPE_BYTES.values()) * (r * (d + k) + (k if dora else 0))
 
 
 # the largest upload: the config and the weights at d = k = r = MAX_DIM in float64 (16 MiB), rounded up to whole
 # MiB with room for the zip's own records; .streamlit/config.toml's server.maxUploadSize is this in MiB (17)
-MAX_ADAPTER_BYTES = -(-(CONFIG_MAX_BYTES + weights_max_bytes(MAX_DIM, MAX_DIM) + CENTRAL_DIRECTORY_MAX_BYTES
+MAX_ADAPTER_BYTES = -(-(CONFIG_MAX_BYTES + weights_max_bytes(MAX_DIM, MAX_DIM, dora=True) + CENTRAL_DIRECTORY_MAX_BYTES
                         + 256 * 1024) // _MIB) * _MIB

@@ -5,13 +5,13 @@ from typing import NamedTuple
 
 import torch
 
-from ..adapter import peft_key
+from ..adapter import KEY_PREFIX, peft_key
 from ..checks import positive_int
 from ..lora import lora_scaling
 from .archive import ZipEntry, check_declared_sizes, find_adapter, open_zip, refuse_pickles
 from .config import config_hyperparams, parse_config
 from .limits import CONFIG_MAX_BYTES, MAX_ADAPTER_BYTES, weights_max_bytes
-from .weights import parse_weights, read_weights, to_our_orientation
+from .weights import MAGNITUDE, magnitude_values, parse_weights, read_weights, to_our_orientation
 
 
 class LoadedAdapter(NamedTuple):
@@ -22,6 +22,7 @@ class LoadedAdapter(NamedTuple):
     rslora: bool         # use_rslora: s = α/√r instead of α/r
     target_module: str   # the adapted module's path in the base model, e.g. "q_proj"
     scaling: float       # s, as PEFT computes it
+    magnitude: torch.Tensor | None = None  # DoRA (use_dora): m, k numbers in float64; None for plain LoRA
 
 
 def _check_load_args(data, d, k, max_bytes) -> None:
@@ -37,7 +38,7 @@ def _check_load_args(data, d, k, max_bytes) -> None:
 
 
 def load_peft_adapter_zip(data: bytes, *, d: int, k: int, max_bytes: int = MAX_ADAPTER_BYTES) -> LoadedAdapter:
-    """Read a zipped PEFT LoRA adapter for one d×k matrix; any bad input raises ValueError naming the problem.
+    """Read a zipped PEFT LoRA (or DoRA) adapter for one d×k matrix; any bad input raises ValueError naming the problem.
 
     Accepts what :func:`lora_core.adapter.adapter_zip_bytes` writes and what PEFT's ``save_pretrained`` writes, zipped flat or
     inside one folder. Only safetensors is read (never a pickle). The file may be at most ``max_bytes``;
@@ -55,11 +56,12 @@ def load_peft_adapter_zip(data: bytes, *, d: int, k: int, max_bytes: int = MAX_A
     config_name, weights_name = find_adapter(names)
     by_name = {info.filename: info for info in infos}
     config = parse_config(ZipEntry(data, by_name[config_name], CONFIG_MAX_BYTES).read_all())
-    r, alpha, rslora = config_hyperparams(config, d, k)
-    weights = ZipEntry(data, by_name[weights_name], weights_max_bytes(d, k, r))
-    module, blob = read_weights(weights, d, k, r)
+    r, alpha, rslora, dora = config_hyperparams(config, d, k)
+    weights = ZipEntry(data, by_name[weights_name], weights_max_bytes(d, k, r, dora))
+    module, blob = read_weights(weights, d, k, r, dora)
     tensors = parse_weights(blob)
     lora_A, lora_B = tensors[peft_key(module, "lora_A")], tensors[peft_key(module, "lora_B")]
     # back to our orientation: A = lora_A.weightᵀ (d×r), B = lora_B.weightᵀ (r×k)
     A, B = to_our_orientation("lora_A.weight", lora_A), to_our_orientation("lora_B.weight", lora_B)
-    return LoadedAdapter(A, B, r, alpha, rslora, module, lora_scaling(alpha, r, rslora))
+    m = magnitude_values(tensors[f"{KEY_PREFIX}{module}.{MAGNITUDE}"]) if dora else None
+    return LoadedAdapter(A, B, r, alpha, rslora, module, lora_scaling(alpha, r, rslora), m)

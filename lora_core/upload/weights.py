@@ -17,7 +17,8 @@ from .archive import ZipEntry
 from .limits import DTYPE_BYTES, HEADER_MAX_BYTES, VALUE_LIMIT
 from .strict_json import parse_json
 
-_KEY_RE = re.compile(r"^base_model\.model\.(?P<module>.+)\.(?P<part>lora_[AB])\.weight$")
+_KEY_RE = re.compile(r"^base_model\.model\.(?P<module>.+)\.(?:(?P<part>lora_[AB])\.weight|lora_magnitude_vector)$")
+MAGNITUDE = "lora_magnitude_vector"  # DoRA's m, as save_pretrained writes it: no ".weight"
 
 
 def _not_safetensors(why: str) -> ValueError:
@@ -56,12 +57,14 @@ def _parse_header(blob: bytes) -> dict[str, _TensorInfo]:
     return {key: _tensor_info(key, entry) for key, entry in header.items()}
 
 
-def _split_keys(tensors: dict) -> tuple[str, object, object]:
-    """The one adapted module's path and its lora_A.weight, lora_B.weight; anything else is refused."""
+def _split_keys(tensors: dict, dora: bool = False) -> tuple[str, object, object, object]:
+    """The one adapted module's path, its lora_A.weight and lora_B.weight, and (DoRA) its lora_magnitude_vector;
+    anything else is refused."""
     unexpected = sorted(key for key in tensors if not _KEY_RE.match(key))
     if unexpected:
         raise ValueError(f"{WEIGHTS_NAME} has unexpected keys ({shown_list(unexpected)}); "
-                         f"only {KEY_PREFIX}<module>.lora_A.weight and .lora_B.weight are accepted")
+                         f"only {KEY_PREFIX}<module>.lora_A.weight and .lora_B.weight are accepted"
+                         + (f", and .{MAGNITUDE} for DoRA" if dora else ""))
     modules = sorted({_KEY_RE.match(key)["module"] for key in tensors})
     if not modules:
         raise ValueError(f"{WEIGHTS_NAME} holds no lora_A.weight or lora_B.weight")
@@ -77,11 +80,27 @@ def _split_keys(tensors: dict) -> tuple[str, object, object]:
         if key not in tensors:
             raise ValueError(f"{WEIGHTS_NAME} is missing {part}.weight (expected the key {shown(key)})")
         parts.append(tensors[key])
-    return module, parts[0], parts[1]
+    magnitude_key = f"{KEY_PREFIX}{module}.{MAGNITUDE}"
+    if dora and magnitude_key not in tensors:
+        raise ValueError(f"{CONFIG_NAME} says use_dora=true but {WEIGHTS_NAME} has no {MAGNITUDE} "
+                         f"(expected the key {shown(magnitude_key)})")
+    if not dora and magnitude_key in tensors:
+        raise ValueError(f"{WEIGHTS_NAME} holds a DoRA {MAGNITUDE}, but {CONFIG_NAME} does not say use_dora=true")
+    return module, parts[0], parts[1], tensors.get(magnitude_key)
 
 
 def _shape(shape) -> str:
     return "×".join(str(n) for n in shape)
+
+
+def _check_magnitude_shape(m: _TensorInfo, k: int) -> None:
+    """DoRA's magnitude: one floating-point number per output column of W_Q, k in all."""
+    if m.dtype not in DTYPE_BYTES:
+        raise ValueError(f"{MAGNITUDE} is {shown(m.dtype)}; only floating-point weights ({', '.join(DTYPE_BYTES)}) "
+                         "are accepted")
+    if tuple(m.shape) != (k,):
+        raise ValueError(f"{MAGNITUDE} has shape {shown(_shape(m.shape) or 'scalar')}, but this W_Q has {k} output "
+                         f"columns: it needs {k} numbers")
 
 
 def _check_weight_shapes(lora_A: _TensorInfo, lora_B: _TensorInfo, d: int, k: int, r: int) -> None:
@@ -119,7 +138,7 @@ def _check_offsets(tensors: dict[str, _TensorInfo]) -> int:
     return end
 
 
-def read_weights(entry: ZipEntry, d: int, k: int, r: int) -> tuple[str, bytes]:
+def read_weights(entry: ZipEntry, d: int, k: int, r: int, dora: bool = False) -> tuple[str, bytes]:
     """The safetensors bytes, read in three bounded steps: the header length, the header, then exactly
     the data the checked header describes. Nothing reaches safetensors before its header passed."""
     head = entry.read(8)
@@ -132,8 +151,10 @@ def read_weights(entry: ZipEntry, d: int, k: int, r: int) -> tuple[str, bytes]:
     if len(header) < n:
         raise _not_safetensors(f"it ends inside its {n:,}-byte header")
     tensors = _parse_header(header)
-    module, lora_A, lora_B = _split_keys(tensors)
+    module, lora_A, lora_B, magnitude = _split_keys(tensors, dora)
     _check_weight_shapes(lora_A, lora_B, d, k, r)
+    if magnitude is not None:
+        _check_magnitude_shape(magnitude, k)
     size = _check_offsets(tensors)
     body = entry.read(size)
     if len(body) < size:
@@ -149,6 +170,18 @@ def parse_weights(blob: bytes) -> dict[str, torch.Tensor]:
         return load_safetensors(blob)
     except Exception as exc:  # noqa: BLE001 - a foreign parser on untrusted bytes; report any failure as bad input
         raise _not_safetensors(shown(exc, 120)) from None
+
+
+def magnitude_values(t: torch.Tensor) -> torch.Tensor:
+    """DoRA's m as float64, refused if any value is not finite or beyond ±VALUE_LIMIT (the cast is exact)."""
+    x = t.to(torch.float64)
+    bad = (~torch.isfinite(x) | (x.abs() > VALUE_LIMIT)).nonzero().flatten()
+    if bad.numel():
+        j, value = int(bad[0]), float(x[int(bad[0])])
+        rest = f" (and {bad.numel() - 1:,} more)" if bad.numel() > 1 else ""
+        why = "is not a finite number" if not math.isfinite(value) else f"is beyond the limit of ±{VALUE_LIMIT:g}"
+        raise ValueError(f"{MAGNITUDE}[{j}] is {value:g}, which {why}{rest}")
+    return x
 
 
 def to_our_orientation(name: str, t: torch.Tensor) -> torch.Tensor:
