@@ -40,7 +40,7 @@ def run_controls() -> None:
         cols[2].number_input("α: LoRA alpha", config.ALPHA_MIN, config.ALPHA_MAX, step=1.0, key="real_alpha",
                              persist_state="session")
         cols[3].toggle("rsLoRA: s = α/√r", key="real_rslora", persist_state="session")
-        st.toggle("DoRA: each adapted matrix also trains the length of its output columns (PEFT's use_dora)",
+        st.toggle("DoRA: each adapted matrix also learns the length of its output columns (PEFT's use_dora)",
                   key="real_dora", persist_state="session",
                   help="W′ = m ⊙ (W + s·A·B)/‖W + s·A·B‖, per output column: see the Family page's DoRA part.")
     cols = st.columns(3)
