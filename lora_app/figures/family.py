@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 
 from .base import FONT, HIGHLIGHT, fast_figure
 from .sizes import legend_below
-from .training import LORA_COLOUR
+from .training import LORA_COLOUR, loss_layout
 
 # mid-tone colours that keep 3:1 against the light and the dark theme's background, each with its own dash,
 # so that the six lines stay apart without colour
@@ -33,19 +33,7 @@ def variant_curves(losses: dict[str, np.ndarray], names: dict[str, str], trained
                            line=dict(color=colour, width=3, dash=dash),
                            hovertemplate=f"{names[variant]}, step %{{x}}: %{{y:.4g}}<extra></extra>"))
     finite = np.concatenate([np.asarray(v, dtype=float) for v in losses.values()])
-    finite = finite[np.isfinite(finite) & (finite > 0)]
-    log = finite.size > 0 and np.log10(finite.max()) - np.log10(finite.min()) > 2
-    legend, bottom = legend_below([t["name"] for t in traces], scale, width)
-    size = round(FONT["size"] * scale)
-    layout = dict(
-        title=dict(text="Loss before each step", x=0.02, font=dict(size=round(17 * scale))),
-        font={**FONT, "size": size}, height=height,
-        margin=dict(l=round(60 * scale), r=20, t=round(60 * scale), b=bottom),
-        xaxis=dict(title=dict(text="optimisation step")),
-        yaxis=dict(title=dict(text="mean squared error"), type="log" if log else "linear", exponentformat="power",
-                   nticks=max(3, int((height - round(60 * scale) - bottom) / (size * 2.8)))),
-        legend=legend, plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)",
-    )
+    layout = loss_layout("Loss before each step", traces, finite, height=height, scale=scale, width=width)
     return fast_figure(traces, layout)
 
 

@@ -39,22 +39,29 @@ def loss_curve(lora_losses: np.ndarray, full_losses: np.ndarray | None, step: in
                                 text=f"best possible at rank r: {floor:.3g}", showarrow=False,
                                 font=dict(color="#6b7280")))
     positive = np.concatenate([lora_losses, np.asarray(full_losses) if full_losses is not None else []])
+    layout = loss_layout("Loss L before each update", traces, positive, height=height, scale=scale, width=width)
+    for a in annotations:
+        a["font"]["size"] = layout["font"]["size"]
+    layout.update(shapes=shapes, annotations=annotations)
+    return fast_figure(traces, layout)
+
+
+def loss_layout(title: str, traces: list[dict], losses: np.ndarray, *, height: int, scale: float, width: float) -> dict:
+    """The layout of a loss curve (the Training page's, the Family page's): the y axis logarithmic when the
+    finite, positive ``losses`` span more than two decades, so a fall to 1e-6 stays visible; the legend below."""
+    positive = np.asarray(losses, dtype=float)
     positive = positive[np.isfinite(positive) & (positive > 0)]
     # more than two decades apart (compared as logarithms: a diverged run's 1e300 over 1e-10 overflows a ratio)
     log = positive.size > 0 and np.log10(positive.max()) - np.log10(positive.min()) > 2
     legend, bottom = legend_below([t["name"] for t in traces], scale, width)
     size = round(FONT["size"] * scale)
-    for a in annotations:
-        a["font"]["size"] = size
-    layout = dict(
-        title=dict(text="Loss L before each update", x=0.02, font=dict(size=round(17 * scale))),
+    return dict(
+        title=dict(text=title, x=0.02, font=dict(size=round(17 * scale))),
         font={**FONT, "size": size}, height=height,
         margin=dict(l=round(60 * scale), r=20, t=round(60 * scale), b=bottom),
         xaxis=dict(title=dict(text="optimisation step")),
         # as many labels as the height holds apart (a log axis of powers of ten otherwise stacks them)
         yaxis=dict(title=dict(text="mean squared error"), type="log" if log else "linear", exponentformat="power",
                    nticks=max(3, int((height - round(60 * scale) - bottom) / (size * 2.8)))),
-        legend=legend, shapes=shapes, annotations=annotations,
-        plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)",
+        legend=legend, plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)",
     )
-    return fast_figure(traces, layout)

@@ -107,9 +107,7 @@ def loraplus(cfg: FamilyConfig) -> None:
     st.table(pd.DataFrame({"trains": ["A_Q", "B_Q"], "shape": [f"{ex.d}×{ex.r}", f"{ex.r}×{ex.k}"],
                            "numbers": [ex.d * ex.r, ex.r * ex.k],
                            "learning rate": [f"{lrs['A']:g}", f"{lrs['B']:g}"]}).set_index("trains"))
-    curves(res, ("lora", "loraplus"), "fam_lp_curves")
-    st.markdown(text.pair_sentence(NAMES, "loraplus", finals_of(res), res.steps))
-    st.caption(f"In PEFT: {text.PEFT_OPTION['loraplus']}.")
+    against_lora(res, "loraplus")
 
 
 def vera(cfg: FamilyConfig) -> None:
@@ -127,9 +125,7 @@ def vera(cfg: FamilyConfig) -> None:
     ex = cfg.example
     st.markdown(text.counts_sentence(comp.sizes["lora"].trained, comp.sizes["vera"].trained, ex.r, ex.d, ex.k,
                                      comp.runs["vera"].lrs["d"]))
-    curves(comp, ("lora", "vera"), "fam_v_curves")
-    st.markdown(text.pair_sentence(NAMES, "vera", finals_of(comp), comp.steps))
-    st.caption(f"In PEFT: {text.PEFT_OPTION['vera']}.")
+    against_lora(comp, "vera")
 
 
 def compare(cfg: FamilyConfig) -> None:
@@ -147,6 +143,13 @@ def compare(cfg: FamilyConfig) -> None:
 
 def finals_of(res) -> dict[str, float]:
     return {v: float(run.losses[-1]) for v, run in res.runs.items()}
+
+
+def against_lora(res, variant: str) -> None:
+    """The variant's loss curve beside LoRA's, a sentence from their final losses, and its PEFT option."""
+    curves(res, ("lora", variant), f"fam_{variant}_curves")
+    st.markdown(text.pair_sentence(NAMES, variant, finals_of(res), res.steps))
+    st.caption(f"In PEFT: {text.PEFT_OPTION[variant]}.")
 
 
 def curves(res, variants, key: str) -> None:
