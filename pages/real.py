@@ -68,8 +68,9 @@ def fine_tune() -> None:
     if None not in runs:
         results(runs[0], runs[-1])
     elif flow.held is None:
-        st.info("Press **Train** to run these settings: LoRA first, then full fine-tuning as the baseline.",
-                icon=":material/model_training:")
+        st.info("Press **Train** to run full fine-tuning: every weight trains." if s.full else
+                f"Press **Train** to run these settings: {'DoRA' if s.dora else 'LoRA'} first, then full fine-tuning "
+                "as the baseline.", icon=":material/model_training:")
     elif flow.held.live is not None and flow.held.live.settings == s:
         charts.chart(st, views.curves_figure(flow.held.live, None, s.steps, width=charts.column_width(1.0)),
                      key="fig_real_stopped")

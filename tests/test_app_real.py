@@ -113,6 +113,7 @@ def test_dora_on_trains_the_cores_dora_run_and_its_adapter_says_use_dora(app_tes
     from lora_app.compute.real import adapter_zip
     base = jobs.base_model()
     at = open_real(app_test, view="finetune", real_steps=25, real_seed=9011, real_dora=1)
+    assert "to run these settings: DoRA first, then full fine-tuning" in " ".join(i.value for i in at.info)
     s = settings(9011, dora=True)
     train(at)
     assert not at.error
