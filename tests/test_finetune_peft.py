@@ -44,13 +44,17 @@ def bases():
 
 
 def _peft_model(base, s: FinetuneSettings, dtype, nudged=False):
-    """PEFT's LoRA on a copy of the base, started from our initial A, B (as PEFT's lora_A = Aᵀ, lora_B = Bᵀ).
+    """PEFT's LoRA (DoRA when ``s.dora``) on a copy of the base, started from our initial A, B (as PEFT's
+    lora_A = Aᵀ, lora_B = Bᵀ); DoRA's m is PEFT's own start, ‖W + s·A·B‖ with B = 0.
 
     ``nudged`` starts every entry of A one ulp higher, to measure how far the run spreads one ulp.
     """
     names = list(module_names(base.cfg, s))
-    model = get_peft_model(copy.deepcopy(base), LoraConfig(target_modules=names, r=s.r, lora_alpha=s.alpha,
-                                                           use_rslora=s.rslora, lora_dropout=0.0, bias="none"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PEFT's notes on DoRA's cost
+        model = get_peft_model(copy.deepcopy(base), LoraConfig(target_modules=names, r=s.r, lora_alpha=s.alpha,
+                                                               use_rslora=s.rslora, use_dora=s.dora,
+                                                               lora_dropout=0.0, bias="none"))
     init = initial_adapters(base.cfg, s, dtype)
     with torch.no_grad():
         for name, (A, B) in init.items():
@@ -66,8 +70,8 @@ def _peft_model(base, s: FinetuneSettings, dtype, nudged=False):
 def _peft_losses(base, s: FinetuneSettings, dtype, nudged=False):
     model = _peft_model(base, s, dtype, nudged)
     params = [p for p in model.parameters() if p.requires_grad]
-    assert len(params) == 2 * len(module_names(base.cfg, s))
-    assert sum(p.numel() for p in params) == sum(A.numel() + B.numel()
+    assert len(params) == (3 if s.dora else 2) * len(module_names(base.cfg, s))
+    assert sum(p.numel() for p in params) == sum(A.numel() + B.numel() + (B.shape[1] if s.dora else 0)
                                                  for A, B in initial_adapters(base.cfg, s).values())
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=0.01, foreach=False)
     losses = []
@@ -131,40 +135,14 @@ def test_a_dora_run_on_the_shipped_model_matches_peft_step_for_step(bases, held)
     dtype, base = torch.float64, bases[torch.float64]
     s = FinetuneSettings(task="reverse", targets=("q", "v", "ffn"), r=4, alpha=8.0, lr=1e-2, steps=60, seed=4, dora=True)
     run = finetune(base, s, held_out=held)
-    names = list(module_names(base.cfg, s))
-
-    def peft_run(nudged=False):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = get_peft_model(copy.deepcopy(base), LoraConfig(target_modules=names, r=s.r, lora_alpha=s.alpha,
-                                                                   use_dora=True, lora_dropout=0.0, bias="none"))
-        with torch.no_grad():
-            for name, (A, B) in initial_adapters(base.cfg, s, dtype).items():
-                layer = model.base_model.model.get_submodule(name)
-                layer.lora_A["default"].weight.copy_(nudge(A).T if nudged else A.T)
-                layer.lora_B["default"].weight.copy_(B.T)
-        params = [p for p in model.parameters() if p.requires_grad]
-        assert len(params) == 3 * len(names) and sum(p.numel() for p in params) == run.trainable
-        opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=0.01, foreach=False)
-        losses = []
-        for x in islice(batches(base.cfg, s), s.steps):
-            loss = loss_fn(model(x), task_targets(s.task, x))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        return losses, model
-
     # PEFT's own start for m: the column norms of W (B = 0), computed by PEFT
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fresh = get_peft_model(copy.deepcopy(base), LoraConfig(target_modules=names, r=s.r, lora_alpha=s.alpha,
-                                                               use_dora=True))
+    fresh = _peft_model(base, s, dtype)
     for name, (A, B) in initial_adapters(base.cfg, s, dtype).items():
         theirs = fresh.base_model.model.get_submodule(name).lora_magnitude_vector["default"].weight.detach()
         assert torch.equal(initial_magnitude(base, name, A, B, s.scaling), theirs), name
-    oracle, model = peft_run()
-    nudged, _ = peft_run(nudged=True)
+    oracle, model = _peft_losses(base, s, dtype)
+    nudged, _ = _peft_losses(base, s, dtype, nudged=True)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == run.trainable
     assert len(run.losses) == len(oracle) == s.steps >= 50
     assert max(abs(a - b) for a, b in zip(run.losses, oracle)) <= 1e-10
     assert_each_close(run.losses, oracle, dtype, depth=s.steps, growth=ulps_apart(nudged, oracle, dtype), what="losses")

@@ -63,6 +63,27 @@ def forge(at, widget_id: str, fill) -> None:
     at._run(widget_state=forged)
 
 
+def widget_kinds(at) -> dict[str, str]:
+    """Each widget's id and the kind of value it sends."""
+    return {w.id: w.WhichOneof("value") for w in at._tree.get_widget_states().widgets}
+
+
+def forge_every_widget(at, kinds: dict, reopen, check) -> None:
+    """Send every forgery of each widget's kind (and two of others); after each, ``check(at, widget_id, name)``.
+
+    A forgery that raises is collected and the page reopened (``reopen()``); the test fails listing them all.
+    """
+    failures = []
+    for widget_id, kind in kinds.items():
+        for name, fill in forgeries_for(kind).items():
+            at = reopen() if at.exception else at
+            forge(at, widget_id, fill)
+            if at.exception:
+                failures.append(f"{widget_id.rsplit('-', 1)[-1]}: {name}: {at.exception[0].message[:80]}")
+            check(at, widget_id, name)
+    assert not failures, "\n".join(failures)
+
+
 def widget_ids(at) -> list[str]:
     return [w.id for w in at._tree.get_widget_states().widgets]
 
@@ -74,18 +95,14 @@ def sidebar_state(at) -> dict:
 @pytest.mark.parametrize("page", PAGES)
 def test_every_widget_survives_every_kind_of_forged_message(app_test, page):
     at = opened(app_test, page)
-    kinds = {w.id: w.WhichOneof("value") for w in at._tree.get_widget_states().widgets}
+    kinds = widget_kinds(at)
     assert len(kinds) >= 3
-    failures = []
-    for widget_id, kind in kinds.items():
-        for name, fill in forgeries_for(kind).items():
-            at = opened(app_test, page) if at.exception else at
-            forge(at, widget_id, fill)
-            if at.exception:
-                failures.append(f"{widget_id.rsplit('-', 1)[-1]}: {name}: {at.exception[0].message[:80]}")
-            for key, value in sidebar_state(at).items():  # whatever was forged, the example stays valid
-                assert key not in ("n", "d", "k", "r") or isinstance(value, int), (widget_id, name, key, value)
-    assert not failures, "\n".join(failures)
+
+    def example_stays_valid(at, widget_id, name):  # whatever was forged, the example stays valid
+        for key, value in sidebar_state(at).items():
+            assert key not in ("n", "d", "k", "r") or isinstance(value, int), (widget_id, name, key, value)
+
+    forge_every_widget(at, kinds, lambda: opened(app_test, page), example_stays_valid)
 
 
 @pytest.mark.parametrize("view", ["model", "finetune", "where", "rank", "before"])
@@ -97,18 +114,14 @@ def test_every_real_model_control_survives_every_kind_of_forged_message(app_test
 
     at = open_view()
     assert not at.exception
-    kinds = {w.id: w.WhichOneof("value") for w in at._tree.get_widget_states().widgets}
+    kinds = widget_kinds(at)
     assert sum("real_" in i for i in kinds) >= {"finetune": 8, "rank": 2}.get(view, 1)
-    failures = []
-    for widget_id, kind in kinds.items():
-        for name, fill in forgeries_for(kind).items():
-            at = open_view() if at.exception else at
-            forge(at, widget_id, fill)
-            if at.exception:
-                failures.append(f"{widget_id.rsplit('-', 1)[-1]}: {name}: {at.exception[0].message[:80]}")
-            good = at.session_state["_real_last_good"].settings
-            assert type(good.r) is int and 1 <= good.r <= 32 and good.steps == 25, (widget_id, name, good)
-    assert not failures, "\n".join(failures)
+
+    def settings_stay_good(at, widget_id, name):
+        good = at.session_state["_real_last_good"].settings
+        assert type(good.r) is int and 1 <= good.r <= 32 and good.steps == 25, (widget_id, name, good)
+
+    forge_every_widget(at, kinds, open_view, settings_stay_good)
     from lora_app.compute import jobs
     assert not jobs._jobs  # no forged message pressed Train
 
@@ -117,6 +130,7 @@ def test_every_real_model_control_survives_every_kind_of_forged_message(app_test
 def test_every_family_control_survives_every_kind_of_forged_message(app_test, view):
     """The Family page's controls sit in its parts (QLoRA's checkbox; LoRA+'s λ with the task's r*, lr and
     steps): whatever one sends, each of the page's values stays one its table accepts."""
+    from lora_app.config import fields
     from lora_app.config.family import family_fields
 
     def open_view():
@@ -125,24 +139,15 @@ def test_every_family_control_survives_every_kind_of_forged_message(app_test, vi
 
     at = open_view()
     assert not at.exception
-    kinds = {w.id: w.WhichOneof("value") for w in at._tree.get_widget_states().widgets}
+    kinds = widget_kinds(at)
     assert sum("fam_" in i for i in kinds) >= {"qlora": 1, "loraplus": 4}[view]
-    failures = []
-    for widget_id, kind in kinds.items():
-        for name, fill in forgeries_for(kind).items():
-            at = open_view() if at.exception else at
-            forge(at, widget_id, fill)
-            if at.exception:
-                failures.append(f"{widget_id.rsplit('-', 1)[-1]}: {name}: {at.exception[0].message[:80]}")
-            table = family_fields(min(at.session_state["d"], at.session_state["k"]))
-            values = {f.name: at.session_state[f.name] for f in table}
-            assert values == fields_sanitized(values, table), (widget_id, name, values)
-    assert not failures, "\n".join(failures)
 
+    def values_obey_the_table(at, widget_id, name):  # what the page's own recheck would leave as it is
+        table = family_fields(min(at.session_state["d"], at.session_state["k"]))
+        values = {f.name: at.session_state[f.name] for f in table}
+        assert values == fields.recheck(values, values, table)[0], (widget_id, name, values)
 
-def fields_sanitized(values: dict, table) -> dict:
-    from lora_app.config import fields
-    return fields.recheck(values, values, table)[0]
+    forge_every_widget(at, kinds, open_view, values_obey_the_table)
 
 
 def test_a_refused_message_gets_a_notice_that_names_the_control(app_test):

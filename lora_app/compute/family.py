@@ -166,11 +166,11 @@ def vera_view(cfg: FamilyConfig) -> VeraView:
     ex = cfg.example
     A, B = vera_projections(ex.d, ex.k, ex.r, key=ex.seed)
     d0, b0 = vera_vectors(ex.r, ex.k)
-    run = comparison(cfg).runs["vera"]
-    d_vec, b_vec = (torch.from_numpy(np.array(run.params[name])) for name in ("d", "b"))
+    comp = comparison(cfg)
+    d_vec, b_vec = (torch.from_numpy(np.array(comp.runs["vera"].params[name])) for name in ("d", "b"))
     delta = vera_delta(A.to(torch.float64), B.to(torch.float64), d_vec, b_vec)
     return VeraView(_np(A), _np(B), _np(d0[None]), _np(b0[None]), _np(d_vec[None]), _np(b_vec[None]), _np(delta),
-                    comparison(cfg).steps)
+                    comp.steps)
 
 
 class VariantRun(NamedTuple):
