@@ -14,7 +14,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -23,9 +23,7 @@ import torch.nn.functional as F
 
 from .checks import is_whole
 from .device import torch_threads
-from .dora import column_norms
 from .lora import init_peft_default, lora_scaling
-from .rank import sigma_energy_share
 from .tiny import (
     ADAPT_TASKS,
     ATTENTION_MODULES,
@@ -36,11 +34,11 @@ from .tiny import (
     train_batch,
 )
 from .training import adamw_step
+from .variants import VARIANTS, frozen_model, layer_args, stored_bytes, variant_start
 
 TARGET_TYPES = {"q": ("q_proj",), "k": ("k_proj",), "v": ("v_proj",), "o": ("o_proj",), "ffn": ("up_proj", "down_proj")}
 TARGET_LABELS = {"q": "Q", "k": "K", "v": "V", "o": "O", "ffn": "FFN"}
 MAX_FT_STEPS = 2000
-MAX_RANK = 64          # the widest side of any linear layer (the FFN's inner width): the search range of budget_rank
 BATCH = 64
 EVAL_EVERY = 25
 HELD_OUT = 1000
@@ -60,29 +58,38 @@ class FinetuneSettings:
     steps: int = 300
     seed: int = 0
     full: bool = False                       # full fine-tuning: every parameter trains, no adapter
-    dora: bool = False                       # DoRA: each adapted layer also trains a magnitude per output
+    variant: str = "lora"                    # which of the family (lora_core.variants.VARIANTS) trains
 
     def __post_init__(self):
         # full fine-tuning has no adapter: its LoRA fields take their defaults, so one baseline run serves
-        # every LoRA setting of the same task, learning rate, steps and seed (and is cached once)
+        # every LoRA setting of the same task, learning rate, steps and seed (and is cached once); VeRA has
+        # no α (its update is not scaled), so one VeRA run serves every α
         if self.full:
-            for name in ("targets", "layers", "r", "alpha", "rslora", "dora"):
+            for name in ("targets", "layers", "r", "alpha", "rslora", "variant"):
+                object.__setattr__(self, name, _LORA_DEFAULTS[name])
+        elif self.variant == "vera":
+            for name in ("alpha", "rslora"):
                 object.__setattr__(self, name, _LORA_DEFAULTS[name])
 
     @property
+    def dora(self) -> bool:
+        """DoRA: each adapted layer also trains a magnitude per output column."""
+        return self.variant == "dora"
+
+    @property
     def scaling(self) -> float:
-        return lora_scaling(self.alpha, self.r, self.rslora)
+        return 1.0 if self.variant == "vera" else lora_scaling(self.alpha, self.r, self.rslora)
 
     def key(self) -> str:
         """A stable text key, e.g. for a results file's name."""
         if self.full:
             return f"full-{self.task}-lr{self.lr!r}-steps{self.steps}-seed{self.seed}"
         layers = "all" if not self.layers else "".join(map(str, self.layers))
-        return (f"{'dora' if self.dora else 'lora'}-{self.task}-{'+'.join(self.targets)}-L{layers}-r{self.r}"
+        return (f"{self.variant}-{self.task}-{'+'.join(self.targets)}-L{layers}-r{self.r}"
                 f"-a{self.alpha!r}-{'rs' if self.rslora else 'std'}-lr{self.lr!r}-steps{self.steps}-seed{self.seed}")
 
 
-_LORA_DEFAULTS = {"targets": ("q", "v"), "layers": (), "r": 4, "alpha": 8.0, "rslora": False, "dora": False}
+_LORA_DEFAULTS = {"targets": ("q", "v"), "layers": (), "r": 4, "alpha": 8.0, "rslora": False, "variant": "lora"}
 assert all(getattr(FinetuneSettings(), k) == v for k, v in _LORA_DEFAULTS.items())
 
 
@@ -122,8 +129,8 @@ def check_settings(cfg: TinyConfig, s: FinetuneSettings) -> None:
                          f"has rank at most {widest}, so r can be at most {widest} here")
     if not (isinstance(s.alpha, (int, float)) and math.isfinite(s.alpha) and 0 < s.alpha <= 1024):
         raise ValueError(f"α must be a finite number in (0, 1024], got {s.alpha!r}")
-    if not isinstance(s.dora, bool):
-        raise ValueError(f"dora must be True or False, got {s.dora!r}")
+    if s.variant not in VARIANTS:
+        raise ValueError(f"{s.variant!r} is not a variant; choose from {', '.join(VARIANTS)}")
 
 
 # --- the data: the same for LoRA, full fine-tuning and the PEFT oracle ---------------------------
@@ -169,7 +176,10 @@ class FinetuneRun(NamedTuple):
     device: str
     dtype: str
     stopped: bool                             # Stop was pressed before the last step
-    magnitudes: Mapping = MappingProxyType({})  # DoRA: name → m (d_out) on the CPU; empty for LoRA
+    magnitudes: Mapping = MappingProxyType({})  # DoRA: name → m (d_out) on the CPU; empty for the others
+    vectors: Mapping = MappingProxyType({})     # VeRA: name → (d r, b d_out), what trained; adapters holds
+                                                # (A·diag(d), B·diag(b)) with A and B the frozen projections
+    frozen_bytes: int = -1                      # the frozen weights as stored (QLoRA's in 4 bits)
 
     @property
     def accuracy(self) -> float:
@@ -190,11 +200,14 @@ def _tensor_bytes(tensors) -> int:
 class _SavedBytes:
     """Counts the bytes autograd saves for the backward pass (each storage once): the activations' memory."""
 
-    def __init__(self):
+    def __init__(self, held: set[int] = frozenset()):
         self.seen: dict[int, int] = {}
+        self.held = held  # storages counted already, as the frozen weights
 
     def pack(self, t: torch.Tensor):
         ptr = t.untyped_storage().data_ptr()
+        if ptr in self.held:
+            return t
         self.seen[ptr] = max(self.seen.get(ptr, 0), t.untyped_storage().nbytes())
         return t
 
@@ -224,24 +237,21 @@ def _finetune(base, settings, on_step, eval_every, held_out) -> FinetuneRun:
     held_y = task_targets(settings.task, held)
 
     if settings.full:
-        model = copy.deepcopy(base).requires_grad_(True)
+        model = frozen = copy.deepcopy(base).requires_grad_(True)
         params = [p for _, p in model.named_parameters()]
+        factors = (1.0,) * len(params)
         scaling = 1.0
 
         def forward(x):
             return model(x)
     else:
-        model = base
-        adapters = {n: (A.to(device), B.to(device)) for n, (A, B) in initial_adapters(cfg, settings, dtype).items()}
-        params = [t.clone().requires_grad_(True) for pair in adapters.values() for t in pair]
-        scaling = settings.scaling
-        if settings.dora:  # m starts at ‖W + s·A·B‖ per output column (‖W‖, as B = 0), after every A and B
-            params += [initial_magnitude(base, n, A, B, scaling).requires_grad_(True) for n, (A, B) in adapters.items()]
+        vs = variant_start(base, settings.variant, module_names(cfg, settings),
+                              initial_adapters(cfg, settings, dtype), r=settings.r, scaling=settings.scaling)
+        frozen, params, factors, scaling = vs.model, vs.params, vs.lr_factors, vs.scaling
 
         def forward(x):
-            pairs = {n: (params[2 * i], params[2 * i + 1]) for i, n in enumerate(adapters)}
-            mags = {n: params[2 * len(adapters) + i] for i, n in enumerate(adapters)} if settings.dora else None
-            return model(x, pairs, scaling, magnitudes=mags)
+            pairs, mags = layer_args(vs, params)
+            return frozen(x, pairs, scaling, magnitudes=mags)
 
     def accuracy() -> float:
         with torch.no_grad():
@@ -249,8 +259,13 @@ def _finetune(base, settings, on_step, eval_every, held_out) -> FinetuneRun:
 
     exp_avg = [torch.zeros_like(p) for p in params]
     exp_avg_sq = [torch.zeros_like(p) for p in params]
-    # the base weights stay; the trained tensors come with their gradients and AdamW's two moments
-    persistent = _tensor_bytes(base.parameters()) + 4 * _tensor_bytes(params)
+    # held all along: the frozen weights as stored (QLoRA's in 4 bits; none for full fine-tuning, whose weights are
+    # what trains) and the trained tensors; each trained tensor adds its gradient and AdamW's two moments. Autograd
+    # also saves weights for the backward pass: those are counted once, here
+    frozen_bytes = 0 if settings.full else stored_bytes(frozen)
+    held_bytes = frozen_bytes + _tensor_bytes(params)
+    persistent = held_bytes + 3 * _tensor_bytes(params)
+    held_storages = {t.untyped_storage().data_ptr() for t in (*frozen.parameters(), *frozen.buffers(), *params)}
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -261,14 +276,15 @@ def _finetune(base, settings, on_step, eval_every, held_out) -> FinetuneRun:
     start = time.perf_counter()
     for step in range(1, settings.steps + 1):
         x = next(data).to(device)
-        counter = _SavedBytes()
+        counter = _SavedBytes(held_storages)
         with torch.autograd.graph.saved_tensors_hooks(counter.pack, lambda t: t):
             loss = loss_fn(forward(x), task_targets(settings.task, x))
         grads = torch.autograd.grad(loss, params)
         saved_peak = max(saved_peak, counter.total)
         with torch.no_grad():
             for i, (p, g) in enumerate(zip(params, grads)):
-                st = adamw_step(p, g, exp_avg[i], exp_avg_sq[i], step, lr=settings.lr, weight_decay=WEIGHT_DECAY)
+                st = adamw_step(p, g, exp_avg[i], exp_avg_sq[i], step, lr=settings.lr * factors[i],
+                                weight_decay=WEIGHT_DECAY)
                 p.copy_(st.new)
                 exp_avg[i], exp_avg_sq[i] = st.exp_avg, st.exp_avg_sq
         value = float(loss.detach())
@@ -288,42 +304,46 @@ def _finetune(base, settings, on_step, eval_every, held_out) -> FinetuneRun:
             break
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-        peak = torch.cuda.max_memory_allocated(device) - before + _tensor_bytes(base.parameters())
-        how = "torch.cuda.max_memory_allocated during the run, plus the base weights"
+        peak = torch.cuda.max_memory_allocated(device) - before + held_bytes
+        how = "torch.cuda.max_memory_allocated during the run, plus the weights and trained tensors held before it"
     else:
         peak = persistent + saved_peak
-        how = ("bytes of every tensor training holds at its peak: the weights, the trained tensors, their "
-               "gradients, AdamW's two moments and the activations autograd saved for the backward pass")
+        how = ("bytes of every tensor training holds at its peak: the frozen weights as stored, the trained tensors, "
+               "their gradients, AdamW's two moments and the activations autograd saved for the backward pass")
     wall = time.perf_counter() - start
-    magnitudes_out = {}
+    cpu = lambda t: t.detach().to("cpu").clone()
+    adapters_out, magnitudes_out, vectors_out, full_state = {}, {}, {}, {}
     with torch.no_grad():
         if settings.full:
-            adapters_out, full_state = {}, {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+            full_state = {k: cpu(v) for k, v in model.state_dict().items()}
         else:
-            adapters_out = {n: (params[2 * i].detach().to("cpu").clone(), params[2 * i + 1].detach().to("cpu").clone())
-                            for i, n in enumerate(adapters)}
-            if settings.dora:
-                magnitudes_out = {n: params[2 * len(adapters) + i].detach().to("cpu").clone()
-                                  for i, n in enumerate(adapters)}
-            full_state = {}
+            pairs, mags = layer_args(vs, params)
+            adapters_out = {n: (cpu(A), cpu(B)) for n, (A, B) in pairs.items()}
+            magnitudes_out = {n: cpu(m) for n, m in mags.items()}
+            if vs.projections:
+                vectors_out = {n: (cpu(params[2 * i]), cpu(params[2 * i + 1])) for i, n in enumerate(vs.names)}
     return FinetuneRun(settings, tuple(losses), tuple(eval_steps), tuple(accs), adapters_out, full_state, scaling,
                        sum(p.numel() for p in params), sum(p.numel() for p in base.parameters()), wall, int(peak),
-                       how, str(device), str(dtype).replace("torch.", ""), stopped, MappingProxyType(magnitudes_out))
-
-
-def initial_magnitude(base: TinyTransformer, name: str, A: torch.Tensor, B: torch.Tensor, scaling: float) -> torch.Tensor:
-    """DoRA's m at the start: ‖W + s·A·B‖ per output column of the named layer (PEFT's initialisation)."""
-    W = base.weight(name).detach()
-    return column_norms(W, A.to(W), B.to(W), scaling)
+                       how, str(device), str(dtype).replace("torch.", ""), stopped, MappingProxyType(magnitudes_out),
+                       MappingProxyType(vectors_out), frozen_bytes)
 
 
 def finetuned_model(base: TinyTransformer, run: FinetuneRun) -> TinyTransformer:
-    """A full fine-tuning run's model, on the base's device and dtype (LoRA runs use the base itself)."""
-    if not run.settings.full:
-        return base
+    """The model a run's adapters sit on, on the base's device and dtype: full fine-tuning's trained model; the base
+    itself for LoRA, DoRA, LoRA+ and VeRA; its NF4 copy for QLoRA and its residual for PiSSA."""
+    s = run.settings
+    if not s.full:
+        return frozen_model(base, s.variant, module_names(base.cfg, s), s.r, s.scaling)
     model = copy.deepcopy(base)
     model.load_state_dict(run.full_state)
     return model
+
+
+def adapter_args(base: TinyTransformer, run: FinetuneRun) -> tuple[dict, float, dict]:
+    """The run's (A, B) pairs, s and DoRA magnitudes on the base's device and dtype: what its model's forward takes."""
+    device, dtype = base.embed.weight.device, base.embed.weight.dtype
+    pairs = {n: (A.to(device, dtype), B.to(device, dtype)) for n, (A, B) in run.adapters.items()}
+    return pairs, run.scaling, {n: m.to(device, dtype) for n, m in run.magnitudes.items()}
 
 
 def predict(base: TinyTransformer, run: FinetuneRun | None, tokens: torch.Tensor) -> torch.Tensor:
@@ -334,15 +354,16 @@ def predict(base: TinyTransformer, run: FinetuneRun | None, tokens: torch.Tensor
             return base(tokens.to(device)).argmax(-1).cpu()
         if run.settings.full:
             return finetuned_model(base, run)(tokens.to(device)).argmax(-1).cpu()
-        dtype = base.embed.weight.dtype
-        pairs = {n: (A.to(device, dtype), B.to(device, dtype)) for n, (A, B) in run.adapters.items()}
-        mags = {n: m.to(device, dtype) for n, m in run.magnitudes.items()}
-        return base(tokens.to(device), pairs, run.scaling, magnitudes=mags).argmax(-1).cpu()
+        pairs, scaling, mags = adapter_args(base, run)
+        return finetuned_model(base, run)(tokens.to(device), pairs, scaling, magnitudes=mags).argmax(-1).cpu()
 
 
 def weight_updates(base: TinyTransformer, run: FinetuneRun) -> dict[str, torch.Tensor]:
-    """ΔW (d_in×d_out, float64, CPU) per linear layer: s·A·B for LoRA, W_after − W_before for full fine-tuning,
-    and for DoRA m ⊙ (W + s·A·B)/‖W + s·A·B‖ − W, the change the layer's weight undergoes."""
+    """ΔW (d_in×d_out, float64, CPU) per linear layer: what training changed in the weight the layer uses.
+
+    Full fine-tuning: W_after − W_before. LoRA, LoRA+ and VeRA: s·A·B. DoRA: m ⊙ (W + s·A·B)/‖W + s·A·B‖ − W.
+    PiSSA: W_res + s·A·B − W. QLoRA: s·A·B over W̃, the NF4 weight it trained on.
+    """
     if run.settings.full:
         out = {}
         for name in base.cfg.module_names():
@@ -350,50 +371,14 @@ def weight_updates(base: TinyTransformer, run: FinetuneRun) -> dict[str, torch.T
             after = run.full_state[f"{name}.weight"].to(torch.float64)
             out[name] = (after - before).T
         return out
+    frozen = finetuned_model(base, run)
     out = {}
-    for n, (A, B) in run.adapters.items():
-        delta = run.scaling * (A.double() @ B.double())
-        if n in run.magnitudes:
-            W = base.weight(n).detach().to("cpu", torch.float64)
-            V = W + delta
-            delta = run.magnitudes[n].double() * V / torch.linalg.vector_norm(V, dim=0) - W
-        out[n] = delta
+    with torch.no_grad():
+        for n, (A, B) in run.adapters.items():
+            W = frozen.weight(n).detach().to("cpu", torch.float64)
+            after = W + run.scaling * (A.double() @ B.double())
+            if n in run.magnitudes:
+                after = run.magnitudes[n].double() * after / torch.linalg.vector_norm(after, dim=0)
+            before = W if run.settings.variant == "qlora" else base.weight(n).detach().to("cpu", torch.float64)
+            out[n] = after - before
     return out
-
-
-# --- the paper's experiments ---------------------------------------------------------------------
-
-PLACEMENTS = (("q",), ("k",), ("v",), ("o",), ("q", "k"), ("q", "v"), ("v", "o"), ("q", "k", "v", "o"), ("ffn",))
-BUDGET_RANK = 8  # r on a single attention type; r = 4 on two and r = 2 on four hold the numbers fixed
-
-
-def budget_rank(cfg: TinyConfig, targets: tuple[str, ...]) -> int:
-    """The r that keeps a placement's trainable numbers at the budget of r = 8 on one attention type.
-
-    Attention types are all d×d, so r = 8/(number of types). The FFN's two matrices are wider; it gets
-    the whole number r whose count is closest to the budget (ties go to the smaller r).
-    """
-    if all(t in ("q", "k", "v", "o") for t in targets):
-        return max(1, BUDGET_RANK // len(targets))
-    budget = BUDGET_RANK * sum(cfg.module_shape("q_proj"))
-    per_r = sum(sum(cfg.module_shape(m)) for t in targets for m in TARGET_TYPES[t])
-    return min(range(1, MAX_RANK + 1), key=lambda r: (abs(r * per_r - budget), r))
-
-
-def budget_grid(cfg: TinyConfig, base: FinetuneSettings) -> list[FinetuneSettings]:
-    """Table 5's experiment on this model: every placement at the fixed budget, then full fine-tuning."""
-    runs = [replace(base, targets=p, r=budget_rank(cfg, p), full=False) for p in PLACEMENTS]
-    return runs + [replace(base, full=True)]
-
-
-RANKS = (1, 2, 4, 8, 16)
-
-
-def rank_sweep(base: FinetuneSettings) -> list[FinetuneSettings]:
-    """Table 6's experiment: the same placement at r = 1, 2, 4, 8 and 16, α fixed (so s = α/r changes)."""
-    return [replace(base, r=r, full=False) for r in RANKS]
-
-
-def energy_share(delta: torch.Tensor, r: int) -> float:
-    """The share of ‖ΔW‖² (the sum of σᵢ²) in the top r singular directions."""
-    return sigma_energy_share(torch.linalg.svdvals(delta.double()).tolist(), r)

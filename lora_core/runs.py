@@ -28,6 +28,7 @@ from safetensors.torch import save as save_safetensors
 from .device import torch_threads
 from .finetune import HELD_OUT, FinetuneRun, FinetuneSettings, check_settings, module_names, predict
 from .tiny import TinyTransformer, held_out_set, model_digest, task_targets
+from .variants import vera_layer_projections
 
 MAX_RUN_BYTES = 4 * 1024 * 1024   # a full fine-tuning run holds the whole model: 72 kB in float32
 FORMAT = "lora-explainer-run/1"
@@ -45,8 +46,12 @@ def _settings_dict(s: FinetuneSettings) -> dict:
 
 def _settings_from(d) -> FinetuneSettings:
     names = {f.name for f in fields(FinetuneSettings)}
-    if isinstance(d, dict) and set(d) == names - {"dora"}:  # written before DoRA: a LoRA or full run
-        d = {**d, "dora": False}
+    if isinstance(d, dict) and set(d) == names - {"variant"}:  # written before DoRA: a LoRA or full run
+        d = {**d, "variant": "lora"}
+    if isinstance(d, dict) and set(d) == (names - {"variant"}) | {"dora"}:  # before the other variants
+        if not isinstance(d["dora"], bool):
+            raise ValueError("its settings are not a run's settings (dora is not true or false)")
+        d = {k: v for k, v in d.items() if k != "dora"} | {"variant": "dora" if d["dora"] else "lora"}
     if not isinstance(d, dict) or set(d) != names:
         raise ValueError("its settings are not a run's settings")
     d = dict(d)
@@ -58,13 +63,18 @@ def _settings_from(d) -> FinetuneSettings:
 
 def run_bytes(run: FinetuneRun, digest: str) -> bytes:
     """The run as safetensors bytes: its weights as tensors, everything else as JSON metadata."""
-    tensors = ({f"full.{k}": v.contiguous() for k, v in run.full_state.items()} if run.settings.full else
-               {f"{n}.{part}": t.contiguous() for n, (A, B) in run.adapters.items() for part, t in (("A", A), ("B", B))}
-               | {f"{n}.m": m.contiguous() for n, m in run.magnitudes.items()})
+    if run.settings.full:
+        tensors = {f"full.{k}": v.contiguous() for k, v in run.full_state.items()}
+    elif run.settings.variant == "vera":  # what trained: the frozen projections are PEFT's, made again from its key
+        tensors = {f"{n}.{part}": t.contiguous() for n, (d, b) in run.vectors.items() for part, t in (("d", d), ("b", b))}
+    else:
+        tensors = ({f"{n}.{part}": t.contiguous() for n, (A, B) in run.adapters.items() for part, t in (("A", A), ("B", B))}
+                   | {f"{n}.m": m.contiguous() for n, m in run.magnitudes.items()})
     meta = {"format": FORMAT, "base": digest, "settings": _settings_dict(run.settings), "losses": list(run.losses),
             "eval_steps": list(run.eval_steps), "accuracies": list(run.accuracies), "scaling": run.scaling,
             "trainable": run.trainable, "total": run.total, "wall_s": run.wall_s, "peak_bytes": run.peak_bytes,
-            "memory_how": run.memory_how, "device": run.device, "dtype": run.dtype, "stopped": run.stopped}
+            "memory_how": run.memory_how, "device": run.device, "dtype": run.dtype, "stopped": run.stopped,
+            "frozen_bytes": run.frozen_bytes}
     return save_safetensors(tensors, metadata={"run": json.dumps(meta)})
 
 
@@ -132,6 +142,9 @@ def read_run(data: bytes, base: TinyTransformer, settings: FinetuneSettings | No
         expected = {}
         for n in module_names(base.cfg, found):
             d_in, d_out = base.cfg.module_shape(n.rsplit(".", 1)[1])
+            if found.variant == "vera":
+                expected[f"{n}.d"], expected[f"{n}.b"] = (found.r,), (d_out,)
+                continue
             expected[f"{n}.A"], expected[f"{n}.B"] = (d_in, found.r), (found.r, d_out)
             if found.dora:
                 expected[f"{n}.m"] = (d_out,)
@@ -139,18 +152,24 @@ def read_run(data: bytes, base: TinyTransformer, settings: FinetuneSettings | No
         raise ValueError("its tensors are not the ones its settings train")
     if not all(t.is_floating_point() and bool(torch.isfinite(t).all()) for t in tensors.values()):
         raise ValueError("a tensor holds a value that is not a finite number")
-    magnitudes = {}
+    magnitudes, vectors, adapters, full_state = {}, {}, {}, {}
+    names = module_names(base.cfg, found)
     if found.full:
-        adapters, full_state = {}, {k[len("full."):]: v for k, v in tensors.items()}
+        full_state = {k[len("full."):]: v for k, v in tensors.items()}
+    elif found.variant == "vera":
+        vectors = {n: (tensors[f"{n}.d"], tensors[f"{n}.b"]) for n in names}
+        shapes = [base.cfg.module_shape(n.rsplit(".", 1)[1]) for n in names]
+        projections = vera_layer_projections(names, shapes, found.r, torch.float32, "cpu")
+        adapters = {n: ((A.to(d) * d), (B.to(b) * b)) for n, (A, B) in projections.items() for d, b in [vectors[n]]}
     else:
-        adapters = {n: (tensors[f"{n}.A"], tensors[f"{n}.B"]) for n in module_names(base.cfg, found)}
-        magnitudes = {n: tensors[f"{n}.m"] for n in module_names(base.cfg, found)} if found.dora else {}
-        full_state = {}
+        adapters = {n: (tensors[f"{n}.A"], tensors[f"{n}.B"]) for n in names}
+        magnitudes = {n: tensors[f"{n}.m"] for n in names} if found.dora else {}
     scaling = 1.0 if found.full else found.scaling
     run = FinetuneRun(found, losses, tuple(steps), accs, adapters, full_state, scaling, int(meta.get("trainable", -1)),
                       int(meta.get("total", -1)), float(meta.get("wall_s", math.nan)), int(meta.get("peak_bytes", -1)),
                       str(meta.get("memory_how", ""))[:300], str(meta.get("device", ""))[:40],
-                      str(meta.get("dtype", ""))[:20], False, MappingProxyType(magnitudes))
+                      str(meta.get("dtype", ""))[:20], False, MappingProxyType(magnitudes), MappingProxyType(vectors),
+                      int(meta.get("frozen_bytes", -1)))
     held = held_out_set(base.cfg, HELD_OUT)
     with torch_threads(1):
         measured = float((predict(base, run, held) == task_targets(found.task, held)).double().mean())

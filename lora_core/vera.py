@@ -43,8 +43,12 @@ def vera_projections(d: int, k: int, r: int, key: int = PRNG_KEY) -> tuple[torch
 
 def vera_vectors(r: int, k: int, d_initial: float = D_INITIAL,
                  dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
-    """The trained vectors at step 0, as PEFT starts them: d = d_initial (r numbers), b = 0 (k numbers)."""
-    return torch.full((r,), float(d_initial), dtype=dtype), torch.zeros(k, dtype=dtype)
+    """The trained vectors at step 0, as PEFT starts them: d = d_initial (r numbers), b = 0 (k numbers).
+
+    PEFT makes d in float32 and casts it to the model's dtype, so d_initial is rounded to float32 first
+    (0.1 starts as 0.100000001490116…, in a float64 model too).
+    """
+    return (torch.full((r,), float(d_initial), dtype=torch.float32).to(dtype), torch.zeros(k, dtype=dtype))
 
 
 def vera_delta(A: torch.Tensor, B: torch.Tensor, d_vec: torch.Tensor, b_vec: torch.Tensor) -> torch.Tensor:

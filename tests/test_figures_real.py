@@ -173,7 +173,7 @@ def test_energy_share_matches_numpy_and_finetune():
     rng = np.random.default_rng(0)
     M = rng.normal(size=(32, 16))
     sigma = np.linalg.svd(M, compute_uv=False)
-    from lora_core.finetune import energy_share
+    from lora_core.experiments import energy_share
     for r in (1, 4, 16):
         oracle = float(np.sum(sigma[:r] ** 2) / np.linalg.norm(M, "fro") ** 2)
         assert sigma_energy_share(sigma, r) == pytest.approx(oracle)

@@ -14,23 +14,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.func import functional_call
 
+from lora_core.experiments import BUDGET_RANK, PLACEMENTS, budget_grid, budget_rank, energy_share, rank_sweep
 from lora_core.finetune import (
     BATCH,
-    BUDGET_RANK,
     MAX_FT_STEPS,
-    PLACEMENTS,
     TARGET_TYPES,
     FinetuneSettings,
     batches,
-    budget_grid,
-    budget_rank,
     check_settings,
-    energy_share,
     finetune,
     initial_adapters,
     module_names,
     predict,
-    rank_sweep,
     weight_updates,
 )
 from lora_core.tiny import TinyConfig, load_base_model, model_digest, task_targets

@@ -7,28 +7,26 @@ import io
 import json
 import warnings
 import zipfile
-from itertools import islice
 
 import pytest
 import torch
 
 # PEFT is a dev requirement and this file's oracle: a missing PEFT fails here, it never turns the file into skips
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import PeftModel
+from peft_training import tiny_peft_losses, tiny_peft_model
 from safetensors.torch import load_file
 
 from lora_core.adapter import CONFIG_NAME, WEIGHTS_NAME, adapters_zip_bytes, export_peft_adapters
 from lora_core.finetune import (
     FinetuneSettings,
-    batches,
     finetune,
     initial_adapters,
-    initial_magnitude,
-    loss_fn,
     module_names,
     predict,
 )
-from lora_core.tiny import TinyConfig, held_out_set, load_base_model, model_digest, task_targets
-from tolerances import assert_close, assert_each_close, nudge, rel_tol, ulps_apart
+from lora_core.tiny import TinyConfig, held_out_set, load_base_model, model_digest
+from lora_core.variants import layer_args, variant_start
+from tolerances import assert_close, assert_each_close, rel_tol, ulps_apart
 
 CFG = TinyConfig()
 
@@ -41,47 +39,6 @@ def held():
 @pytest.fixture(scope="module")
 def bases():
     return {torch.float64: load_base_model(dtype=torch.float64), torch.float32: load_base_model()}
-
-
-def _peft_model(base, s: FinetuneSettings, dtype, nudged=False):
-    """PEFT's LoRA (DoRA when ``s.dora``) on a copy of the base, started from our initial A, B (as PEFT's
-    lora_A = Aᵀ, lora_B = Bᵀ); DoRA's m is PEFT's own start, ‖W + s·A·B‖ with B = 0.
-
-    ``nudged`` starts every entry of A one ulp higher, to measure how far the run spreads one ulp.
-    """
-    names = list(module_names(base.cfg, s))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # PEFT's notes on DoRA's cost
-        model = get_peft_model(copy.deepcopy(base), LoraConfig(target_modules=names, r=s.r, lora_alpha=s.alpha,
-                                                               use_rslora=s.rslora, use_dora=s.dora,
-                                                               lora_dropout=0.0, bias="none"))
-    init = initial_adapters(base.cfg, s, dtype)
-    with torch.no_grad():
-        for name, (A, B) in init.items():
-            layer = model.base_model.model.get_submodule(name)
-            assert layer.lora_A["default"].weight.dtype == dtype
-            layer.lora_A["default"].weight.copy_(nudge(A).T if nudged else A.T)
-            layer.lora_B["default"].weight.copy_(B.T)
-            # α/r or α/√r: one or two correctly rounded operations, however PEFT writes them
-            assert layer.scaling["default"] == pytest.approx(s.scaling, rel=rel_tol(torch.float64))
-    return model
-
-
-def _peft_losses(base, s: FinetuneSettings, dtype, nudged=False):
-    model = _peft_model(base, s, dtype, nudged)
-    params = [p for p in model.parameters() if p.requires_grad]
-    assert len(params) == (3 if s.dora else 2) * len(module_names(base.cfg, s))
-    assert sum(p.numel() for p in params) == sum(A.numel() + B.numel() + (B.shape[1] if s.dora else 0)
-                                                 for A, B in initial_adapters(base.cfg, s).values())
-    opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=0.01, foreach=False)
-    losses = []
-    for x in islice(batches(base.cfg, s), s.steps):
-        loss = loss_fn(model(x), task_targets(s.task, x))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses, model
 
 
 CASES = [
@@ -109,11 +66,11 @@ def test_losses_match_peft_step_for_step(bases, held, dtype, s):
     base = bases[dtype]
     digest = model_digest(base)
     run = finetune(base, s, held_out=held)
-    oracle, model = _peft_losses(base, s, dtype)
+    oracle, model = tiny_peft_losses(base, s, dtype)
     theirs = _factors(model, run.adapters)
     # PEFT sums in another order (x·Aᵀ through nn.Linear), so a few ulps differ at every step and the run carries
     # them on; how far it spreads one ulp is measured, by PEFT itself started from A one ulp higher
-    nudged, nudged_model = _peft_losses(base, s, dtype, nudged=True)
+    nudged, nudged_model = tiny_peft_losses(base, s, dtype, nudged=True)
     loss_growth = ulps_apart(nudged, oracle, dtype)
     nudged_theirs = _factors(nudged_model, run.adapters)
     factor_growth = max(ulps_apart(n, t) for name in theirs for n, t in zip(nudged_theirs[name], theirs[name]))
@@ -133,15 +90,19 @@ def test_a_dora_run_on_the_shipped_model_matches_peft_step_for_step(bases, held)
     ‖W + s·A·B‖ itself (ours must be the same numbers), then 60 steps in float64 give the same losses (the issue's
     bound, 1e-10, and the ulp bound the LoRA cases use), A, B and m."""
     dtype, base = torch.float64, bases[torch.float64]
-    s = FinetuneSettings(task="reverse", targets=("q", "v", "ffn"), r=4, alpha=8.0, lr=1e-2, steps=60, seed=4, dora=True)
+    s = FinetuneSettings(task="reverse", targets=("q", "v", "ffn"), r=4, alpha=8.0, lr=1e-2, steps=60, seed=4, variant="dora")
     run = finetune(base, s, held_out=held)
     # PEFT's own start for m: the column norms of W (B = 0), computed by PEFT
-    fresh = _peft_model(base, s, dtype)
-    for name, (A, B) in initial_adapters(base.cfg, s, dtype).items():
+    fresh = tiny_peft_model(base, s, dtype)
+    start = variant_start(base, "dora", module_names(base.cfg, s), initial_adapters(base.cfg, s, dtype), r=s.r,
+                          scaling=s.scaling)
+    ours = layer_args(start, start.params)[1]
+    assert set(ours) == set(module_names(base.cfg, s))
+    for name, m in ours.items():
         theirs = fresh.base_model.model.get_submodule(name).lora_magnitude_vector["default"].weight.detach()
-        assert torch.equal(initial_magnitude(base, name, A, B, s.scaling), theirs), name
-    oracle, model = _peft_losses(base, s, dtype)
-    nudged, _ = _peft_losses(base, s, dtype, nudged=True)
+        assert torch.equal(m.detach(), theirs), name
+    oracle, model = tiny_peft_losses(base, s, dtype)
+    nudged, _ = tiny_peft_losses(base, s, dtype, nudged=True)
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == run.trainable
     assert len(run.losses) == len(oracle) == s.steps >= 50
     assert max(abs(a - b) for a, b in zip(run.losses, oracle)) <= 1e-10
@@ -207,7 +168,7 @@ def test_an_exported_dora_adapter_loads_in_peft_with_its_magnitudes_and_predicts
     """``use_dora: true`` and each module's ``lora_magnitude_vector``: PeftModel.from_pretrained matches every key
     and writes the digits our DoRA model writes."""
     base = bases[torch.float32]
-    s = FinetuneSettings(task="permute", targets=("q", "v", "o"), r=4, alpha=8.0, lr=2e-2, steps=60, seed=6, dora=True)
+    s = FinetuneSettings(task="permute", targets=("q", "v", "o"), r=4, alpha=8.0, lr=2e-2, steps=60, seed=6, variant="dora")
     run = finetune(base, s, held_out=held)
     folder = export_peft_adapters(tmp_path / "dora", run.adapters, r=s.r, alpha=s.alpha, magnitudes=dict(run.magnitudes))
     assert json.loads((folder / CONFIG_NAME).read_text())["use_dora"] is True

@@ -11,7 +11,11 @@ from lora_core.tiny import load_base_model, model_digest
 
 LORA = FinetuneSettings(task="reverse", targets=("q", "v"), r=4, steps=25, seed=7001)
 FULL = FinetuneSettings(task="permute", steps=25, seed=7002, full=True)
-DORA = FinetuneSettings(task="reverse", targets=("q", "v", "ffn"), r=4, steps=25, seed=7003, dora=True)
+DORA = FinetuneSettings(task="reverse", targets=("q", "v", "ffn"), r=4, steps=25, seed=7003, variant="dora")
+# the rest of the family: QLoRA's and PiSSA's frozen base is made again when read; VeRA's file holds d and b only
+OTHERS = {v: replace(LORA, variant=v, seed=7004 + i, targets=("q", "v", "ffn"))
+          for i, v in enumerate(("qlora", "pissa", "loraplus", "vera"))}
+KINDS = ["lora", "full", "dora", *OTHERS]
 
 
 @pytest.fixture(scope="module")
@@ -21,13 +25,14 @@ def base():
 
 @pytest.fixture(scope="module")
 def trained(base):
-    return {"lora": finetune(base, LORA), "full": finetune(base, FULL), "dora": finetune(base, DORA)}
+    return ({"lora": finetune(base, LORA), "full": finetune(base, FULL), "dora": finetune(base, DORA)}
+            | {v: finetune(base, s) for v, s in OTHERS.items()})
 
 
 def assert_same_run(a, b):
     assert a.settings == b.settings
     for field in ("losses", "eval_steps", "accuracies", "scaling", "trainable", "total", "wall_s", "peak_bytes",
-                  "memory_how", "device", "dtype", "stopped"):
+                  "memory_how", "device", "dtype", "stopped", "frozen_bytes"):
         assert getattr(a, field) == getattr(b, field), field
     assert a.adapters.keys() == b.adapters.keys() and a.full_state.keys() == b.full_state.keys()
     for n in a.adapters:
@@ -38,9 +43,12 @@ def assert_same_run(a, b):
     assert a.magnitudes.keys() == b.magnitudes.keys()
     for n in a.magnitudes:
         assert torch.equal(a.magnitudes[n], b.magnitudes[n]), n
+    assert a.vectors.keys() == b.vectors.keys()
+    for n in a.vectors:
+        assert all(torch.equal(x, y) for x, y in zip(a.vectors[n], b.vectors[n])), n
 
 
-@pytest.mark.parametrize("kind", ["lora", "full", "dora"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_run_reads_back_as_exactly_the_run_that_was_written(base, trained, kind):
     run = trained[kind]
     back = read_run(run_bytes(run, model_digest(base)), base, run.settings)
@@ -48,7 +56,7 @@ def test_a_run_reads_back_as_exactly_the_run_that_was_written(base, trained, kin
     assert read_run(run_bytes(run, model_digest(base)), base).settings == run.settings  # no settings asked
 
 
-@pytest.mark.parametrize("kind", ["lora", "full", "dora"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_save_and_load_through_a_folder(base, trained, tmp_path, kind):
     run = trained[kind]
     path = save_run(tmp_path, run, model_digest(base))
@@ -56,6 +64,19 @@ def test_save_and_load_through_a_folder(base, trained, tmp_path, kind):
     assert_same_run(run, load_run(tmp_path, base, run.settings))
     assert load_run(tmp_path, base, replace(run.settings, seed=run.settings.seed + 1)) is None  # no file: no run
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # nothing left beside it
+
+
+def rewritten(base, run, settings_edit) -> bytes:
+    """The run's file with its recorded settings edited by ``settings_edit(settings dict)``."""
+    import json
+    blob = run_bytes(run, model_digest(base))
+    header_len = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + header_len])
+    meta = json.loads(header["__metadata__"]["run"])
+    settings_edit(meta["settings"])
+    header["__metadata__"]["run"] = json.dumps(meta)
+    head = json.dumps(header).encode()
+    return len(head).to_bytes(8, "little") + head + blob[8 + header_len:]
 
 
 def refused(data, base, settings, words):
@@ -203,20 +224,32 @@ def test_a_failed_save_leaves_no_temporary_file_and_the_old_file_in_place(base, 
 
 def test_a_dora_run_is_its_own_file_and_a_file_written_before_dora_still_reads(base, trained):
     """DoRA's settings name a file of their own (a LoRA run's name is as it was), its magnitudes are checked like its
-    factors, and a file whose settings predate the dora field reads as the LoRA run it is."""
-    import json
+    factors. A file whose settings predate the dora field reads as the LoRA run it is, and one with the dora field
+    (written before the other variants) as the LoRA or DoRA run it names."""
     dora, lora = trained["dora"], trained["lora"]
     assert dora.settings.key().startswith("dora-") and lora.settings.key().startswith("lora-")
     assert dora.trainable == sum(A.numel() + B.numel() for A, B in dora.adapters.values()) + sum(
         m.numel() for m in dora.magnitudes.values())
     without_m = dora._replace(magnitudes={})
     refused(run_bytes(without_m, model_digest(base)), base, DORA, "its tensors are not the ones its settings train")
-    blob = run_bytes(lora, model_digest(base))
-    header_len = int.from_bytes(blob[:8], "little")
-    header = json.loads(blob[8:8 + header_len])
-    meta = json.loads(header["__metadata__"]["run"])
-    del meta["settings"]["dora"]  # as every run saved before DoRA was written
-    header["__metadata__"]["run"] = json.dumps(meta)
-    old = json.dumps(header).encode()
-    old = len(old).to_bytes(8, "little") + old + blob[8 + header_len:]
-    assert_same_run(lora, read_run(old, base, LORA))
+    # as every run saved before DoRA was written: no variant and no dora
+    assert_same_run(lora, read_run(rewritten(base, lora, lambda s: s.pop("variant")), base, LORA))
+    # as runs saved before the other variants: a dora field, true or false
+    for run, settings, flag in ((lora, LORA, False), (dora, DORA, True)):
+        assert_same_run(run, read_run(rewritten(base, run, lambda s: s.update(dora=flag) or s.pop("variant")), base, settings))
+    refused(rewritten(base, lora, lambda s: s.update(dora="yes") or s.pop("variant")), base, LORA,
+            "dora is not true or false")
+
+
+def test_a_vera_file_holds_only_what_trained_and_its_layers_are_made_again_from_peft_key(base, trained):
+    """VeRA's run file stores d and b per layer (r + d_out numbers), not the frozen projections; a file with A and B
+    instead is refused, and the layers read back are A·diag(d) and B·diag(b) with PEFT's projections."""
+    from safetensors.torch import load
+    vera = trained["vera"]
+    stored = load(run_bytes(vera, model_digest(base)))
+    assert set(stored) == {f"{n}.{p}" for n in vera.adapters for p in "db"}
+    assert sum(t.numel() for t in stored.values()) == vera.trainable
+    # the same run written as LoRA (A and B stored), its settings then marked VeRA
+    as_lora = vera._replace(settings=replace(vera.settings, variant="lora"), vectors={})
+    refused(rewritten(base, as_lora, lambda s: s.update(variant="vera")), base, vera.settings,
+            "its tensors are not the ones its settings train")
