@@ -5,8 +5,9 @@
    the run's own ``wall_s`` (the training loop) and ``peak_bytes``, and the process's CPU time, which
    shows an OpenMP pool spinning on the second core. Target: ≤ 10 s.
 2. The fixed-budget placement grid (``budget_grid``: 9 placements + full) per task. Target: ≤ 3 min.
-3. The rank sweep (``rank_sweep``, r = 1…16) per task.
-   Both at torch threads = ``lora_app.compute.jobs.TRAIN_THREADS``, the server's training setting.
+3. The rank sweep (``rank_sweep``, r = 1…16) per task, and the family (``family_grid``: LoRA, DoRA, QLoRA,
+   PiSSA, LoRA+, VeRA at r = 4 and at r = 32, full) per task, with each variant's time, memory and accuracy.
+   All at torch threads = ``lora_app.compute.jobs.TRAIN_THREADS``, the server's training setting.
 4. Another session's slider, end to end: a fresh ``streamlit run app.py`` (LORA_DEVICE=cpu,
    LORA_RUNS_DIR a fresh temporary folder, so nothing is cached from an earlier run) and headless
    Chromium. Explore's r slider is moved with the keyboard and timed in the page exactly as
@@ -53,7 +54,8 @@ import bench_browser as bb
 import torch
 
 from helpers import start_streamlit
-from lora_core.finetune import FinetuneSettings, budget_grid, finetune, rank_sweep
+from lora_core.experiments import budget_grid, family_grid, rank_sweep
+from lora_core.finetune import FinetuneSettings, finetune
 from lora_core.tiny import ADAPT_TASKS, load_base_model
 
 DOC = ROOT / "docs" / "bench_real.md"
@@ -108,7 +110,7 @@ def timed(base, settings: FinetuneSettings) -> dict:
     c0, t0 = time.process_time(), time.perf_counter()
     run = finetune(base, settings)
     return {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0, "run_wall": run.wall_s,
-            "peak": run.peak_bytes, "acc": run.accuracy, "trainable": run.trainable}
+            "peak": run.peak_bytes, "acc": run.accuracy, "trainable": run.trainable, "frozen": run.frozen_bytes}
 
 
 def single_runs(base, repeats: int) -> None:
@@ -166,17 +168,31 @@ def grids(base, threads: int) -> None:
     say()
     say(f"## 2-3. The experiments per task, torch threads = {threads} (the server's training setting)")
     say()
-    rows = []
+    rows, family = [], {}
     for task in ADAPT_TASKS:
         base_s = FinetuneSettings(task=task)
         for name, settings, target in (("budget grid (9 placements + full)", budget_grid(base.cfg, base_s), GRID_TARGET_S),
-                                       ("rank sweep (r = 1, 2, 4, 8, 16)", rank_sweep(base_s), None)):
+                                       ("rank sweep (r = 1, 2, 4, 8, 16)", rank_sweep(base_s), None),
+                                       ("the family (7 runs + full)", family_grid(base.cfg, base_s), None)):
             total, runs = experiment(base, name, settings, threads)
             walls = [r["wall"] for r in runs]
             rows.append([f"{task}: {name}", len(runs), f"{total:.1f} s", f"{statistics.median(walls):.2f} s",
                          f"{max(walls):.2f} s", f"{sum(r['cpu'] for r in runs):.1f} s",
                          ("yes" if total <= target else "NO") if target else "–"])
+            if name.startswith("the family"):
+                family[task] = list(zip(settings, runs))
     table(["experiment", "runs", "total", "median run", "slowest run", "CPU", "≤ 3 min"], rows)
+    say()
+    say("The family, run by run (the defaults: Q and V in both layers, 300 steps); time against LoRA's on the same task.")
+    say()
+    rows = []
+    for task, pairs in family.items():
+        lora = next(r for s, r in pairs if not s.full and s.variant == "lora")
+        for s, r in pairs:
+            name = "full fine-tuning" if s.full else f"{s.variant} r={s.r}"
+            rows.append([task, name, f"{r['trainable']:,}", f"{r['wall']:.2f} s", f"{r['wall'] / lora['wall']:.2f}×",
+                         f"{r['peak'] / 1e3:,.1f} kB", f"{r['frozen'] / 1e3:,.1f} kB", f"{r['acc']:.4f}"])
+    table(["task", "run", "trained", "wall", "× LoRA", "peak", "frozen as stored", "accuracy"], rows)
 
 
 # --- 4: another session's slider while one trains ------------------------------------------------
@@ -262,7 +278,7 @@ def separate_trainer() -> subprocess.Popen:
     code = (
         "import sys, torch\n"
         "from lora_app.compute.jobs import TRAIN_THREADS\n"
-        "from lora_core.finetune import FinetuneSettings, budget_grid, finetune\n"
+        "from lora_core.experiments import budget_grid\nfrom lora_core.finetune import FinetuneSettings, finetune\n"
         "from lora_core.tiny import ADAPT_TASKS, load_base_model\n"
         "torch.set_num_threads(TRAIN_THREADS)\n"
         "base = load_base_model()\n"

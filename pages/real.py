@@ -123,6 +123,13 @@ def how_small() -> None:
     views.spectra_view(None if s.full else compute.run(s), full_run, s.r if not s.full else 4)
 
 
+def the_family() -> None:
+    st.markdown(t.FAMILY_NOTE)
+    show_problems()
+    experiment(compute.family_settings(cfg), "Run the family", "real_family_run",
+               lambda tag: views.family_view(compute.family_table(cfg), cfg.settings.task, key=f"fig_real_family_{tag}"))
+
+
 def before_after() -> None:
     st.markdown(t.BEFORE_NOTE)
     sequence_input()
@@ -136,5 +143,5 @@ def before_after() -> None:
 
 
 with where:
-    {"model": the_model, "finetune": fine_tune, "where": where_it_goes, "rank": how_small,
+    {"model": the_model, "finetune": fine_tune, "where": where_it_goes, "rank": how_small, "family": the_family,
      "before": before_after}[view]()

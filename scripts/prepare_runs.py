@@ -3,8 +3,8 @@
     LORA_RUNS_DIR=/srv/lora-runs python scripts/prepare_runs.py            # the page's default settings
     LORA_RUNS_DIR=/srv/lora-runs python scripts/prepare_runs.py --steps 500 --seed 1
 
-Start the app with the same ``LORA_RUNS_DIR`` and the Fine-tune run, the placement grid (both tasks)
-and the rank sweep show at once. Each file is checked again when a server reads it (lora_core.runs):
+Start the app with the same ``LORA_RUNS_DIR`` and the Fine-tune run, the placement grid (both tasks),
+the rank sweep and the family show at once. Each file is checked again when a server reads it (lora_core.runs):
 a file for another base model, other settings or weights that do not reach the accuracy it records
 is refused, and the page trains that run itself instead. Runs already in the folder are skipped.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lora_app.compute import jobs
-from lora_app.compute.real import full_settings, grid_settings, sweep_settings
+from lora_app.compute.real import family_settings, full_settings, grid_settings, sweep_settings
 from lora_app.config.real import DEFAULT_LORA, DEFAULTS, LORA_KEYS, real_config
 
 
@@ -39,7 +39,8 @@ def main() -> None:
         sys.exit("\n".join(problems))
     wanted = []
     for s in (cfg.settings, full_settings(cfg.settings), *(replace(cfg.settings, task=t) for t in ("permute",)),
-              full_settings(replace(cfg.settings, task="permute")), *grid_settings(cfg), *sweep_settings(cfg)):
+              full_settings(replace(cfg.settings, task="permute")), *grid_settings(cfg), *sweep_settings(cfg),
+              *family_settings(cfg)):
         if s not in wanted:
             wanted.append(s)
     todo = [s for s in wanted if jobs.STORE.get(s) is None]

@@ -17,7 +17,8 @@ from lora_app import text
 from lora_app.compute import jobs
 from lora_app.config.real import DEFAULT_TEXT
 from lora_core.adapter import adapters_zip_bytes
-from lora_core.finetune import PLACEMENTS, RANKS, FinetuneSettings, budget_grid, finetune, rank_sweep
+from lora_core.experiments import PLACEMENTS, RANKS, budget_grid, family_grid, rank_sweep
+from lora_core.finetune import FinetuneSettings, finetune
 from lora_core.runs import run_bytes, run_path, save_run
 from lora_core.tiny import ADAPT_TASKS, load_base_model, model_digest, parameter_count
 
@@ -114,7 +115,7 @@ def test_dora_on_trains_the_cores_dora_run_and_its_adapter_says_use_dora(app_tes
     base = jobs.base_model()
     at = open_real(app_test, view="finetune", real_steps=25, real_seed=9011, real_dora=1)
     assert "to run these settings: DoRA first, then full fine-tuning" in " ".join(i.value for i in at.info)
-    s = settings(9011, dora=True)
+    s = settings(9011, variant="dora")
     train(at)
     assert not at.error
     dora = finetune(base, s)
@@ -132,7 +133,7 @@ def test_dora_on_trains_the_cores_dora_run_and_its_adapter_says_use_dora(app_tes
 
 # --- every tab ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("view", ["model", "finetune", "where", "rank", "before"])
+@pytest.mark.parametrize("view", ["model", "finetune", "where", "rank", "family", "before"])
 def test_every_tab_opens_without_an_error(app_test, view):
     at = open_real(app_test, view=view, real_steps=25, real_seed=9000)
     assert not at.error and not at.warning, (errors(at), warnings(at))
@@ -145,6 +146,8 @@ def test_every_tab_opens_without_an_error(app_test, view):
         assert "real_grid_run" in keys(at) and "0 of 20 runs finished." in [c.value for c in at.caption]
     if view == "rank":
         assert "real_sweep_run" in keys(at)
+    if view == "family":
+        assert "real_family_run" in keys(at) and "0 of 16 runs finished." in [c.value for c in at.caption]
     if view == "before":
         assert "Train the Fine-tune tab's settings" in " ".join(i.value for i in at.info)
 
@@ -284,6 +287,37 @@ def test_the_grid_trains_twenty_runs_and_its_sentence_is_built_from_their_accura
         best = int(np.argmax(acc[:-1, j]))
         assert f"On **{task}**, {rows[best]} won with {pct(acc[best, j])}" in expected
     assert "real_grid_run" not in keys(at)
+
+
+def test_the_family_trains_every_variant_on_both_tasks_and_shows_what_each_run_measured(app_test, base):
+    """Seven runs a task (VeRA twice: at r and at the widest r) and full fine-tuning; the table and the sentence
+    hold each run's own numbers, and a run of the core with the same settings gives the same accuracy."""
+    at = open_real(app_test, view="family", real_steps=25, real_seed=9012, real_r=2)
+    at.button(key="real_family_run").click().run()
+    assert not at.exception and not at.error, errors(at)
+    grid = [family_grid(base.cfg, settings(9012, task=task, r=2)) for task in ADAPT_TASKS]
+    assert [[s.variant if not s.full else "full" for s in col] for col in grid] == [
+        ["lora", "dora", "qlora", "pissa", "loraplus", "vera", "vera", "full"]] * 2
+    assert grid[0][6].r == 32 and grid[0][5].r == 2
+    runs = [[jobs.STORE.get(s) for s in col] for col in grid]
+    assert all(r is not None and not r.stopped for col in runs for r in col)
+    acc = np.array([[r.accuracy for r in col] for col in runs]).T
+    sentence = text.real.family_sentence(
+        [f"{n} · r = {s.r}" if not s.full else "full fine-tuning" for n, s in zip(
+            ["LoRA", "DoRA", "QLoRA", "PiSSA", "LoRA+", "VeRA", "VeRA", ""], grid[0])],
+        [r.settings.variant if not r.settings.full else "full" for r in runs[0]], list(ADAPT_TASKS), acc,
+        [r.trainable for r in runs[0]], np.array([[r.frozen_bytes for r in col] for col in runs]).T,
+        np.array([[r.wall_s for r in col] for col in runs]).T)
+    assert sentence and sentence in markdown(at)
+    table = at.dataframe[0].value
+    assert list(table.index) == ["LoRA · r = 2", "DoRA · r = 2", "QLoRA · r = 2", "PiSSA · r = 2", "LoRA+ · r = 2",
+                                 "VeRA · r = 2", "VeRA · r = 32", "full fine-tuning"]
+    assert list(table["trained numbers"]) == [f"{r.trainable:,}" for r in runs[0]]
+    assert table.loc["QLoRA · r = 2", "frozen weights as stored"] == f"{runs[0][2].frozen_bytes / 1e3:,.1f} kB"
+    assert runs[0][2].frozen_bytes < runs[0][0].frozen_bytes / 3
+    # an independent run of the core with one of these settings reaches the accuracy the store holds
+    assert finetune(base, grid[1][3]).accuracy == runs[1][3].accuracy
+    assert "real_family_run" not in keys(at)
 
 
 def test_the_rank_sweep_trains_and_its_sentence_and_spectra_follow(app_test):

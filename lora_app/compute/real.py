@@ -14,22 +14,20 @@ import torch
 
 from lora_core.adapter import adapters_zip_bytes
 from lora_core.device import torch_threads
+from lora_core.experiments import PLACEMENTS, RANKS, budget_grid, energy_share, family_grid, rank_sweep, variant_trainable
 from lora_core.finetune import (
     HELD_OUT,
-    PLACEMENTS,
-    RANKS,
     TARGET_LABELS,
     FinetuneRun,
     FinetuneSettings,
-    budget_grid,
-    energy_share,
+    adapter_args,
     finetuned_model,
     module_names,
     predict,
-    rank_sweep,
     weight_updates,
 )
 from lora_core.tiny import ADAPT_TASKS, TASKS, held_out_set, layer_attention, parameter_count, task_targets, token_accuracy
+from lora_core.variants import VARIANT_NAMES
 
 from ..config.real import RealConfig
 from . import jobs
@@ -126,6 +124,48 @@ def grid_table(cfg: RealConfig) -> Grid:
     return Grid(rows, list(ADAPT_TASKS), acc, trainable, ranks, finished, len(settings))
 
 
+def family_settings(cfg: RealConfig) -> tuple[FinetuneSettings, ...]:
+    """The family on this model, for both tasks: each variant at the Fine-tune tab's r, placement, layers, α,
+    learning rate, steps and seed (VeRA also at the widest r), then full fine-tuning."""
+    return tuple(s for task in ADAPT_TASKS for s in family_grid(base_model().cfg, replace(cfg.settings, task=task)))
+
+
+class Family(NamedTuple):
+    rows: list[str]                 # "LoRA · r = 4", …, "full fine-tuning"
+    variants: list[str]             # each row's variant ("full" for the baseline)
+    tasks: list[str]
+    accuracy: np.ndarray            # rows × tasks, NaN where the run has not finished
+    trainable: list[int]            # per row
+    frozen_bytes: np.ndarray        # rows × tasks: the frozen weights as stored (NaN pending)
+    peak_bytes: np.ndarray          # rows × tasks: the run's measured peak memory
+    wall_s: np.ndarray              # rows × tasks: the run's training time on this server
+    losses: dict                    # (row, task) → the run's losses, for the finished runs
+    finished: int
+    total: int
+
+
+def family_table(cfg: RealConfig) -> Family:
+    settings = family_settings(cfg)
+    per_task = len(settings) // len(ADAPT_TASKS)
+    first = settings[:per_task]
+    rows = [("full fine-tuning" if s.full else f"{VARIANT_NAMES[s.variant]} · r = {s.r}") for s in first]
+    variants = ["full" if s.full else s.variant for s in first]
+    shape = (per_task, len(ADAPT_TASKS))
+    acc, frozen, peak, wall = (np.full(shape, np.nan) for _ in range(4))
+    trainable = [parameter_count(base_model()) if s.full else variant_trainable(base_model().cfg, s) for s in first]
+    losses, finished = {}, 0
+    for j, task in enumerate(ADAPT_TASKS):
+        for i, s in enumerate(settings[j * per_task:(j + 1) * per_task]):
+            r = run(s)
+            if r is None:
+                continue
+            acc[i, j], frozen[i, j], peak[i, j], wall[i, j] = r.accuracy, r.frozen_bytes, r.peak_bytes, r.wall_s
+            losses[(i, task)] = r.losses
+            finished += 1
+    return Family(rows, variants, list(ADAPT_TASKS), acc, trainable, frozen, peak, wall, losses, finished,
+                  len(settings))
+
+
 class Sweep(NamedTuple):
     ranks: list[int]
     accuracy: dict[str, list[float]]   # task → accuracy per rank (NaN pending)
@@ -212,10 +252,7 @@ def attention_maps(cfg: RealConfig, lora_run: FinetuneRun | None) -> tuple[list[
     if lora_run.settings.full:
         after = layer_attention(finetuned_model(base, lora_run), x)
     else:
-        dt, dev = base.embed.weight.dtype, base.embed.weight.device
-        pairs = {n: (A.to(dev, dt), B.to(dev, dt)) for n, (A, B) in lora_run.adapters.items()}
-        mags = {n: m.to(dev, dt) for n, m in lora_run.magnitudes.items()}
-        after = layer_attention(base, x, pairs, lora_run.scaling, mags)
+        after = layer_attention(finetuned_model(base, lora_run), x, *adapter_args(base, lora_run))
     return before, [w.cpu().double().numpy() for w in after]
 
 

@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from lora_core.finetune import MAX_FT_STEPS, PLACEMENTS, TARGET_TYPES, FinetuneSettings, check_settings
+from lora_core.experiments import PLACEMENTS
+from lora_core.finetune import MAX_FT_STEPS, TARGET_TYPES, FinetuneSettings, check_settings
 from lora_core.tiny import ADAPT_TASKS, MODULE_TYPES, TinyConfig
 
 from ..echo import echo_list, quoted
@@ -121,7 +122,7 @@ def settings_of(values: dict) -> FinetuneSettings:
                             r=int(values["real_r"]), alpha=float(values["real_alpha"]),
                             rslora=bool(values["real_rslora"]), lr=float(values["real_lr"]),
                             steps=int(values["real_steps"]), seed=int(values["real_seed"]),
-                            full=bool(values["real_full"]), dora=bool(values["real_dora"]))
+                            full=bool(values["real_full"]), variant="dora" if values["real_dora"] else "lora")
 
 
 def real_config(values: dict, last_good: RealConfig | None, cfg: TinyConfig = TINY) -> tuple[RealConfig, list[str]]:

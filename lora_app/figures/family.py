@@ -17,13 +17,17 @@ STYLES = {
     "pissa": ("#9467bd", "dashdot"),
     "loraplus": ("#d62728", "longdash"),
     "vera": ("#7f7f7f", "longdashdot"),
+    "vera_wide": ("#7f7f7f", "dot"),   # VeRA again at a far larger r (the Real model page): its colour, another dash
 }
 USED, UNUSED = "#1f77b4", "#9ca3af"
 
 
 def variant_curves(losses: dict[str, np.ndarray], names: dict[str, str], trained: dict[str, int], *,
-                   height: int = 440, scale: float = 1.0, width: float = 900) -> go.Figure:
-    """Each variant's loss before every step (and after the last), on one axis; log when it spans two decades."""
+                   height: int = 440, scale: float = 1.0, width: float = 900, title: str = "Loss before each step",
+                   loss_name: str = "mean squared error") -> go.Figure:
+    """Each variant's loss at every step, on one axis; log when it spans two decades. The Family page's curves hold
+    the loss before every step and after the last (mean squared error), the Real model page's the cross-entropy of
+    each step's batch."""
     traces = []
     for variant, values in losses.items():
         colour, dash = STYLES[variant]
@@ -33,7 +37,7 @@ def variant_curves(losses: dict[str, np.ndarray], names: dict[str, str], trained
                            line=dict(color=colour, width=3, dash=dash),
                            hovertemplate=f"{names[variant]}, step %{{x}}: %{{y:.4g}}<extra></extra>"))
     finite = np.concatenate([np.asarray(v, dtype=float) for v in losses.values()])
-    layout = loss_layout("Loss before each step", traces, finite, height=height, scale=scale, width=width)
+    layout = loss_layout(title, traces, finite, height=height, scale=scale, width=width, loss_name=loss_name)
     return fast_figure(traces, layout)
 
 

@@ -131,7 +131,9 @@ def best_cells(accuracy: np.ndarray) -> list[tuple[int, int]]:
 
 def placement_grid(placements: list[str], tasks: list[str], accuracy, trainable: list[int], *,
                    title: str = "Held-out accuracy at one budget of trained numbers", height: int | None = None,
-                   width: float = 700, scale: float = 1.0) -> go.Figure:
+                   width: float = 700, scale: float = 1.0,
+                   subtitle: str = "rows: where LoRA goes · its rank · numbers it trains; outlined: best per task"
+                   ) -> go.Figure:
     """Where to put LoRA: one row per placement ("Q", "Q+V", …, full fine-tuning), one column per task.
 
     Each cell prints its held-out accuracy ("98.7 %") in black or white, whichever reads better on
@@ -173,7 +175,7 @@ def placement_grid(placements: list[str], tasks: list[str], accuracy, trainable:
                                fillcolor="rgba(0,0,0,0)", line=dict(color=colour, width=w)))
     axis = dict(showgrid=False, zeroline=False, fixedrange=True, automargin=False, tickfont=dict(size=size))
     layout = dict(
-        title=_title(title, scale, "rows: where LoRA goes · its rank · numbers it trains; outlined: best per task"),
+        title=_title(title, scale, subtitle),
         font={**FONT, "size": size}, height=height, width=width, autosize=False,
         margin=dict(l=left, r=right, t=top, b=bottom, pad=0, autoexpand=False),
         xaxis=dict(**axis, side="bottom", tickmode="array", tickvals=x, ticktext=list(tasks), range=[-0.5, n_cols - 0.5]),

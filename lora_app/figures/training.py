@@ -46,7 +46,8 @@ def loss_curve(lora_losses: np.ndarray, full_losses: np.ndarray | None, step: in
     return fast_figure(traces, layout)
 
 
-def loss_layout(title: str, traces: list[dict], losses: np.ndarray, *, height: int, scale: float, width: float) -> dict:
+def loss_layout(title: str, traces: list[dict], losses: np.ndarray, *, height: int, scale: float, width: float,
+                loss_name: str = "mean squared error") -> dict:
     """The layout of a loss curve (the Training page's, the Family page's): the y axis logarithmic when the
     finite, positive ``losses`` span more than two decades, so a fall to 1e-6 stays visible; the legend below."""
     positive = np.asarray(losses, dtype=float)
@@ -61,7 +62,7 @@ def loss_layout(title: str, traces: list[dict], losses: np.ndarray, *, height: i
         margin=dict(l=round(60 * scale), r=20, t=round(60 * scale), b=bottom),
         xaxis=dict(title=dict(text="optimisation step")),
         # as many labels as the height holds apart (a log axis of powers of ten otherwise stacks them)
-        yaxis=dict(title=dict(text="mean squared error"), type="log" if log else "linear", exponentformat="power",
+        yaxis=dict(title=dict(text=loss_name), type="log" if log else "linear", exponentformat="power",
                    nticks=max(3, int((height - round(60 * scale) - bottom) / (size * 2.8)))),
         legend=legend, plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)",
     )

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 SECTIONS = {"model": "The model", "finetune": "Fine-tune", "where": "Where LoRA goes",
-            "rank": "How small r can be", "before": "Before and after"}
+            "rank": "How small r can be", "family": "The family", "before": "Before and after"}
 
 INTRO = """
 The other pages follow LoRA through one layer of made-up numbers. Here it adapts a real transformer.
@@ -55,6 +55,16 @@ one run. The runs use the Fine-tune tab's α, rsLoRA, DoRA, learning rate, steps
 RANK_NOTE = """
 The paper's Table 6 asks how small r can be. Here one placement is trained at r = 1, 2, 4, 8 and 16,
 with α fixed as on the Fine-tune tab, so s = α/r falls as r grows (rsLoRA: α/√r), and DoRA if it is on there.
+"""
+
+FAMILY_NOTE = """
+The Family page shows each variant on one matrix. Here each one adapts the whole model, on both tasks, at
+the Fine-tune tab's r, matrices, layers, α, learning rate, steps and seed. **QLoRA** keeps every block's
+linear layers in NF4, 4 bits a weight, and dequantizes one layer at a time, in the forward pass and again in
+the backward. **PiSSA** starts A and B on W's top r singular directions and freezes the rest. **LoRA+** gives
+B 16 times A's learning rate. **DoRA** also trains a length for each output column. **VeRA** trains only two
+vectors per layer over frozen random matrices, so it is given a second, far larger r as well, as its paper does.
+Every run uses the same AdamW with weight decay 0.01, and the same batches.
 """
 
 SPECTRUM_NOTE = """
@@ -172,3 +182,41 @@ def attention_sentence(changes: list[tuple[str, float]]) -> str:
     name_least, least = min(changes, key=lambda c: c[1])
     return (f"The attention moved most in {name}: on average, each row of its map moved {pct(most)} of its weight "
             f"to other positions. It moved least in {name_least}, at {pct(least)}.")
+
+
+def _kb(n: float) -> str:
+    return f"{n / 1e3:,.1f} kB"
+
+
+def family_sentence(rows: list[str], variants: list[str], tasks: list[str], acc: np.ndarray, trainable: list[int],
+                    frozen: np.ndarray, wall: np.ndarray) -> str:
+    """What the family's runs say, built from the measured numbers: the best per task, QLoRA's frozen bytes against
+    LoRA's, DoRA's time against LoRA's, and VeRA's numbers against LoRA's."""
+    if np.isnan(acc).any() or "lora" not in variants:
+        return ""
+    adapters = [i for i, v in enumerate(variants) if v != "full"]
+    lora = variants.index("lora")
+    parts = []
+    for j, task in enumerate(tasks):
+        col = acc[adapters, j]
+        order = np.argsort(-col, kind="stable")
+        b, w = adapters[order[0]], adapters[order[-1]]
+        s = f"On **{task}**, {rows[b]} reached the most, {pct(acc[b, j])}; {rows[w]} the least, {pct(acc[w, j])}"
+        if b != lora:
+            s += f" (LoRA: {pct(acc[lora, j])})"
+        parts.append(s + ".")
+    if "qlora" in variants:
+        q = variants.index("qlora")
+        parts.append(f"QLoRA kept the frozen model in {_kb(float(np.nanmean(frozen[q])))} against LoRA's "
+                     f"{_kb(float(np.nanmean(frozen[lora])))}; on a model this small the activations, not the weights, "
+                     f"take most of the memory, so its peak fell far less.")
+    if "dora" in variants:
+        d = variants.index("dora")
+        ratio = float(np.nansum(wall[d]) / np.nansum(wall[lora]))
+        parts.append(f"DoRA took {ratio:.1f}× LoRA's time per run here.")
+    veras = [i for i, v in enumerate(variants) if v == "vera"]
+    if veras:
+        i = max(veras, key=lambda k: float(np.mean(acc[k])))
+        parts.append(f"{rows[i]} trained {trainable[i]:,} numbers to LoRA's {trainable[lora]:,}.")
+    parts.append("This is one small model and two tasks at one setting: a ranking here is not a ranking in general.")
+    return " ".join(parts)

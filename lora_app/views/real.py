@@ -2,6 +2,8 @@
 the spectra of a real update, the attention maps and the typed sequence."""
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
 from lora_core.finetune import HELD_OUT
@@ -93,6 +95,55 @@ def sweep_view(sw: compute.Sweep, placement: str, key: str) -> None:
     charts.chart(st, figures.real.rank_curve(sw.ranks, sw.accuracy, full=sw.full or None,
                                              width=charts.column_width(1.0)), key=key)
     _sentence_or_count(text.sweep_sentence(sw.ranks, sw.accuracy, sw.full, placement), sw.finished, sw.total)
+
+
+def family_view(fam: compute.Family, task: str, key: str) -> None:
+    """The family at one r and placement: accuracy per variant and task, what each holds and costs, and the curves."""
+    charts.chart(st, figures.real.placement_grid(
+        fam.rows, fam.tasks, fam.accuracy, fam.trainable, width=charts.column_width(1.0),
+        title="Held-out accuracy: the family at one r and placement",
+        subtitle="rows: the variant · its rank · numbers it trains; outlined: best per task"), key=key)
+    _sentence_or_count(text.family_sentence(fam.rows, fam.variants, fam.tasks, fam.accuracy, fam.trainable,
+                                            fam.frozen_bytes, fam.wall_s), fam.finished, fam.total)
+    st.dataframe(pd.DataFrame([
+        {"run": row, "trained numbers": f"{fam.trainable[i]:,}",
+         "frozen weights as stored": _measured(_first(fam.frozen_bytes[i]), _kb),
+         "peak training memory": _measured(_first(fam.peak_bytes[i]), _kb),
+         **{f"time on {t}": _measured(fam.wall_s[i, j], lambda v: f"{v:.2f} s") for j, t in enumerate(fam.tasks)}}
+        for i, row in enumerate(fam.rows)]).set_index("run"), width="stretch")
+    st.caption("Frozen weights as stored: QLoRA's block layers at 4 bits a weight and a float32 constant per 64; "
+               "full fine-tuning freezes nothing. Peak memory: every tensor training holds at its peak, the same for "
+               "both tasks (their shapes are the same). Time: this server's wall time for each run.")
+    shown = {i: fam.losses[(i, task)] for i, v in enumerate(fam.variants) if v != "full" and (i, task) in fam.losses}
+    if shown:
+        keys = {i: ("vera_wide" if fam.variants[i] == "vera" and fam.rows[i] != _first_row(fam, "vera")
+                    else fam.variants[i]) for i in shown}
+        charts.chart(st, figures.family.variant_curves({keys[i]: np.asarray(v) for i, v in shown.items()},
+                                                       {keys[i]: fam.rows[i] for i in shown},
+                                                       {keys[i]: fam.trainable[i] for i in shown},
+                                                       width=charts.column_width(1.0), title=f"Training loss on {task}",
+                                                       loss_name="cross-entropy"), key=f"{key}_curves")
+        st.caption(f"The training loss on **{task}**, the Fine-tune tab's task, of the runs finished so far "
+                   f"({len(shown)} of {sum(v != 'full' for v in fam.variants)}); full fine-tuning's is on the "
+                   f"Fine-tune tab. Accuracy is measured on {HELD_OUT:,} held-out sequences.")
+
+
+def _first_row(fam: compute.Family, variant: str) -> str:
+    return fam.rows[fam.variants.index(variant)]
+
+
+def _first(values: np.ndarray) -> float:
+    """The first finished run's value (NaN while none has finished)."""
+    done = values[np.isfinite(values)]
+    return float(done[0]) if done.size else float("nan")
+
+
+def _measured(v: float, fmt) -> str:
+    return "…" if not np.isfinite(v) else fmt(v)
+
+
+def _kb(n: float) -> str:
+    return f"{n / 1e3:,.1f} kB"
 
 
 def spectra_view(lora_run, full_run, r: int) -> None:
