@@ -18,6 +18,7 @@ page = st.navigation(position="top", pages=[
     st.Page("pages/family.py", title="Family", url_path="family", icon=":material/family_history:"),
     st.Page("pages/attention.py", title="Attention", url_path="attention", icon=":material/hub:"),
     st.Page("pages/real.py", title="Real model", url_path="real", icon=":material/neurology:"),
+    st.Page("pages/adapters.py", title="Adapters", url_path="adapters", icon=":material/extension:"),
     st.Page("pages/rank.py", title="Rank", url_path="rank", icon=":material/stacked_line_chart:"),
     st.Page("pages/scale.py", title="Scale", url_path="scale", icon=":material/straighten:"),
     st.Page("pages/present.py", title="Present", url_path="present", icon=":material/slideshow:"),
@@ -26,10 +27,11 @@ page = st.navigation(position="top", pages=[
 ])
 
 presenting = page.url_path == "present"  # a projector gets the slide alone: no sidebar
-if presenting or page.url_path == "real":  # the real model has its own controls: the toy example's would mislead
+OWN_CONTROLS = ("real", "adapters")  # pages with no toy example: its sidebar controls would mislead
+if presenting or page.url_path in OWN_CONTROLS:
     url_state.validate_controls()
 if not presenting:
-    if page.url_path != "real":
+    if page.url_path not in OWN_CONTROLS:
         sidebar.sidebar_controls()
     device = device_choice()
     st.sidebar.caption(f"Math runs on **{device.label}**")
@@ -38,6 +40,6 @@ if not presenting:
 
 page.run()
 screen.report()
-url_state.write_url(url_state.current_config(), shared=page.url_path != "real")  # the real model has no toy example
+url_state.write_url(url_state.current_config(), shared=page.url_path not in OWN_CONTROLS)
 if not presenting:
     url_state.share_link()

@@ -272,3 +272,11 @@ def training_memory(model: str, targets: Iterable[str], r: int, *, weight_bytes:
         trainable_full=base,
         trainable_lora=lora,
     )
+
+
+def known_model(name: str) -> ModelSpec | None:
+    """The model of the table an adapter's ``base_model_name_or_path`` names, e.g. "meta-llama/Llama-2-7b-hf" is
+    Llama-2-7B: the longest key of the table inside the name's last part, lowercased (None when no key is)."""
+    last = str(name).rsplit("/", 1)[-1].lower().replace("_", "-").replace(" ", "-")
+    found = [spec for key, spec in MODELS.items() if key in last]
+    return max(found, key=lambda spec: len(spec.key)) if found else None

@@ -23,7 +23,7 @@ import torch
 
 from lora_core import pick_device
 from lora_core.finetune import FinetuneRun, FinetuneSettings, finetune
-from lora_core.runs import load_run, save_run
+from lora_core.runs import MAX_RUN_BYTES, load_run, read_run, save_run
 from lora_core.tiny import TinyTransformer, load_base_model, model_digest
 
 RUNS_ENV = "LORA_RUNS_DIR"          # a folder of prepared runs, shared by replicas; unset means memory only
@@ -100,6 +100,32 @@ class RunStore:
             self._runs.move_to_end(run.settings)
             while len(self._runs) > MAX_RUNS_IN_MEMORY:
                 self._runs.popitem(last=False)
+
+    def recent(self) -> list[FinetuneRun]:
+        """The finished runs held in memory, the most recently used last."""
+        with _lock:
+            return list(self._runs.values())
+
+    def find(self, key: str) -> FinetuneRun | None:
+        """The finished run whose settings have this key: in memory, else in the runs folder (read back and verified,
+        as :meth:`get` does); None when there is none. ``key`` must be a key's form (the caller checked it)."""
+        with _lock:
+            for run in self._runs.values():
+                if run.settings.key() == key:
+                    return run
+        folder = runs_dir()
+        path = folder / f"{key}.safetensors" if folder is not None else None
+        if path is None or path.parent != folder or not path.is_file():
+            return None
+        try:
+            with open(path, "rb") as f:
+                run = read_run(f.read(MAX_RUN_BYTES + 1), base_model())
+        except (ValueError, OSError):
+            return None
+        if run.settings.key() != key:
+            return None
+        self._remember(run)
+        return run
 
     def clear(self) -> None:
         with _lock:

@@ -41,7 +41,7 @@ def _font(scale: float) -> int:
     return round(FONT["size"] * scale)
 
 
-def _title(text: str, scale: float, subtitle: str | None = None) -> dict:
+def titled(text: str, scale: float, subtitle: str | None = None) -> dict:
     out = dict(text=text, x=0.02, xanchor="left", font=dict(size=round(17 * scale)))
     if subtitle:
         out["subtitle"] = dict(text=subtitle, font=dict(size=round(0.75 * 17 * scale)))
@@ -97,7 +97,7 @@ def run_curves(losses, eval_steps, accuracies, *, full: tuple | None = None,
     x_range = [0, total_steps] if total_steps else None
     xaxis = dict(showgrid=False, zeroline=False, **({"range": x_range} if x_range else {}))
     layout = dict(
-        title=_title(title, scale), font={**FONT, "size": size}, height=height, width=width, autosize=False,
+        title=titled(title, scale), font={**FONT, "size": size}, height=height, width=width, autosize=False,
         margin=dict(l=round(72 * scale), r=20, t=top, b=bottom),
         xaxis=dict(**xaxis, anchor="y", matches="x2", showticklabels=False),
         yaxis=dict(domain=[LOSS_SHARE_FROM, 1], title=dict(text="loss"), type="log" if log else "linear", exponentformat="power",
@@ -175,7 +175,7 @@ def placement_grid(placements: list[str], tasks: list[str], accuracy, trainable:
                                fillcolor="rgba(0,0,0,0)", line=dict(color=colour, width=w)))
     axis = dict(showgrid=False, zeroline=False, fixedrange=True, automargin=False, tickfont=dict(size=size))
     layout = dict(
-        title=_title(title, scale, subtitle),
+        title=titled(title, scale, subtitle),
         font={**FONT, "size": size}, height=height, width=width, autosize=False,
         margin=dict(l=left, r=right, t=top, b=bottom, pad=0, autoexpand=False),
         xaxis=dict(**axis, side="bottom", tickmode="array", tickvals=x, ticktext=list(tasks), range=[-0.5, n_cols - 0.5]),
@@ -214,7 +214,7 @@ def rank_curve(ranks: list[int], accuracy: dict[str, list[float]], *, full: dict
             names.append(traces[-1]["name"])
     legend, bottom = legend_below(names, scale, width)
     layout = dict(
-        title=_title(title, scale), font={**FONT, "size": size}, height=height, width=width, autosize=False,
+        title=titled(title, scale), font={**FONT, "size": size}, height=height, width=width, autosize=False,
         margin=dict(l=round(72 * scale), r=20, t=round(56 * scale), b=bottom),
         xaxis=dict(type="log", title=dict(text="rank r"), tickmode="array", tickvals=ranks, ticktext=[str(r) for r in ranks],
                    showgrid=False, zeroline=False,
@@ -279,7 +279,7 @@ def update_spectrum(full_sigma, lora_sigma, r: int, title: str, *, height: int =
     else:
         yaxis.update(rangemode="tozero")
     layout = dict(
-        title=_title(title, scale, sub), font={**FONT, "size": size}, height=height, width=width, autosize=False,
+        title=titled(title, scale, sub), font={**FONT, "size": size}, height=height, width=width, autosize=False,
         margin=dict(l=round(64 * scale), r=16, t=round(72 * scale), b=bottom),
         xaxis=dict(title=dict(text="i (largest first)"), showgrid=False, zeroline=False,
                    **({"range": [0.5, n + 0.5]} if n else {}), **({"dtick": 1} if 0 < n <= 16 else {})),
@@ -360,7 +360,7 @@ def sequence_grid(rows: dict[str, list[int]], target: list[int], *, tokens: list
                            text=[t for row in texts for t in row], textfont=dict(size=number, color="#000000")))
     axis = dict(showgrid=False, zeroline=False, fixedrange=True, automargin=False, tickfont=dict(size=size))
     layout = dict(
-        title=_title(title, scale, f"{RIGHT_MARK} blue: the right digit · {WRONG_MARK} orange: a wrong digit"),
+        title=titled(title, scale, f"{RIGHT_MARK} blue: the right digit · {WRONG_MARK} orange: a wrong digit"),
         font={**FONT, "size": size}, height=height, width=width, autosize=False,
         margin=dict(l=left, r=right_margin, t=top, b=round(12 * scale), pad=0, autoexpand=False),
         xaxis=dict(**axis, showticklabels=False, range=[-0.5, max(n_cols, 1) - 0.5]),
