@@ -13,15 +13,15 @@ notices.say_refused(server.take_refusals(st.session_state))  # the server guards
 style.apply()
 
 page = st.navigation(position="top", pages=[
-    st.Page("pages/explore.py", title="Explore", url_path="home", icon=":material/grid_on:", default=True),
-    st.Page("pages/training.py", title="Training", url_path="training", icon=":material/model_training:"),
-    st.Page("pages/family.py", title="Family", url_path="family", icon=":material/family_history:"),
-    st.Page("pages/attention.py", title="Attention", url_path="attention", icon=":material/hub:"),
-    st.Page("pages/real.py", title="Real model", url_path="real", icon=":material/neurology:"),
-    st.Page("pages/adapters.py", title="Adapters", url_path="adapters", icon=":material/extension:"),
-    st.Page("pages/rank.py", title="Rank", url_path="rank", icon=":material/stacked_line_chart:"),
-    st.Page("pages/scale.py", title="Scale", url_path="scale", icon=":material/straighten:"),
-    st.Page("pages/present.py", title="Present", url_path="present", icon=":material/slideshow:"),
+    st.Page("pages/explore.py", title="Explore", url_path="home", default=True),
+    st.Page("pages/training.py", title="Training", url_path="training"),
+    st.Page("pages/family.py", title="Family", url_path="family"),
+    st.Page("pages/attention.py", title="Attention", url_path="attention"),
+    st.Page("pages/real.py", title="Real model", url_path="real"),
+    st.Page("pages/adapters.py", title="Adapters", url_path="adapters"),
+    st.Page("pages/rank.py", title="Rank", url_path="rank"),
+    st.Page("pages/scale.py", title="Scale", url_path="scale"),
+    st.Page("pages/present.py", title="Present", url_path="present"),
     # the default page is served at /; this makes /explore, as written in links and the README, open it too
     st.Page("pages/explore.py", title="Explore", url_path="explore", visibility="hidden"),
 ])

@@ -337,9 +337,10 @@ def walk(page, app_url: str, stops: list[str]):
     from lora_app import text
 
     labels = {"": text.EXPLORE_SECTIONS, "training": text.training.SECTIONS, "family": text.family.SECTIONS,
-              "attention": text.attention.SECTIONS, "real": text.real.SECTIONS, "rank": text.rank.SECTIONS}
+              "attention": text.attention.SECTIONS, "real": text.real.SECTIONS, "adapters": text.adapters.SECTIONS,
+              "rank": text.rank.SECTIONS}
     titles = {"": "Explore", "training": "Training", "family": "Family", "attention": "Attention", "real": "Real model",
-              "rank": "Rank", "scale": "Scale", "present": "Present"}
+              "adapters": "Adapters", "rank": "Rank", "scale": "Scale", "present": "Present"}
     here = None
     for number, stop in enumerate(stops):
         path, _, query = stop.partition("?")

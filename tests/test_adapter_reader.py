@@ -15,7 +15,8 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from lora_core.upload.many import MAX_UPLOAD_BYTES, read_adapter
+from lora_core.upload.many import read_adapter
+from lora_core.upload.sources import MAX_UPLOAD_BYTES
 
 CONFIG, WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
 

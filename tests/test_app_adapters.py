@@ -140,3 +140,18 @@ def test_the_adapters_folder_is_listed_and_read_and_nothing_outside_it(app_test,
     at = open_adapters(app_test.__class__.from_file(app_test._script_path, default_timeout=60), view="overview",
                        ad_first="dir:elsewhere")
     assert "is not an adapter in this server's adapters folder" in " ".join(e.value for e in at.error)
+
+
+def test_a_finished_real_run_opens_on_the_adapters_page_in_one_click(app_test, two_runs):
+    for key, value in dict(view="finetune", real_steps=25, real_seed=9101).items():
+        app_test.query_params[key] = str(value)
+    app_test.switch_page("pages/real.py").run()
+    # the Fine-tune tab shows the stored run (full fine-tuning's baseline is trained by the tab's own button)
+    app_test.button(key="real_train").click().run()
+    assert not app_test.exception
+    app_test.button(key="real_open_adapter").click().run()
+    assert not app_test.exception, app_test.exception
+    assert app_test.session_state["ad_first"] == f"run:{REVERSE.key()}"
+    assert "Adapters you bring" in [t.value for t in app_test.title]
+    summ = summarize(_adapter(two_runs[0]).modules())
+    assert f"{len(summ)} adapted matrices at r = 4" in md(app_test)

@@ -94,7 +94,8 @@ def test_the_real_slides_come_after_where_and_before_why_it_matters():
     keys = [key for key, _ in SLIDES]
     assert keys.index("where") + 1 == keys.index("real") == keys.index("real_grid") - 1 == keys.index("real_rank") - 2
     # then the family's: QLoRA, DoRA, which GPU; and last, why it matters
-    assert keys.index("real_rank") + 1 == keys.index("qlora") == keys.index("dora") - 1 == keys.index("gpu") - 2
+    assert keys.index("real_rank") + 1 == keys.index("real_phi") == keys.index("qlora") - 1
+    assert keys.index("qlora") + 1 == keys.index("dora") == keys.index("gpu") - 1
     assert keys.index("gpu") + 1 == keys.index("matters") == len(keys) - 1
 
 
@@ -190,3 +191,29 @@ def test_an_experiment_slide_runs_its_grid_and_says_what_it_measured(at, cold_st
         assert sw.finished == sw.total
         sentence = real_text.sweep_sentence(sw.ranks, sw.accuracy, sw.full, compute.placement_label(cfg.sweep))
     assert sentence and sentence in markdown(at)
+
+
+def test_the_phi_slide_trains_the_two_example_runs_and_states_the_cores_comparison(at, cold_store):
+    """The slide offers to train the Adapters page's two example runs; once they are on the server it draws φ of
+    layers.0.v_proj and the sentence the core's comparison gives."""
+    from lora_app.compute import adapters as ad
+    from lora_app.text import adapters as ad_text
+    from lora_core.adapter import adapters_zip_bytes
+    from lora_core.adapters.overview import compare_modules
+    from lora_core.upload.many import read_adapter
+
+    open_slide(at, "real_phi")
+    assert [b for b in at.button if b.label == "Train the two runs"]
+    click(at, "Train the two runs")
+    assert not at.exception
+    open_slide(at, "real_phi")
+    assert any(n.startswith("φ of layers.0.v_proj") for n in figures(at))
+    from lora_app.compute import jobs
+    runs = [jobs.STORE.get(s) for s in ad.example_settings()]
+    files = [read_adapter(adapters_zip_bytes(r.adapters, r=r.settings.r, alpha=r.settings.alpha)) for r in runs]
+    comps = compare_modules(files[0].modules(), files[1].modules())
+    at_r = [float(c.phi[3, 3]) for c in comps]
+    best, worst = int(np.argmax(at_r)), int(np.argmin(at_r))
+    sentence = ad_text.compare_sentence(len(comps), float(np.mean(at_r)), (comps[best].name, at_r[best]),
+                                        (comps[worst].name, at_r[worst]), float(np.mean([c.cosine for c in comps])))
+    assert sentence in markdown(at)

@@ -26,7 +26,7 @@ COLOURS = {"runOnly": {"type": "rule", "values": ["color-contrast", "link-in-tex
 URLS = ([f"?view={v}" for v in text.EXPLORE_SECTIONS] + [f"training?view={v}" for v in text.training.SECTIONS]
         + [f"family?view={v}" for v in text.family.SECTIONS]
         + [f"attention?view={v}" for v in text.attention.SECTIONS] + [f"real?view={v}" for v in text.real.SECTIONS]
-        + [f"rank?view={v}" for v in text.rank.SECTIONS]
+        + [f"adapters?view={v}" for v in text.adapters.SECTIONS] + [f"rank?view={v}" for v in text.rank.SECTIONS]
         + ["scale"] + [f"present?slide={n}" for n in range(1, len(SLIDES) + 1)])
 
 SVG_TEXT = r"""() => {

@@ -17,6 +17,7 @@ SLIDES = (
     ("real", "A real transformer learns a new task"),
     ("real_grid", "Where LoRA goes, measured"),
     ("real_rank", "How small r can be, measured"),
+    ("real_phi", "Two adapters, the same directions?"),
     ("qlora", "QLoRA: the frozen weight in 4 bits"),
     ("dora", "DoRA: a length and a direction"),
     ("gpu", "Which GPU: the blog's last row, counted"),

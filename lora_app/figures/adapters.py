@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .base import FONT, colours_at, fast_figure, text_colour_on
-from .real import PENDING, SEQUENTIAL, titled
+from .real import PENDING, PENDING_TEXT, SEQUENTIAL, titled
 from .sizes import text_width
 
 LORA_COLOUR = "#c2410c"
@@ -33,10 +33,17 @@ def module_grid(layers: list[str], kinds: list[str], values, names, *, title: st
     traces = [
         dict(type="heatmap", z=np.where(np.isfinite(Z), np.nan, 1.0), x=x, y=y, zmin=0, zmax=1, showscale=False,
              colorscale=[[0, PENDING], [1, PENDING]], xgap=2, ygap=2, hoverinfo="skip"),
-        dict(type="heatmap", z=Z, x=x, y=y, zmin=0, zmax=zmax, colorscale=SEQUENTIAL, xgap=2, ygap=2,
-             customdata=custom, hovertemplate="%{customdata}: %{z:.4g}<extra></extra>",
+        dict(type="heatmap", z=Z, x=x, y=y, zmin=0, zmax=zmax, colorscale=SEQUENTIAL, xgap=2, ygap=2, hoverinfo="skip",
              colorbar=dict(thickness=round(12 * scale), len=1, tickfont=dict(size=size))),
     ]
+    # transparent square markers over the modules' cells: a click selects one (a heatmap itself returns no selection)
+    ii, jj = np.meshgrid(y, x, indexing="ij")
+    has = np.array([[bool(n) for n in row] for row in custom], dtype=bool).reshape(n_rows, n_cols).ravel()
+    traces.append(dict(type="scatter", x=jj.ravel()[has], y=ii.ravel()[has], mode="markers", showlegend=False,
+                       customdata=custom.ravel()[has], text=[fmt(v) for v in Z.ravel()[has]],
+                       marker=dict(size=max(min(cell_h, width / max(n_cols, 1)) - 4, 6), color="rgba(0,0,0,0)",
+                                   symbol="square"),
+                       hovertemplate="%{customdata}: %{text}<br>click or tap to open it<extra></extra>"))
     if n_rows * n_cols <= 400 and cell_h >= 26:
         colours = text_colour_on(colours_at(SEQUENTIAL, np.nan_to_num(Z / zmax))).ravel()
         ii, jj = np.meshgrid(y, x, indexing="ij")
@@ -90,20 +97,27 @@ def spectrum_bars(sigma, k: int, *, title: str, width: float = 700, scale: float
     return fast_figure(traces, layout)
 
 
-def similarity_grid(phi, *, title: str, first: str, second: str, width: float = 520, scale: float = 1.0) -> go.Figure:
+def similarity_grid(phi, *, title: str, first: str, second: str, width: float = 520, scale: float = 1.0,
+                    height: int | None = None) -> go.Figure:
     """φ(A₁, A₂, i, j) for i ≤ r₁ (rows) and j ≤ r₂ (columns), 0 to 1, as the LoRA paper's Figure 3."""
     P = np.asarray(phi, dtype=float)
     n_rows, n_cols = P.shape
     size = round(FONT["size"] * scale)
     cell = max(round(14 * scale), min(round(48 * scale), round(420 * scale / max(n_rows, n_cols))))
-    traces = [dict(type="heatmap", z=P, x=np.arange(1, n_cols + 1), y=np.arange(1, n_rows + 1), zmin=0, zmax=1,
+    if height is not None:  # fit the cells to the height given (a slide's room)
+        cell = max(round(10 * scale), min(cell * 3, int((height - round(148 * scale)) / max(n_rows, 1))))
+    traces = [dict(type="heatmap", z=np.where(np.isfinite(P), np.nan, 1.0), x=np.arange(1, n_cols + 1),
+                   y=np.arange(1, n_rows + 1), zmin=0, zmax=1, showscale=False, colorscale=[[0, PENDING], [1, PENDING]],
+                   xgap=1, ygap=1, hoverinfo="skip"),
+              dict(type="heatmap", z=P, x=np.arange(1, n_cols + 1), y=np.arange(1, n_rows + 1), zmin=0, zmax=1,
                    colorscale=SEQUENTIAL, xgap=1, ygap=1, hovertemplate="φ(i=%{y}, j=%{x}) = %{z:.3f}<extra></extra>",
                    colorbar=dict(thickness=round(12 * scale), tickfont=dict(size=size)))]
-    if n_rows * n_cols <= 144 and cell >= 30:
-        colours = text_colour_on(colours_at(SEQUENTIAL, P)).ravel()
+    if n_rows * n_cols <= 144 and cell >= 30:  # a run not finished (NaN) is a pending "…"
+        colours = np.where(np.isfinite(P), text_colour_on(colours_at(SEQUENTIAL, np.nan_to_num(P))), "#000000").ravel()
         ii, jj = np.meshgrid(np.arange(1, n_rows + 1), np.arange(1, n_cols + 1), indexing="ij")
         traces.append(dict(type="scatter", x=jj.ravel(), y=ii.ravel(), mode="text", showlegend=False, hoverinfo="skip",
-                           text=[f"{v:.2f}" for v in P.ravel()], textfont=dict(size=size, color=colours.tolist())))
+                           text=[f"{v:.2f}" if np.isfinite(v) else PENDING_TEXT for v in P.ravel()],
+                           textfont=dict(size=size, color=colours.tolist())))
     left, top, bottom = round(90 * scale), round(84 * scale), round(64 * scale)
     layout = dict(
         title=titled(title, scale, "φ = ‖U₁[:, :i]ᵀ U₂[:, :j]‖²_F / min(i, j): 1 when one top subspace holds the other"),

@@ -336,3 +336,45 @@ def real_rank(ex: ExploreConfig, sp: SlideSpace) -> None:
                      f"{sw.finished} of {sw.total} runs finished.", text.NO_SWEEP_SENTENCE)
 
     _train(flow, "Run the sweep", draw)
+
+
+def real_phi(ex: ExploreConfig, sp: SlideSpace) -> None:
+    """The subspace similarity of the Real model page's two example runs (one per task), for one module."""
+    import numpy as np
+
+    from ..compute import adapters as ad
+    from ..text import adapters as ad_text
+    from ..widgets.follow_run import train_state
+
+    settings = ad.example_settings()
+    flow = train_state(settings, "slide_phi_run")
+    module = "layers.0.v_proj"
+    words = ad_text.compare_sentence(4, 0.55, ("layers.1.q_proj", 0.55), ("layers.0.q_proj", 0.45), -0.55)
+    def min_h(width: float) -> int:  # four rows of cells at least 30 px (times the scale) under the title
+        return int(148 * sp.scale + 4 * 30 * sp.scale)
+
+    _intro(sp, text.REAL_PHI.format(module=module),
+           _flow_height(sp, flow) + min_h(sp.width) + sp.caption_height(text.NO_PHI_SENTENCE) + 2 * sp.rem)
+    _reserve(sp, flow)
+    lay = _figure_and_words(sp, int(440 * sp.scale), min_h, words, text.NO_PHI_SENTENCE)
+
+    def draw(snap, tag) -> None:
+        first, second = (ad.open_adapter(f"run:{s.key()}", {}) for s in settings)
+        if first.adapter is None or second.adapter is None:  # drawn pending, as the other experiments' slides are
+            pending = f"{sum(o.adapter is None for o in (first, second))} of 2 runs still to train."
+            _draw_placed(lay, lambda w, h: figures.adapters.similarity_grid(
+                np.full((4, 4), np.nan), title=f"φ of {module}: reverse against permute", first="reverse",
+                second="permute", width=w, height=h, scale=sp.scale), f"slide_phi_{tag}", "", pending,
+                text.NO_PHI_SENTENCE)
+            return
+        comps = ad.comparison((first.key, second.key), first.adapter, second.adapter)
+        c = next(c for c in comps if c.name == module)
+        at = [float(x.phi[min(x.r1, x.r2) - 1, min(x.r1, x.r2) - 1]) for x in comps]
+        best, worst = max(range(len(at)), key=at.__getitem__), min(range(len(at)), key=at.__getitem__)
+        sentence = ad_text.compare_sentence(len(comps), sum(at) / len(at), (comps[best].name, at[best]),
+                                            (comps[worst].name, at[worst]), sum(x.cosine for x in comps) / len(comps))
+        _draw_placed(lay, lambda w, h: figures.adapters.similarity_grid(
+            c.phi.numpy(), title=f"φ of {module}: reverse against permute", first="reverse", second="permute",
+            width=w, height=h, scale=sp.scale), f"slide_phi_{tag}", sentence, "", text.NO_PHI_SENTENCE)
+
+    _train(flow, "Train the two runs", draw)

@@ -68,6 +68,12 @@ How small can r be? The paper's Table 6, rerun on this model: LoRA on {placement
 fixed, on both new tasks; the dashed lines are full fine-tuning.
 """
 
+REAL_PHI = """
+Do two adapters learn the same directions? Two runs on this model, one per task (Q and V in both layers, r = 4):
+the LoRA paper's φ(A₁, A₂, i, j), how much of one run's top i input directions lie in the other's top j, for {module}.
+"""
+
+NO_PHI_SENTENCE = "The comparison's findings, in words, are on the Adapters page."
 NO_SEQUENCE = "The answers on the typed sequence are on the Real model page."
 NO_CURVES = "This run's loss and accuracy curves are on the Real model page."
 NO_GRID_SENTENCE = "The grid's findings, in words, are on the Real model page."

@@ -10,13 +10,26 @@ from lora_core.scale import known_model
 
 from .. import figures
 from ..compute import adapters as compute
-from ..config.adapters import METRICS
+from ..config.adapters import FIELDS, METRICS
 from ..text import adapters as text
 from ..widgets import charts
 from ..widgets.follow_run import train_flow, train_state
+from ..widgets.sections import open_section
 
 METRIC_OF = {"norm": lambda s, k: s.frobenius, "erank": lambda s, k: s.effective_rank,
              "energy": lambda s, k: s.energy(k)}
+
+
+def open_adapter(first: str) -> None:
+    """Go to the Adapters page showing this adapter (from another page's button): the page's controls the session
+    has not set yet take their defaults, as a first visit's would, and the URL is not read over them."""
+    for f in FIELDS:
+        st.session_state.setdefault(f.name, f.default)
+    st.session_state["ad_first"] = first
+    st.session_state["_url_loaded_adapters"] = True
+    open_section("adapters", text.SECTIONS, "overview")
+    st.session_state["_url_loaded_view_adapters"] = True
+    st.switch_page("pages/adapters.py")
 
 
 def choose(key: str, label: str, names: list[str]) -> None:
@@ -95,7 +108,6 @@ def _pick_module() -> None:
     name = points[0].get("customdata") if points else None
     if isinstance(name, str) and name:
         st.session_state["ad_module"] = name
-        from ..widgets.sections import open_section
         open_section("adapters", text.SECTIONS, "module")
 
 

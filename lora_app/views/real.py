@@ -13,6 +13,7 @@ from .. import figures
 from ..compute import real as compute
 from ..text import real as text
 from ..widgets import charts
+from .adapters import open_adapter
 
 
 def curves_figure(first, second, total_steps: int, **kw):
@@ -70,10 +71,14 @@ def numbers_view(lora_run, full_run) -> None:
 
 
 def adapter_download(lora_run) -> None:
-    st.download_button("Download the adapter (PEFT folder, zipped)", compute.adapter_zip(lora_run),
-                       file_name=f"{lora_run.settings.key()}.zip", mime="application/zip", icon=":material/download:",
-                       on_click="ignore")
-    st.caption("Load it with `PeftModel.from_pretrained(base, folder)` on `lora_core.tiny.load_base_model()`.")
+    box = st.container(horizontal=True, gap="small")
+    box.download_button("Download the adapter (PEFT folder, zipped)", compute.adapter_zip(lora_run),
+                        file_name=f"{lora_run.settings.key()}.zip", mime="application/zip", icon=":material/download:",
+                        on_click="ignore")
+    if box.button("Open it on the Adapters page", key="real_open_adapter", icon=":material/extension:"):
+        open_adapter(f"run:{lora_run.settings.key()}")
+    st.caption("Load it with `PeftModel.from_pretrained(base, folder)` on `lora_core.tiny.load_base_model()`. "
+               "The Adapters page shows its spectrum, compares it with another run, and merges them.")
 
 
 def _sentence_or_count(sentence: str, finished: int, total: int) -> None:

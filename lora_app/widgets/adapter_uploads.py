@@ -9,7 +9,7 @@ import streamlit as st
 
 from lora_core.adapter import CONFIG_NAME, WEIGHTS_NAME
 from lora_core.echo import shown_list
-from lora_core.upload.many import MAX_UPLOAD_BYTES
+from lora_core.upload.sources import MAX_UPLOAD_BYTES
 
 MAX_MB = MAX_UPLOAD_BYTES // (1024 * 1024)
 

@@ -38,7 +38,7 @@ from .limits import DTYPE_BYTES, VALUE_LIMIT
 from .sources import Source, Stream, open_source
 from .strict_json import parse_json
 
-MANY_HEADER_MAX_BYTES = 8 * 1024 * 1024   # a 7B adapter's header: 448 keys, about 60 kB
+MANY_HEADER_MAX_BYTES = 2 * 1024 * 1024   # a 7B adapter's header: 448 keys, about 60 kB; 8,192 modules fit
 MAX_MODULES = 8192                        # 80 layers × 7 linear layers is 560
 MAX_PATTERN_KEYS = 512
 MAX_RANK = 4096
@@ -175,8 +175,8 @@ def _read_header(stream) -> tuple[dict[str, _Tensor], int]:
     if not isinstance(header, dict):
         raise ValueError(f"{WEIGHTS_NAME}'s header must be a JSON object")
     header.pop("__metadata__", None)
-    if len(header) > 4 * MAX_MODULES:
-        raise ValueError(f"{WEIGHTS_NAME} holds {len(header):,} tensors; at most {4 * MAX_MODULES:,} are read")
+    if len(header) > 3 * MAX_MODULES:  # lora_A, lora_B and a DoRA magnitude per module
+        raise ValueError(f"{WEIGHTS_NAME} holds {len(header):,} tensors; at most {3 * MAX_MODULES:,} are read")
     out = {}
     for key, entry in header.items():
         label = shown(key.removeprefix(KEY_PREFIX), 100)
@@ -368,8 +368,21 @@ def read_adapter(source) -> AdapterFile:
     finally:
         stream.finish() if isinstance(stream, Stream) else None
     header_len = 8 + int.from_bytes(_peek_len(src), "little")
+    size = _weights_size(src)
+    if header_len + data_bytes != size:
+        raise ValueError(f"{WEIGHTS_NAME}'s header describes {header_len + data_bytes:,} bytes, but the file holds "
+                         f"{size:,}")
     infos, skipped = _modules_of(config, tensors)
     return AdapterFile(src, config, infos, skipped, tensors, header_len, data_bytes)
+
+
+def _weights_size(src: Source) -> int:
+    """The weights file's size as its source declares it (a zip entry's declared size, checked while it inflates)."""
+    stream = src.open_weights()
+    try:
+        return stream.size if isinstance(stream, Stream) else stream.info.file_size
+    finally:
+        stream.finish() if isinstance(stream, Stream) else None
 
 
 def _peek_len(src: Source) -> bytes:

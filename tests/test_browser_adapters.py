@@ -1,0 +1,70 @@
+"""The Adapters page in Chromium: a PEFT adapter zipped and uploaded is read, drawn on its layers × types grid, and a
+click on a cell opens that module; a file that is no adapter is refused with its reason and nothing else changes."""
+from __future__ import annotations
+
+import io
+import warnings
+import zipfile
+
+import pytest
+import torch
+
+from helpers import wait_idle
+
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("navigation_ready")]
+
+
+def _gpt2_adapter_zip(tmp_path) -> bytes:
+    from peft import LoraConfig, get_peft_model
+    from transformers import GPT2Config, GPT2LMHeadModel
+    torch.manual_seed(0)
+    base = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn", "c_fc"],
+                                                fan_in_fan_out=True, init_lora_weights=False))
+    model.save_pretrained(str(tmp_path / "gpt2"))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in ("adapter_config.json", "adapter_model.safetensors"):
+            zf.write(tmp_path / "gpt2" / name, f"gpt2-lora/{name}")
+    return buf.getvalue()
+
+
+def test_an_uploaded_adapter_is_drawn_and_a_cell_opens_its_module(page, app_url, tmp_path):
+    page.set_viewport_size({"width": 1366, "height": 1000})
+    page.goto(f"{app_url}/adapters?view=overview")
+    wait_idle(page)
+    page.get_by_text("Upload an adapter").click()
+    uploaders = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+    uploaders.nth(0).set_input_files(files=[{"name": "gpt2-lora.zip", "mimeType": "application/zip",
+                                            "buffer": _gpt2_adapter_zip(tmp_path)}])
+    page.get_by_text("gpt2-lora.zip").wait_for(timeout=15_000)
+    wait_idle(page)
+    page.get_by_label("Adapter", exact=True).click()
+    page.get_by_role("option", name="your upload 1").click()
+    page.get_by_text("4 adapted matrices at r = 4").wait_for(timeout=15_000)
+    assert "ad_first=upload%3A1" in page.url or "ad_first=upload:1" in page.url
+    chart = page.locator("[data-testid='stPlotlyChart']").filter(
+        has=page.locator(".gtitle", has_text="of each adapted matrix")).first
+    # the grid is 2 layers × 2 types, its numbers row by row: the last is layer 1's mlp.c_fc
+    cell = chart.locator(".textpoint text").nth(3)
+    cell.scroll_into_view_if_needed()
+    box = cell.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_url("**view=module**", timeout=15_000)
+    wait_idle(page)
+    assert "view=module" in page.url and "ad_module=transformer.h.1.mlp.c_fc" in page.url
+    assert page.get_by_text("Singular values of ΔW = s·A·B: transformer.h.1.mlp.c_fc").first.is_visible()
+
+
+def test_a_file_that_is_no_adapter_is_refused_with_its_reason(page, app_url):
+    page.set_viewport_size({"width": 1366, "height": 1000})
+    page.goto(f"{app_url}/adapters?view=overview")
+    wait_idle(page)
+    page.get_by_text("Upload an adapter").click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').nth(1).set_input_files(
+        files=[{"name": "<b>notes</b>.json", "mimeType": "application/json", "buffer": b"{}"}])
+    alert = page.get_by_text("Upload 2 was not read")
+    alert.wait_for(timeout=15_000)   # the upload's rerun may start after the page looked idle
+    assert "<b>notes</b>.json" in alert.inner_text()  # the name shown as typed, not as markup
