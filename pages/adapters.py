@@ -45,4 +45,7 @@ with where:
     elif first is not None:
         second = view.opened_or_reason(cfg.second, uploads, "ad_train_examples_2")
         if second is not None:
-            (view.compare if part == "compare" else view.merge)(cfg, first, second)
+            if part == "compare":
+                view.compare(cfg, first, second)
+            else:
+                view.merge(cfg, first, second, uploads, names)

@@ -155,3 +155,27 @@ def test_a_finished_real_run_opens_on_the_adapters_page_in_one_click(app_test, t
     assert "Adapters you bring" in [t.value for t in app_test.title]
     summ = summarize(_adapter(two_runs[0]).modules())
     assert f"{len(summ)} adapted matrices at r = 4" in md(app_test)
+
+
+def test_three_adapters_merge_as_the_core_merges_them(app_test, two_runs):
+    third = finetune(jobs.base_model(), FinetuneSettings(task="reverse", steps=25, seed=9103))
+    jobs.STORE.put(third)
+    at = open_adapters(app_test, view="merge", ad_first=f"run:{REVERSE.key()}", ad_second=f"run:{PERMUTE.key()}",
+                       ad_third=f"run:{third.settings.key()}", ad_combo="cat", ad_w1=1, ad_w2=-0.5, ad_w3=2)
+    assert not at.error, [e.value for e in at.error]
+    assert "(3 adapters)" in md(at)
+    assert text.adapters.merge_sentence("cat", 0.0, 12) in md(at)  # cat is exact, at rank 4 + 4 + 4
+
+
+def test_an_adapter_that_cannot_be_opened_keeps_the_last_one_shown(app_test, two_runs, cold_store):
+    from lora_core.runs import run_path
+    at = open_adapters(app_test, view="overview", ad_first=f"run:{REVERSE.key()}")
+    assert not at.error
+    # the permute run goes from the server (memory and folder) after the list was drawn; then it is picked
+    with jobs._lock:
+        jobs.STORE._runs.pop(PERMUTE)
+    run_path(cold_store, PERMUTE).unlink()
+    at.selectbox(key="ad_first").set_value(f"run:{PERMUTE.key()}").run()
+    said = " ".join(e.value for e in at.error)
+    assert "there is no finished Real model run" in said and "Still showing Real model run (reverse)" in said
+    assert "adapted matrices at r = 4" in md(at)  # the last adapter's overview is still there

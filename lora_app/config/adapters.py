@@ -1,10 +1,11 @@
 """The Adapters page's config: which adapters, which module, what the overview colours, and how to merge.
 
-URL parameters (each is a widget key): ``ad_first`` and ``ad_second`` (an adapter by its name: ``run:<a Real model
-run's key>``, ``dir:<an entry of LORA_ADAPTERS_DIR>``, or ``upload:1`` / ``upload:2``, the session's uploads, which
-a link cannot carry), ``ad_module`` (a module path), ``ad_metric`` (norm, erank, energy), ``ad_k`` (the top k of
-the energy share), ``ad_combo`` (linear, cat, svd, ties, dare_linear), ``ad_w1`` and ``ad_w2`` (the merge's
-weights), ``ad_density`` (ties and DARE), ``ad_seed`` (DARE's draw) and ``ad_svd_rank`` (0: the largest r).
+URL parameters (each is a widget key): ``ad_first``, ``ad_second`` and ``ad_third`` (the merge's optional third),
+each an adapter by its name: ``run:<a Real model run's key>``, ``dir:<an entry of LORA_ADAPTERS_DIR>``, or
+``upload:1`` / ``upload:2``, the session's uploads, which a link cannot carry; ``ad_module`` (a module path),
+``ad_metric`` (norm, erank, energy), ``ad_k`` (the top k of the energy share), ``ad_combo`` (linear, cat, svd,
+ties, dare_linear), ``ad_w1``, ``ad_w2`` and ``ad_w3`` (the merge's weights), ``ad_density`` (ties and DARE),
+``ad_seed`` (DARE's draw) and ``ad_svd_rank`` (0: the largest r).
 
 Each value is checked here for its form; whether the named adapter or module exists is checked where it is
 opened (lora_app.compute.adapters), with a notice that names it.
@@ -36,6 +37,11 @@ def _name(raw) -> str:
     return text
 
 
+def _optional_name(raw) -> str:
+    """An adapter's name, or "" for none (the merge's third adapter)."""
+    return _name(raw) if str(raw).strip() else ""
+
+
 def _module(raw) -> str:
     text = str(raw).strip()
     if text and not MODULE.match(text):
@@ -46,12 +52,14 @@ def _module(raw) -> str:
 FIELDS = (
     Field("ad_first", TEXT, EXAMPLES[0], read=_name, echo="showing {value} instead"),
     Field("ad_second", TEXT, EXAMPLES[1], read=_name, echo="showing {value} instead"),
+    Field("ad_third", TEXT, "", read=_optional_name, echo="merging two instead"),
     Field("ad_module", TEXT, "", read=_module, echo="showing the first module instead"),
     Field("ad_metric", CHOICE, "norm", choices=tuple(METRICS)),
     Field("ad_k", INT, 1, lo=1, hi=K_MAX),
     Field("ad_combo", CHOICE, "linear", choices=COMBINATIONS),
     Field("ad_w1", FLOAT, 1.0, lo=-WEIGHT_MAX, hi=WEIGHT_MAX, step=0.05, fit=SNAP),
     Field("ad_w2", FLOAT, 1.0, lo=-WEIGHT_MAX, hi=WEIGHT_MAX, step=0.05, fit=SNAP),
+    Field("ad_w3", FLOAT, 1.0, lo=-WEIGHT_MAX, hi=WEIGHT_MAX, step=0.05, fit=SNAP),
     Field("ad_density", FLOAT, 0.5, lo=0.05, hi=1.0, step=0.05, fit=SNAP),
     Field("ad_seed", INT, 0, lo=0, hi=SEED_MAX),
     Field("ad_svd_rank", INT, 0, lo=0, hi=MAX_RANK),
@@ -62,12 +70,14 @@ FIELDS = (
 class AdaptersConfig:
     first: str = EXAMPLES[0]
     second: str = EXAMPLES[1]
+    third: str = ""              # the merge's optional third adapter
     module: str = ""
     metric: str = "norm"
     k: int = 1
     combo: str = "linear"
     w1: float = 1.0
     w2: float = 1.0
+    w3: float = 1.0
     density: float = 0.5
     seed: int = 0
     svd_rank: int = 0
@@ -83,6 +93,7 @@ def sanitize_adapters(raw: dict) -> tuple[dict, list[str]]:
 
 def adapters_config(values: dict) -> AdaptersConfig:
     v = {**fields.defaults(FIELDS), **values}
-    return AdaptersConfig(str(v["ad_first"]), str(v["ad_second"]), str(v["ad_module"]), str(v["ad_metric"]),
-                          int(v["ad_k"]), str(v["ad_combo"]), float(v["ad_w1"]), float(v["ad_w2"]),
-                          float(v["ad_density"]), int(v["ad_seed"]), int(v["ad_svd_rank"]))
+    return AdaptersConfig(str(v["ad_first"]), str(v["ad_second"]), str(v["ad_third"]), str(v["ad_module"]),
+                          str(v["ad_metric"]), int(v["ad_k"]), str(v["ad_combo"]), float(v["ad_w1"]),
+                          float(v["ad_w2"]), float(v["ad_w3"]), float(v["ad_density"]), int(v["ad_seed"]),
+                          int(v["ad_svd_rank"]))

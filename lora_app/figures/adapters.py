@@ -120,7 +120,7 @@ def similarity_grid(phi, *, title: str, first: str, second: str, width: float = 
                            textfont=dict(size=size, color=colours.tolist())))
     left, top, bottom = round(90 * scale), round(84 * scale), round(64 * scale)
     layout = dict(
-        title=titled(title, scale, "φ = ‖U₁[:, :i]ᵀ U₂[:, :j]‖²_F / min(i, j): 1 when one top subspace holds the other"),
+        title=titled(title, scale, "1: one's top directions hold the other's · near 0: unrelated"),
         font={**FONT, "size": size}, width=max(width, left + n_cols * cell + 110), autosize=False, dragmode=False,
         height=top + n_rows * cell + bottom,
         margin=dict(l=left, r=round(100 * scale), t=top, b=bottom, autoexpand=False),

@@ -356,7 +356,9 @@ def real_phi(ex: ExploreConfig, sp: SlideSpace) -> None:
     _intro(sp, text.REAL_PHI.format(module=module),
            _flow_height(sp, flow) + min_h(sp.width) + sp.caption_height(text.NO_PHI_SENTENCE) + 2 * sp.rem)
     _reserve(sp, flow)
-    lay = _figure_and_words(sp, int(440 * sp.scale), min_h, words, text.NO_PHI_SENTENCE)
+    probe = figures.adapters.similarity_grid(np.full((4, 4), np.nan), title=f"φ of {module}: reverse against permute",
+                                             first="reverse", second="permute", scale=sp.scale)
+    lay = _figure_and_words(sp, int(440 * sp.scale), min_h, words, text.NO_PHI_SENTENCE, min_w=_title_room(probe))
 
     def draw(snap, tag) -> None:
         first, second = (ad.open_adapter(f"run:{s.key()}", {}) for s in settings)

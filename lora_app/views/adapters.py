@@ -41,10 +41,21 @@ def choose(key: str, label: str, names: list[str]) -> None:
 
 
 def opened_or_reason(name: str, uploads: dict, train_key: str):
-    """The adapter, or None with its reason drawn (an example run not trained yet gets the Train button)."""
+    """The adapter, or None with its reason drawn (an example run not trained yet gets the Train button).
+
+    An adapter that cannot be opened is refused with its reason, and the last one this slot opened in this session
+    is shown instead: nothing that was on the screen is lost."""
     o = compute.open_adapter(name, uploads)
+    good = f"_good_{train_key}"
     if o.adapter is not None:
+        st.session_state[good] = name
         return o
+    last = st.session_state.get(good)
+    if o.missing_run is None and last and last != name:
+        kept = compute.open_adapter(last, uploads)
+        if kept.adapter is not None:
+            st.error(f"{o.problem}. Still showing {compute.label(last)}.", icon=":material/error:")
+            return kept
     if o.missing_run is not None:
         settings = compute.example_settings()
         flow = train_state(settings, train_key)
@@ -72,6 +83,9 @@ def adapter_facts(o) -> None:
              *([f"rank_pattern for {len(c.rank_pattern)} name(s)"] if c.rank_pattern else []),
              *([f"base model `{c.base_model}`"] if c.base_model else [])]
     st.caption(" · ".join(facts))
+    if c.dora:
+        st.caption("DoRA: each column of W + s·A·B is also rescaled to its length m, which needs the base model's W. "
+                   "The figures here are of s·A·B, the update's direction part; m is read and checked.")
     if model is not None:
         st.caption(f"{model.name} has {model.base_params:,} numbers: this adapter trains "
                    f"{a.trained / model.base_params:.3%} of them (Scale's table of models).")
@@ -171,7 +185,7 @@ def phi_at_smaller_r(c) -> float:
     return float(c.phi[r - 1, r - 1])
 
 
-def merge(cfg, first, second) -> None:
+def merge(cfg, first, second, uploads: dict, names: list[str]) -> None:
     st.markdown(text.MERGE_NOTE)
     cols = st.columns(4)
     cols[0].selectbox("Combination", ["linear", "cat", "svd", "ties", "dare_linear"], key="ad_combo")
@@ -179,36 +193,50 @@ def merge(cfg, first, second) -> None:
     cols[2].number_input("weight w₂", -4.0, 4.0, step=0.05, key="ad_w2")
     if cfg.combo in ("ties", "dare_linear"):
         cols[3].slider("density", 0.05, 1.0, step=0.05, key="ad_density")
+    cols = st.columns(4)
+    third_names = [""] + [n for n in names if n not in (cfg.first, cfg.second)]
+    if cfg.third and cfg.third not in third_names:
+        third_names.append(cfg.third)
+    cols[0].selectbox("Third adapter (optional)", third_names, key="ad_third",
+                      format_func=lambda n: compute.label(n) if n else "none: merge two")
+    if cfg.third:
+        cols[1].number_input("weight w₃", -4.0, 4.0, step=0.05, key="ad_w3")
     if cfg.combo == "dare_linear":
-        st.number_input("DARE's seed", 0, 2**31 - 1, step=1, key="ad_seed")
+        cols[2].number_input("DARE's seed", 0, 2**31 - 1, step=1, key="ad_seed")
     if cfg.combo == "svd":
-        st.number_input("svd_rank (0: the larger r)", 0, 4096, step=1, key="ad_svd_rank")
-    shared = [n for n in first.adapter.infos if n in second.adapter.infos]
+        cols[2].number_input("svd_rank (0: the largest r)", 0, 4096, step=1, key="ad_svd_rank")
+    adapters, weights = [first.adapter, second.adapter], [cfg.w1, cfg.w2]
+    if cfg.third:
+        third = opened_or_reason(cfg.third, uploads, "ad_train_examples_3")
+        if third is not None:
+            adapters.append(third.adapter)
+            weights.append(cfg.w3)
+    shared = [n for n in adapters[0].infos if all(n in a.infos for a in adapters[1:])]
     if not shared:
-        st.warning("The two adapters share no module: merging them is only putting them side by side.",
+        st.warning("The adapters share no module: merging them is only putting them side by side.",
                    icon=":material/warning:")
         return
     name = cfg.module if cfg.module in shared else shared[0]
-    parts = [compute.module_factors(first.adapter, name), compute.module_factors(second.adapter, name)]
+    parts = [compute.module_factors(a, name) for a in adapters]
     try:
-        res = compute.merge_module(parts, [cfg.w1, cfg.w2], cfg.combo, svd_rank=cfg.svd_rank, density=cfg.density,
+        res = compute.merge_module(parts, weights, cfg.combo, svd_rank=cfg.svd_rank, density=cfg.density,
                                    seed=cfg.seed)
     except ValueError as e:
         st.error(f"{e}.", icon=":material/error:")
         return
-    st.markdown(f"For **{name}**: {cfg.combo} {text.HOW[cfg.combo]}.")
+    st.markdown(f"For **{name}** ({len(adapters)} adapters): {cfg.combo} {text.HOW[cfg.combo]}.")
     diff = (res.merged - res.exact).numpy()
     exact = res.exact.numpy()
     rel = float(np.linalg.norm(diff) / max(np.linalg.norm(exact), 1e-300))
     st.markdown(text.merge_sentence(cfg.combo, rel, res.r))
     zmax = figures.symmetric_range(exact, res.merged.numpy())
-    items = [(exact, "Σ wᵢ·ΔWᵢ (exact)", {"zmax": zmax}), (res.merged.numpy(), f"{cfg.combo}: A·B", {"zmax": zmax}),
+    items = [(exact, "exact Σ wᵢ·ΔWᵢ", {"zmax": zmax}), (res.merged.numpy(), f"{cfg.combo}: A·B", {"zmax": zmax}),
              (diff, "difference", {"zmax": zmax})]
     if res.cross is not None:
         items.append((res.cross.numpy(), "linear's cross terms", {"zmax": zmax}))
-    charts.matrix_row(items, "fig_ad_merge", cell_max=14)
+    charts.matrix_row(items, "fig_ad_merge", cell_max=8)
     st.download_button("Download the merged adapter (PEFT folder, zipped)",
-                       compute.merged_zip([first.adapter, second.adapter], [cfg.w1, cfg.w2], cfg.combo,
-                                          svd_rank=cfg.svd_rank, density=cfg.density, seed=cfg.seed),
+                       compute.merged_zip(adapters, weights, cfg.combo, svd_rank=cfg.svd_rank, density=cfg.density,
+                                          seed=cfg.seed),
                        file_name=f"merged-{cfg.combo}.zip", mime="application/zip", icon=":material/download:",
                        on_click="ignore")
