@@ -571,8 +571,12 @@ def test_caps_fit_the_largest_adapter_and_the_upload_limit_matches():
     assert weights_max_bytes(6, 5, 2) == 8 + HEADER_MAX_BYTES + 8 * 2 * 11
     assert CONFIG_MAX_BYTES + weights_max_bytes(MAX_DIM, MAX_DIM) < MAX_ADAPTER_BYTES <= 17 * 2**20
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-    # Streamlit's MB are MiB (maxUploadSize * 1024 * 1024): just above the largest adapter
-    assert config["server"]["maxUploadSize"] * 2**20 == MAX_ADAPTER_BYTES
+    # Streamlit's MB are MiB (maxUploadSize * 1024 * 1024). The server's cap is the Adapters page's whole adapter;
+    # Explore's uploader caps itself just above the largest one-matrix adapter
+    from lora_core.upload.sources import MAX_UPLOAD_BYTES
+    assert config["server"]["maxUploadSize"] * 2**20 == MAX_UPLOAD_BYTES
+    source = (ROOT / "lora_app" / "widgets" / "adapter_files.py").read_text()
+    assert "max_upload_size=MAX_ADAPTER_BYTES // 2**20" in source and MAX_ADAPTER_BYTES % 2**20 == 0
 
 
 # --- hostile names --------------------------------------------------------------------------

@@ -68,3 +68,21 @@ def test_a_file_that_is_no_adapter_is_refused_with_its_reason(page, app_url):
     alert = page.get_by_text("Upload 2 was not read")
     alert.wait_for(timeout=15_000)   # the upload's rerun may start after the page looked idle
     assert "<b>notes</b>.json" in alert.inner_text()  # the name shown as typed, not as markup
+
+
+def test_an_upload_above_the_servers_old_17_mb_cap_is_read(page, app_url, tmp_path):
+    """Streamlit's server refuses any body above server.maxUploadSize whatever a widget says: it is the Adapters
+    page's 512 MB, so a 40 MB adapter (eight Llama-2-7B-shaped layers, float32, stored) arrives and is read."""
+    from reader_memory import llama_shaped, zipped
+    z = zipped(llama_shaped(tmp_path / "big", layers=8, r=16, dtype="float32"), tmp_path / "big.zip", compress=False)
+    assert z.stat().st_size > 17 * 2**20
+    page.set_viewport_size({"width": 1366, "height": 1000})
+    page.goto(f"{app_url}/adapters?view=overview")
+    wait_idle(page)
+    page.get_by_text("Upload an adapter").click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').nth(0).set_input_files(str(z))
+    page.get_by_role("button", name="Remove big.zip").wait_for(timeout=60_000)   # shown once the upload is done
+    wait_idle(page)
+    page.get_by_label("Adapter", exact=True).click()
+    page.get_by_role("option", name="your upload 1").click()
+    page.get_by_text("56 adapted matrices at r = 16").wait_for(timeout=60_000)

@@ -101,6 +101,7 @@ def _load() -> None:
 def upload_box(cfg: ExploreConfig) -> None:
     st.file_uploader(f"Load a PEFT adapter (.zip with adapter_model.safetensors and adapter_config.json) for "
                      f"W_Q {cfg.d}×{cfg.k}", type=["zip"], key=UPLOAD_KEY, on_change=_load,
+                     max_upload_size=MAX_ADAPTER_BYTES // 2**20,
                      help=f"Safetensors only: pickled .bin files are refused. Set d and k to the adapter's first. "
                           f"Up to {MAX_ADAPTER_BYTES // 2**20} MB, enough for d = k = r = 1024 in float64.")
     message = st.session_state.get("adapter_message")

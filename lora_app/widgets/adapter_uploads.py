@@ -31,7 +31,7 @@ def upload_slots() -> dict[str, object]:
     """upload:1 and upload:2 → a zip's bytes or (config, weights) bytes, for the slots that hold a usable upload."""
     out = {}
     for i, col in zip((1, 2), st.columns(2)):
-        files = col.file_uploader(f"Upload {i}: a zip of the adapter folder, or its two files",
+        files = col.file_uploader(f"Upload {i}: the adapter folder as a .zip, or its two files (up to {MAX_MB} MB)",
                                   type=["zip", "json", "safetensors"], accept_multiple_files=True,
                                   key=f"ad_upload_{i}", max_upload_size=MAX_MB)
         if not files:

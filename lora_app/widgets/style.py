@@ -59,6 +59,10 @@ CSS = f"""
   /* button labels never cut: a narrow column lets them wrap instead */
   [data-testid="stBaseButton-secondary"] p, [data-testid="stBaseButton-primary"] p {{ white-space: normal; }}
   [data-testid="stBaseButton-secondary"], [data-testid="stBaseButton-primary"] {{ height: auto; min-height: 2.5rem; }}
+  /* the Adapters page's uploaders state their own limit: Streamlit rounds 512 MB to "1GB per file" (its size
+     format moves to the next unit past half of it, with no decimals) */
+  .st-key-ad_upload_1 [data-testid="stFileUploaderDropzoneInstructions"],
+  .st-key-ad_upload_2 [data-testid="stFileUploaderDropzoneInstructions"] {{ display: none; }}
 </style>
 """
 
