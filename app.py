@@ -27,7 +27,7 @@ page = st.navigation(position="top", pages=[
 ])
 
 presenting = page.url_path == "present"  # a projector gets the slide alone: no sidebar
-OWN_CONTROLS = ("real", "adapters")  # pages with no toy example: its sidebar controls would mislead
+OWN_CONTROLS = ("real", "adapters", "scale")  # pages with no toy example: its sidebar controls would mislead
 if presenting or page.url_path in OWN_CONTROLS:
     url_state.validate_controls()
 if not presenting:

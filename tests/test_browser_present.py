@@ -164,5 +164,6 @@ def test_the_clicker_moves_on_while_a_slide_trains_and_comes_back_to_the_finishe
     page.wait_for_selector("[data-testid='stProgress']", timeout=20_000)  # back while it still trains, and followed
     page.wait_for_function("() => /of held-out digits right/.test(document.body.innerText)", timeout=240_000)
     assert page.get_by_role("button", name="Train now").count() == 0
-    assert re.search(rf"[?&]slide={REAL['real']}(&|$)", page.url)
+    # the URL is written at the end of the script's run, after the finished slide is drawn: it follows within it
+    page.wait_for_url(re.compile(rf"[?&]slide={REAL['real']}(&|$)"), timeout=20_000)
     context.close()
