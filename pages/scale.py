@@ -42,11 +42,13 @@ st.title("Scale: LoRA on real models")
 notices.show("scale")
 st.markdown(t.INTRO)
 
-cols = st.columns([2, 3, 3])
-cols[0].selectbox("Model", MODELS, key="model", format_func=lambda key: MODELS[key].name, persist_state="session")
-cols[1].pills("Adapt", TARGETS, selection_mode="multi", key="targets", format_func=t.TARGET_LABELS.get,
-              persist_state="session")
-cols[2].select_slider("Rank r (this page's own)", R_CHOICES, key="scale_r", help=t.RANK_HELP, persist_state="session")
+row = st.container(horizontal=True, gap="medium")  # the controls wrap onto a second line on a narrow screen
+row.selectbox("Model", MODELS, key="model", format_func=lambda key: MODELS[key].name, persist_state="session",
+              width=220)
+row.pills("Adapt", TARGETS, selection_mode="multi", key="targets", format_func=t.TARGET_LABELS.get,
+          persist_state="session", width="content")
+row.select_slider("Rank r (this page's own)", R_CHOICES, key="scale_r", help=t.RANK_HELP, persist_state="session",
+                  width=300)
 cfg = scale_config({f.name: st.session_state[f.name] for f in SCALE_FIELDS if f.name in st.session_state})
 num = scale_numbers(cfg)
 url_state.set_page_url(cfg.url_params())

@@ -17,6 +17,8 @@ CSS = f"""
 <style>
   /* the layouts subtract exactly this padding from the main area's width */
   [data-testid="stMainBlockContainer"] {{ padding-left: {PAD_REM}rem; padding-right: {PAD_REM}rem; }}
+  /* the page starts under the navigation bar (3.75rem), not 100 px below it (Streamlit's 6rem); Present sets its own */
+  [data-testid="stMainBlockContainer"] {{ padding-top: 4rem; }}
   /* captions: the theme's text colour, slightly faded (about 7:1 light, 13:1 dark) instead of 3.9:1 */
   [data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] * {{ color: inherit; }}
   [data-testid="stCaptionContainer"] {{ opacity: 0.85; }}
