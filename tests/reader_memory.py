@@ -3,7 +3,9 @@ lora_core.upload.many, drawing the overview (every module's spectrum), and repor
 above what it held before (the kernel's VmHWM, reset just before with /proc/self/clear_refs).
 
 Shared by tests/test_adapter_reader_limits.py (hostile adapters at the new sizes) and bench/bench_adapters.py (a
-7B-shaped adapter within 10 s and within its file's size plus 256 MB).
+7B-shaped adapter within 10 s and within its file's size plus 256 MB), with the adapters they read: a Llama-shaped
+one of any size (:func:`llama_shaped`) and the small GPT-2 one PEFT saves (:func:`tiny_gpt2_adapter`), which the
+Adapters page's tests also use.
 """
 from __future__ import annotations
 
@@ -84,3 +86,20 @@ def zipped(folder: Path, to: Path, compress: bool = True) -> Path:
         for name in ("adapter_config.json", "adapter_model.safetensors"):
             zf.write(folder / name, name)
     return to
+
+
+def tiny_gpt2_adapter(folder: Path, target_modules: list[str]) -> Path:
+    """PEFT's LoRA (r = 4, α = 8, random A and B) on a 2-layer GPT-2 of width 32 (Conv1D: fan_in_fan_out), saved."""
+    import warnings
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import GPT2Config, GPT2LMHeadModel
+    torch.manual_seed(0)
+    base = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=target_modules,
+                                                fan_in_fan_out=True, init_lora_weights=False))
+    model.save_pretrained(str(folder))
+    return folder

@@ -3,7 +3,6 @@ trained from the page, the server's adapters folder is listed and read, and bad 
 from __future__ import annotations
 
 import re
-import warnings
 
 import numpy as np
 import pytest
@@ -119,15 +118,8 @@ def test_a_run_that_is_not_on_the_server_is_named_in_the_refusal(app_test):
 
 
 def test_the_adapters_folder_is_listed_and_read_and_nothing_outside_it(app_test, tmp_path, monkeypatch):
-    from peft import LoraConfig, get_peft_model
-    from transformers import GPT2Config, GPT2LMHeadModel
-    torch.manual_seed(0)
-    base = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=16))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn", "c_proj"],
-                                                fan_in_fan_out=True, init_lora_weights=False))
-    model.save_pretrained(str(tmp_path / "gpt2-tiny"))
+    from reader_memory import tiny_gpt2_adapter
+    tiny_gpt2_adapter(tmp_path / "gpt2-tiny", ["c_attn", "c_proj"])
     (tmp_path / "notes.txt").write_text("not an adapter")
     monkeypatch.setenv("LORA_ADAPTERS_DIR", str(tmp_path))
     at = open_adapters(app_test, view="overview", ad_first="dir:gpt2-tiny")

@@ -3,11 +3,10 @@ click on a cell opens that module; a file that is no adapter is refused with its
 from __future__ import annotations
 
 import io
-import warnings
 import zipfile
 
 import pytest
-import torch
+from reader_memory import tiny_gpt2_adapter
 
 from helpers import wait_idle
 
@@ -15,15 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("navigation_ready")]
 
 
 def _gpt2_adapter_zip(tmp_path) -> bytes:
-    from peft import LoraConfig, get_peft_model
-    from transformers import GPT2Config, GPT2LMHeadModel
-    torch.manual_seed(0)
-    base = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=16))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn", "c_fc"],
-                                                fan_in_fan_out=True, init_lora_weights=False))
-    model.save_pretrained(str(tmp_path / "gpt2"))
+    tiny_gpt2_adapter(tmp_path / "gpt2", ["c_attn", "c_fc"])
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name in ("adapter_config.json", "adapter_model.safetensors"):

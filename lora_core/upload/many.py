@@ -37,6 +37,7 @@ from .config import parse_config
 from .limits import DTYPE_BYTES, VALUE_LIMIT
 from .sources import Source, Stream, open_source
 from .strict_json import parse_json
+from .weights import read_header_bytes
 
 MANY_HEADER_MAX_BYTES = 2 * 1024 * 1024   # a 7B adapter's header: 448 keys, about 60 kB; 8,192 modules fit
 MAX_MODULES = 8192                        # 80 layers × 7 linear layers is 560
@@ -162,15 +163,7 @@ def _pattern_value(pattern: dict, module: str, default):
 # --- the header --------------------------------------------------------------------------------------------
 
 def _read_header(stream) -> tuple[dict[str, _Tensor], int]:
-    head = stream.read(8)
-    if len(head) < 8:
-        raise ValueError(f"{WEIGHTS_NAME} is not a safetensors file (it is {len(head)} bytes long)")
-    n = int.from_bytes(head, "little")
-    if n > MANY_HEADER_MAX_BYTES:
-        raise ValueError(f"{WEIGHTS_NAME}'s header is {n:,} bytes, over the limit of {MANY_HEADER_MAX_BYTES:,}")
-    raw = stream.read(n)
-    if len(raw) < n:
-        raise ValueError(f"{WEIGHTS_NAME} ends inside its {n:,}-byte header")
+    _, raw = read_header_bytes(stream, MANY_HEADER_MAX_BYTES)
     header = parse_json(raw, f"the header of {WEIGHTS_NAME}")
     if not isinstance(header, dict):
         raise ValueError(f"{WEIGHTS_NAME}'s header must be a JSON object")

@@ -138,18 +138,26 @@ def _check_offsets(tensors: dict[str, _TensorInfo]) -> int:
     return end
 
 
-def read_weights(entry: ZipEntry, d: int, k: int, r: int, dora: bool = False) -> tuple[str, bytes]:
-    """The safetensors bytes, read in three bounded steps: the header length, the header, then exactly
-    the data the checked header describes. Nothing reaches safetensors before its header passed."""
+def read_header_bytes(entry, limit: int) -> tuple[bytes, bytes]:
+    """The 8-byte header length and the JSON header of a safetensors file read from ``entry`` (anything with
+    ``read(n)``), refused past ``limit`` bytes of header before any of it is read."""
     head = entry.read(8)
     if len(head) < 8:
         raise _not_safetensors(f"it is {len(head)} bytes long")
     n = int.from_bytes(head, "little")
-    if n > HEADER_MAX_BYTES:
-        raise _not_safetensors(f"its header is {n:,} bytes long, over the limit of {HEADER_MAX_BYTES:,} bytes")
+    if n > limit:
+        raise _not_safetensors(f"its header is {n:,} bytes long, over the limit of {limit:,} bytes")
     header = entry.read(n)
     if len(header) < n:
         raise _not_safetensors(f"it ends inside its {n:,}-byte header")
+    return head, header
+
+
+def read_weights(entry: ZipEntry, d: int, k: int, r: int, dora: bool = False) -> tuple[str, bytes]:
+    """The safetensors bytes, read in three bounded steps: the header length, the header, then exactly
+    the data the checked header describes. Nothing reaches safetensors before its header passed."""
+    head, header = read_header_bytes(entry, HEADER_MAX_BYTES)
+    n = len(header)
     tensors = _parse_header(header)
     module, lora_A, lora_B, magnitude = _split_keys(tensors, dora)
     _check_weight_shapes(lora_A, lora_B, d, k, r)
